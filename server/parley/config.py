@@ -1,0 +1,158 @@
+"""Configuration: one settings object read from the environment.
+
+Every variable is documented in the README's configuration table. Problems are
+reported all at once, one line per variable, by :func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from parley.llm.base import ModelRef
+
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _default_dir(name: str) -> Path:
+    """``./name`` when run from a checkout, else the copy beside the installed package."""
+    local = Path.cwd() / name
+    return local if local.exists() else SOURCE_ROOT / name
+
+
+def _env(*names: str) -> Any:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PARLEY_", extra="ignore", populate_by_name=True)
+
+    database_url: str | None = Field(default=None, validation_alias=_env("DATABASE_URL"))
+    redis_url: str | None = Field(default=None, validation_alias=_env("REDIS_URL"))
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    data_dir: Path = Path(".parley")
+
+    jwt_secret: str | None = None
+    jwt_public_key: str | None = None
+    jwks_url: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    dev_login: bool | None = None
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    cookie_secure: bool = False
+
+    openai_api_key: str | None = Field(default=None, validation_alias=_env("OPENAI_API_KEY"))
+    openai_base_url: str | None = Field(default=None, validation_alias=_env("OPENAI_BASE_URL"))
+    anthropic_api_key: str | None = Field(
+        default=None, validation_alias=_env("ANTHROPIC_API_KEY")
+    )
+    anthropic_base_url: str | None = Field(
+        default=None, validation_alias=_env("ANTHROPIC_BASE_URL")
+    )
+    model: str | None = None
+    prices_file: Path | None = None
+    demo_delay_ms: int = Field(default=35, ge=0)
+
+    catalog: Path = Field(default_factory=lambda: _default_dir("."))
+    web_dir: Path = Field(default_factory=lambda: _default_dir("web"))
+
+    connect_timeout: float = Field(default=10.0, gt=0)
+    first_token_timeout: float = Field(default=60.0, gt=0)
+    idle_timeout: float = Field(default=60.0, gt=0)
+    retry_attempts: int = Field(default=3, ge=1, le=10)
+    retry_base_delay: float = Field(default=0.5, ge=0)
+
+    max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_message_chars: int = Field(default=16_000, ge=1)
+    ws_frames_per_second: float = Field(default=5.0, gt=0)
+    ws_frame_burst: int = Field(default=20, ge=1)
+    rest_rate_limit: str = "120/minute"
+    reply_retention_seconds: int = Field(default=900, ge=600)
+    lease_ttl_seconds: float = Field(default=15.0, gt=0)
+    session_ttl_seconds: int = Field(default=86_400, ge=60)
+    history_cache_size: int = Field(default=50, ge=1)
+    log_level: str = "INFO"
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _check_model(cls, value: str | None) -> str | None:
+        if value is not None:
+            ModelRef.parse(value)
+        return value
+
+    @property
+    def default_model(self) -> ModelRef:
+        if self.model:
+            return ModelRef.parse(self.model)
+        if self.openai_api_key:
+            return ModelRef("openai", "gpt-4o-mini")
+        if self.anthropic_api_key:
+            return ModelRef("anthropic", "claude-sonnet-4-5")
+        return ModelRef("demo", "echo")
+
+    @property
+    def has_configured_jwt_key(self) -> bool:
+        return bool(self.jwt_secret or self.jwt_public_key or self.jwks_url)
+
+    @property
+    def dev_login_enabled(self) -> bool:
+        if self.dev_login is not None:
+            return self.dev_login
+        return not self.has_configured_jwt_key
+
+    def problems(self) -> list[str]:
+        """Checks that span several variables; one readable line each."""
+        found: list[str] = []
+        keys = [k for k in (self.jwt_secret, self.jwt_public_key, self.jwks_url) if k]
+        if len(keys) > 1:
+            found.append(
+                "PARLEY_JWT_SECRET, PARLEY_JWT_PUBLIC_KEY and PARLEY_JWKS_URL are exclusive; "
+                "set one"
+            )
+        if self.jwt_secret is not None and len(self.jwt_secret.encode()) < 32:
+            found.append("PARLEY_JWT_SECRET: must be at least 32 bytes for HS256")
+        provider = self.default_model.provider
+        if provider == "openai" and not (self.openai_api_key or self.openai_base_url):
+            found.append("PARLEY_MODEL: an openai model needs OPENAI_API_KEY or OPENAI_BASE_URL")
+        if provider == "anthropic" and not self.anthropic_api_key:
+            found.append("PARLEY_MODEL: an anthropic model needs ANTHROPIC_API_KEY")
+        if not (self.catalog / "agents.yaml").exists():
+            found.append(f"PARLEY_CATALOG: no agents.yaml in {self.catalog}")
+        return found
+
+
+class ConfigurationError(Exception):
+    """Start-up cannot continue; ``problems`` holds one line per variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as error:
+        raise ConfigurationError([_describe(e) for e in error.errors()]) from None
+    problems = settings.problems()
+    if problems:
+        raise ConfigurationError(problems)
+    return settings
+
+
+def _describe(error: Any) -> str:
+    field = str(error["loc"][0]) if error["loc"] else "configuration"
+    name = field.upper() if field.isupper() else f"PARLEY_{field.upper()}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{name}: {message}"

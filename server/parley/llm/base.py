@@ -1,0 +1,108 @@
+"""The one streaming interface every provider implements.
+
+A provider turns a :class:`ChatRequest` into an async iterator of typed
+events: :class:`TextDelta` while text arrives, at most one :class:`Usage`
+when the vendor reports token counts, and one :class:`Finish` at the end.
+Failures are raised as :class:`ProviderError`; ``transient`` says whether a
+retry could help (connection errors, timeouts, 429, 5xx).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    """A model named as ``provider:model``, e.g. ``openai:gpt-4o-mini``."""
+
+    provider: str
+    name: str
+
+    @classmethod
+    def parse(cls, text: str) -> ModelRef:
+        provider, sep, name = text.partition(":")
+        if not sep or not provider or not name:
+            raise ValueError(f"expected provider:model, got {text!r}")
+        return cls(provider.strip(), name.strip())
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    model: str
+    messages: tuple[ChatMessage, ...]
+    max_tokens: int
+    temperature: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    reason: str
+
+
+StreamEvent = TextDelta | Usage | Finish
+
+
+class ProviderError(Exception):
+    """An upstream call failed. ``transient`` errors are worth retrying."""
+
+    def __init__(self, message: str, *, transient: bool, status: int | None = None) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.status = status
+
+
+class Provider(Protocol):
+    name: str
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]: ...
+
+    async def aclose(self) -> None: ...
+
+
+CallStatus = Literal["complete", "failed", "cancelled"]
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """One upstream call, as stored in ``llm_usage``."""
+
+    model: ModelRef
+    status: CallStatus
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    estimated: bool = False
+    cost_usd: float = 0.0
+    ttft_ms: int | None = None
+    latency_ms: int = 0
+    error: str | None = None
+    finish_reason: str | None = None
+    text: str = field(default="", repr=False)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
