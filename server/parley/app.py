@@ -1,0 +1,87 @@
+"""The Starlette application: routes, middleware, and the services' lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from slowapi.errors import RateLimitExceeded
+from slowapi.middleware import SlowAPIASGIMiddleware
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import WebSocketRoute
+
+from parley.auth.routes import auth_routes
+from parley.auth.tokens import TokenVerifier, ensure_dev_secret
+from parley.catalog import CatalogError
+from parley.config import Settings
+from parley.errors import ParleyError
+from parley.services import Services
+from parley.transport.http import PrincipalMiddleware, handle_error, handle_rate_limit
+from parley.transport.ops import health, ops_routes, ready
+from parley.transport.ratelimit import build_limiter
+from parley.transport.rest import rest_routes
+from parley.transport.websocket import websocket_endpoint
+from parley.web.routes import web_routes
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> Starlette:
+    """Build the app; storage URLs in ``settings`` must already be resolved."""
+    assert settings.redis_url is not None
+    dev_secret = None if settings.has_configured_jwt_key else ensure_dev_secret(settings.data_dir)
+    verifier = TokenVerifier.from_settings(settings, dev_secret)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        services = await Services.start(settings, verifier)
+        app.state.services = services
+        _reload_on_sighup(services)
+        try:
+            yield
+        finally:
+            await services.close()
+
+    routes = [
+        *ops_routes(),
+        *auth_routes(verifier, settings, dev_secret),
+        *rest_routes(),
+        WebSocketRoute("/ws", websocket_endpoint),
+        *web_routes(Path(settings.web_dir), dev_login_enabled=settings.dev_login_enabled),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(PrincipalMiddleware), Middleware(SlowAPIASGIMiddleware)],
+        exception_handlers={
+            ParleyError: handle_error,
+            RateLimitExceeded: handle_rate_limit,
+            Exception: handle_error,
+        },
+    )
+    limiter = build_limiter(settings.redis_url, settings.rest_rate_limit)
+    for probe in (health, ready):
+        limiter.exempt(probe)
+    app.state.limiter = limiter
+    return app
+
+
+def _reload_on_sighup(services: Services) -> None:
+    """``kill -HUP`` swaps in a new catalog, or keeps the old one if it is bad."""
+
+    def reload() -> None:
+        try:
+            catalog = services.catalog.reload()
+        except CatalogError as error:
+            log.error("catalog reload rejected; keeping the old one:\n  %s",
+                      "\n  ".join(error.problems))
+            return
+        log.info("catalog reloaded: version %s", catalog.version)
+
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)

@@ -1,0 +1,62 @@
+"""The ``personalities/*.yaml`` and ``agents.yaml`` formats (unknown keys are errors)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from parley.rules.schema import ModelName
+from parley.rules.templates import PromptError, check_template
+
+Slug = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+AgentId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
+Wildcard = Annotated[str, Field(pattern=r"^(\*|[a-z][a-z0-9_]{0,63})$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PersonalityFile(_Strict):
+    id: Slug
+    name: str = Field(min_length=1)
+    description: str = ""
+    traits: list[str] = Field(min_length=1)
+    tone: str = Field(min_length=1)
+    approach: str = Field(min_length=1)
+    prompt: str = Field(min_length=1, description="a Jinja2 fragment")
+
+    @field_validator("prompt")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        try:
+            check_template(value)
+        except PromptError as error:
+            raise ValueError(str(error)) from None
+        return value
+
+
+class AgentEntry(_Strict):
+    id: AgentId
+    name: str = Field(min_length=1)
+    description: str | None = Field(default=None, description="defaults to the domain's")
+    personality: Slug
+    rules: Slug
+    models: list[ModelName] | None = Field(default=None, description="overrides the domain's")
+    max_reply_tokens: int | None = Field(default=None, ge=1, le=200_000)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+
+
+class AllowedPair(_Strict):
+    personality: Wildcard
+    rules: Wildcard
+
+
+class ComposeSection(_Strict):
+    allow: list[AllowedPair] = Field(default_factory=list)
+
+
+class AgentsFile(_Strict):
+    agents: list[AgentEntry] = Field(min_length=1)
+    compose: ComposeSection = Field(default_factory=ComposeSection)

@@ -1,0 +1,254 @@
+"""What a client can do, independent of how it is connected.
+
+The WebSocket handler and the REST endpoints both call :class:`ChatService`;
+it resolves agents, owns the order of operations when a message arrives
+(rules, busy check, budget, Postgres, then the reply task) and builds the
+views clients see.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from parley.auth.tokens import Principal
+from parley.catalog import Agent, CatalogStore
+from parley.errors import Busy
+from parley.llm.base import ModelRef
+from parley.llm.context import fit_messages
+from parley.llm.router import LLMRouter
+from parley.replies.log import ReplyLog
+from parley.replies.memory import ConversationMemory
+from parley.replies.service import ReplyService
+from parley.replies.task import ReplyJob
+from parley.rules.budget import TokenBudget
+from parley.sessions import Session, SessionStore
+from parley.storage.conversations import ConversationStore, NewTurn, TurnIds
+from parley.storage.records import Conversation, Message
+
+# A composed agent (any allowed personality + rules pair) is stored under
+# this id so it can be resolved again when the conversation continues.
+COMPOSED_SEPARATOR = "+"
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    client_id: str
+    message_id: UUID
+    reply_id: str
+    duplicate: bool = False
+
+    def frame(self) -> dict[str, Any]:
+        return {
+            "type": "accepted",
+            "client_id": self.client_id,
+            "message_id": str(self.message_id),
+            "reply_id": self.reply_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SessionView:
+    session: Session
+    conversation: Conversation
+    agent: Agent
+    history: list[Message]
+    active_reply: dict[str, Any] | None
+
+    def frame(self) -> dict[str, Any]:
+        return {
+            "type": "session",
+            "session_id": self.session.id,
+            "conversation_id": str(self.conversation.id),
+            "agent": {**self.agent.summary(), "name": self.agent.name},
+            "history": [message.public() for message in self.history],
+            "active_reply": self.active_reply,
+        }
+
+
+class ChatService:
+    def __init__(
+        self,
+        *,
+        catalog: CatalogStore,
+        conversations: ConversationStore,
+        sessions: SessionStore,
+        memory: ConversationMemory,
+        replies: ReplyService,
+        reply_log: ReplyLog,
+        router: LLMRouter,
+        budget: TokenBudget,
+        default_model: ModelRef,
+    ) -> None:
+        self.catalog = catalog
+        self.conversations = conversations
+        self.sessions = sessions
+        self.memory = memory
+        self.replies = replies
+        self.reply_log = reply_log
+        self.router = router
+        self.budget = budget
+        self.default_model = default_model
+
+    # -- conversations and sessions ------------------------------------------
+
+    def resolve_agent(self, agent_id: str) -> Agent:
+        catalog = self.catalog.current
+        personality, sep, rules = agent_id.partition(COMPOSED_SEPARATOR)
+        if sep:
+            return catalog.compose(personality, rules)
+        return catalog.agent(agent_id)
+
+    async def new_conversation(
+        self, user: Principal, *, agent_id: str | None = None,
+        personality: str | None = None, rules: str | None = None,
+    ) -> tuple[Conversation, Agent]:
+        if agent_id is None and personality and rules:
+            agent_id = f"{personality}{COMPOSED_SEPARATOR}{rules}"
+        agent = self.resolve_agent(agent_id or "")
+        await self.conversations.ensure_user(user.user_id, user.name)
+        conversation = await self.conversations.create(
+            user.user_id, agent_id or agent.id, agent.personality.id, agent.rules.id
+        )
+        return conversation, agent
+
+    async def start(
+        self, user: Principal, *, agent_id: str | None = None,
+        conversation_id: str | None = None, session_id: str | None = None,
+        personality: str | None = None, rules: str | None = None,
+    ) -> SessionView:
+        """Open a new conversation, continue one, or reattach to a session."""
+        if session_id is not None:
+            session = await self.sessions.get(session_id, user.user_id)
+            conversation = await self.conversations.get(user.user_id, session.conversation_id)
+            agent = self.resolve_agent(conversation.agent_id)
+        elif conversation_id is not None:
+            conversation = await self.conversations.get(user.user_id, conversation_id)
+            agent = self.resolve_agent(conversation.agent_id)
+            session = await self.sessions.create(user.user_id, str(conversation.id))
+        else:
+            conversation, agent = await self.new_conversation(
+                user, agent_id=agent_id, personality=personality, rules=rules
+            )
+            session = await self.sessions.create(user.user_id, str(conversation.id))
+        history = await self.conversations.messages(conversation.id)
+        return SessionView(session, conversation, agent, history, await self._active(conversation))
+
+    async def _active(self, conversation: Conversation) -> dict[str, Any] | None:
+        reply_id = await self.reply_log.running_reply(str(conversation.id))
+        if reply_id is None:
+            return None
+        state = await self.reply_log.state(reply_id)
+        if state is None or not state.running:
+            return None
+        return {"reply_id": reply_id, "last_seq": state.last_seq}
+
+    # -- messages --------------------------------------------------------------
+
+    async def send(
+        self, user: Principal, conversation: Conversation, *, client_id: str, text: str
+    ) -> Accepted:
+        """Accept a user message and start its reply.
+
+        The same ``client_id`` again returns the first acceptance and starts
+        nothing. Order matters: rules first (so blocked or redacted text is
+        what we store), then the busy check, the budget, Postgres, the task.
+        """
+        existing = await self.conversations.find_turn(conversation.id, client_id)
+        if existing is not None:
+            return _accepted(client_id, existing, duplicate=True)
+        agent = self.resolve_agent(conversation.agent_id)
+        verdict = agent.rules.check_input(text)
+        reply_id = str(uuid.uuid4())
+        opened = await self.reply_log.open(
+            reply_id=reply_id,
+            user_id=user.user_id,
+            conversation_id=str(conversation.id),
+            agent_id=agent.id,
+            owner=self.replies.deps.owner,
+            lease_ms=self.replies.deps.lease_ms,
+        )
+        if not opened:
+            raise Busy()
+        job = ReplyJob(
+            reply_id=reply_id,
+            user_id=user.user_id,
+            conversation_id=conversation.id,
+            agent=agent,
+            user_text=verdict.text,
+            input_events=verdict.events,
+            blocked_reply=verdict.blocked_reply,
+            handoff=verdict.handoff,
+        )
+        try:
+            if verdict.blocked_reply is None:
+                job = await self._prepare(user, conversation, agent, job)
+            ids = await self.conversations.insert_turn(
+                NewTurn(
+                    conversation_id=conversation.id,
+                    client_id=client_id,
+                    text=verdict.text,
+                    user_status="blocked" if verdict.blocked_reply is not None else "accepted",
+                    redacted=verdict.redacted,
+                    reply_id=UUID(reply_id),
+                    catalog_version=agent.catalog_version,
+                )
+            )
+        except BaseException:
+            await self._abandon(job)
+            raise
+        if ids is None:  # a concurrent resend of the same client_id won
+            await self._abandon(job)
+            existing = await self.conversations.find_turn(conversation.id, client_id)
+            if existing is None:
+                raise Busy()
+            return _accepted(client_id, existing, duplicate=True)
+        self.replies.start(job)
+        return _accepted(client_id, ids)
+
+    async def _prepare(
+        self, user: Principal, conversation: Conversation, agent: Agent, job: ReplyJob
+    ) -> ReplyJob:
+        """Fit the prompt to the model's window and reserve the token budget."""
+        models = self._models(agent)
+        history = await self.memory.recent(conversation.id)
+        system = agent.system_prompt(user_name=user.name, today=datetime.now(UTC).date())
+        fitted = fit_messages(
+            system,
+            history,
+            job.user_text,
+            self.router.counter.for_model(models[0]),
+            self.router.context_window(models[0]),
+            agent.max_reply_tokens,
+        )
+        reservation = await self.budget.reserve(
+            user.user_id,
+            agent.rules.id,
+            fitted.prompt_tokens + agent.max_reply_tokens,
+            agent.daily_token_budget,
+        )
+        return replace(
+            job,
+            messages=fitted.messages,
+            models=models,
+            max_tokens=agent.max_reply_tokens,
+            temperature=agent.temperature,
+            reservation=reservation,
+        )
+
+    def _models(self, agent: Agent) -> tuple[ModelRef, ...]:
+        """The agent's models this server can reach, else the default model."""
+        usable = tuple(m for m in agent.models if self.router.has_provider(m.provider))
+        return usable or (self.default_model,)
+
+    async def _abandon(self, job: ReplyJob) -> None:
+        await self.reply_log.abandon(job.reply_id, str(job.conversation_id))
+        if job.reservation is not None:
+            await self.budget.settle(job.reservation, 0)
+
+
+def _accepted(client_id: str, ids: TurnIds, *, duplicate: bool = False) -> Accepted:
+    return Accepted(client_id, ids.message_id, str(ids.reply_id), duplicate)

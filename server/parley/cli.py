@@ -1,0 +1,169 @@
+"""The ``parley`` command: serve, migrate, token, check."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from parley.config import ConfigurationError, Settings, load_settings
+
+log = logging.getLogger("parley")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigurationError as error:
+        print("parley: invalid configuration:", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    _configure_logging(settings.log_level)
+    result: int = args.command(settings, args)
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="parley", description="A conversational agent server.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run migrations, load the catalog and serve")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(command=serve_command)
+
+    migrate = commands.add_parser("migrate", help="apply pending SQL migrations")
+    migrate.set_defaults(command=migrate_command)
+
+    token = commands.add_parser("token", help="mint a JWT with the configured secret")
+    token.add_argument("--user", required=True)
+    token.add_argument("--name")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    token.add_argument("--admin", action="store_true")
+    token.set_defaults(command=token_command)
+
+    check = commands.add_parser("check", help="validate configuration and catalog")
+    check.set_defaults(command=check_command)
+    return parser
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def serve_command(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from parley.storage.embedded import EmbeddedUnavailable, embedded_storage
+
+    host = args.host or settings.host
+    port = args.port or settings.port
+    if check_command(settings, args) != 0:
+        return 1
+    try:
+        with embedded_storage(
+            settings.data_dir,
+            need_postgres=settings.database_url is None,
+            need_redis=settings.redis_url is None,
+        ) as embedded:
+            # Workers are separate processes: hand them the resolved URLs.
+            if embedded.database_url:
+                os.environ["DATABASE_URL"] = embedded.database_url
+            if embedded.redis_url:
+                os.environ["REDIS_URL"] = embedded.redis_url
+            _announce(load_settings(), host, port, embedded.database_url or embedded.redis_url)
+            uvicorn.run(
+                "parley.factory:app",
+                factory=True,
+                host=host,
+                port=port,
+                workers=args.workers,
+                ws_max_size=settings.max_frame_bytes,
+                proxy_headers=True,
+                log_level=settings.log_level.lower(),
+            )
+    except EmbeddedUnavailable as error:
+        print(f"parley: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _announce(settings: Settings, host: str, port: int, embedded: str | None) -> None:
+    model = settings.default_model
+    lines = [f"Parley on http://{host}:{port}  (model {model})"]
+    if model.provider == "demo":
+        lines.append("  DEMO MODEL: offline canned replies; set OPENAI_API_KEY or ANTHROPIC_API_KEY")
+    if embedded:
+        lines.append(f"  EMBEDDED Postgres/Redis in {settings.data_dir}/ (development only)")
+    if settings.dev_login_enabled:
+        lines.append("  DEV SIGN-IN enabled: anyone who can reach this port can sign in")
+    for line in lines:
+        log.warning(line)
+
+
+def migrate_command(settings: Settings, args: argparse.Namespace) -> int:
+    from parley.storage.database import create_pool, migrate
+
+    if settings.database_url is None:
+        print("parley: set DATABASE_URL to migrate (serve migrates embedded Postgres itself)",
+              file=sys.stderr)
+        return 2
+
+    async def run() -> list[str]:
+        assert settings.database_url is not None
+        pool = await create_pool(settings.database_url, max_size=1)
+        try:
+            return await migrate(pool)
+        finally:
+            await pool.close()
+
+    applied = asyncio.run(run())
+    print("applied: " + ", ".join(applied) if applied else "database is up to date")
+    return 0
+
+
+def token_command(settings: Settings, args: argparse.Namespace) -> int:
+    from parley.auth.tokens import ensure_dev_secret, mint_token
+
+    if settings.jwt_public_key or settings.jwks_url:
+        print("parley: tokens are issued by your identity provider (public-key mode)",
+              file=sys.stderr)
+        return 2
+    secret = settings.jwt_secret or ensure_dev_secret(settings.data_dir)
+    print(
+        mint_token(
+            secret,
+            user_id=args.user,
+            name=args.name,
+            ttl_seconds=args.ttl,
+            admin=args.admin,
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+        )
+    )
+    return 0
+
+
+def check_command(settings: Settings, args: argparse.Namespace) -> int:
+    from parley.catalog import CatalogError, load_catalog
+
+    try:
+        catalog = load_catalog(settings.catalog)
+    except CatalogError as error:
+        print("parley: invalid catalog:", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    print(f"configuration ok; catalog {catalog.version}: {', '.join(sorted(catalog.agents))}")
+    return 0

@@ -1,0 +1,196 @@
+"""One upstream call: stream a provider's text while watching timeouts and cancellation.
+
+The router decides what to do after a call (retry, fall back, stop); this
+module only runs the call and reports how it ended as an :class:`Outcome`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from parley.llm.base import (
+    CallStatus,
+    ChatRequest,
+    Finish,
+    Provider,
+    ProviderError,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
+
+log = logging.getLogger(__name__)
+
+
+class _Stop(enum.Enum):
+    ENDED = "ended"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed out"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: CallStatus
+    text: str
+    usage: Usage | None
+    finish_reason: str | None
+    error: str | None
+    transient: bool  # a retry could succeed (only meaningful when failed)
+    rejected: bool  # failed before the upstream accepted the request: nothing billed
+    ttft_ms: int | None
+    latency_ms: int
+
+    @property
+    def streamed(self) -> bool:
+        return self.ttft_ms is not None
+
+    @property
+    def can_try_again(self) -> bool:
+        """Failed before any text reached the caller, so another attempt cannot duplicate it."""
+        return self.status == "failed" and not self.streamed
+
+
+class UpstreamCall:
+    """Iterate :meth:`deltas`; afterwards :attr:`outcome` says how the call ended."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        request: ChatRequest,
+        *,
+        first_token_timeout: float,
+        idle_timeout: float,
+        cancel: asyncio.Event,
+    ) -> None:
+        self._provider = provider
+        self._request = request
+        self._first_token_timeout = first_token_timeout
+        self._idle_timeout = idle_timeout
+        self._cancel = cancel
+        self._started = 0.0
+        self._first_token_at: float | None = None
+        self._text: list[str] = []
+        self._usage: Usage | None = None
+        self._finish: str | None = None
+        self._outcome: Outcome | None = None
+
+    @property
+    def outcome(self) -> Outcome:
+        if self._outcome is None:
+            raise RuntimeError("the call has not finished")
+        return self._outcome
+
+    async def deltas(self) -> AsyncGenerator[TextDelta, None]:
+        self._started = time.monotonic()
+        upstream = self._provider.stream(self._request)
+        cancelled = asyncio.ensure_future(self._cancel.wait())
+        try:
+            while self._outcome is None:
+                step = await self._next(upstream, cancelled)
+                if isinstance(step, TextDelta) and step.text:
+                    self._on_text(step)
+                    yield step
+                elif isinstance(step, Usage):
+                    self._usage = step
+                elif isinstance(step, Finish):
+                    self._finish = step.reason
+                elif isinstance(step, _Stop | ProviderError):
+                    self._end(step)
+        finally:
+            cancelled.cancel()
+            # Closing the provider's generator closes the HTTP response, which
+            # tells the vendor to stop generating (and billing).
+            if isinstance(upstream, AsyncGenerator):
+                await upstream.aclose()
+
+    def _on_text(self, delta: TextDelta) -> None:
+        if self._first_token_at is None:
+            self._first_token_at = time.monotonic()
+        self._text.append(delta.text)
+
+    def _timeout(self) -> float:
+        if self._first_token_at is None:
+            return max(0.0, self._started + self._first_token_timeout - time.monotonic())
+        return self._idle_timeout
+
+    async def _next(
+        self, upstream: AsyncIterator[StreamEvent], cancelled: asyncio.Future[Any]
+    ) -> StreamEvent | _Stop | ProviderError:
+        """The next event, raced against cancellation and the current timeout."""
+        step = asyncio.ensure_future(_step(upstream, self._provider.name))
+        racing: set[asyncio.Future[Any]] = {step, cancelled}
+        try:
+            done, _ = await asyncio.wait(
+                racing, timeout=self._timeout(), return_when=asyncio.FIRST_COMPLETED
+            )
+        except BaseException:
+            await _stop(step)
+            raise
+        if cancelled in done:
+            await _stop(step)
+            return _Stop.CANCELLED
+        if step not in done:
+            await _stop(step)
+            return _Stop.TIMED_OUT
+        return step.result()
+
+    def _end(self, stop: _Stop | ProviderError) -> None:
+        now = time.monotonic()
+        ttft = None if self._first_token_at is None else _ms(self._first_token_at - self._started)
+        status: CallStatus = "failed"
+        error: str | None = None
+        transient = False
+        if stop is _Stop.ENDED:
+            status = "complete"
+        elif stop is _Stop.CANCELLED:
+            status = "cancelled"
+        elif stop is _Stop.TIMED_OUT:
+            which = "first token" if ttft is None else "next token"
+            limit = self._first_token_timeout if ttft is None else self._idle_timeout
+            error, transient = f"timed out after {limit:g}s waiting for the {which}", True
+        else:
+            error, transient = str(stop), stop.transient
+        self._outcome = Outcome(
+            status=status,
+            text="".join(self._text),
+            usage=self._usage,
+            finish_reason=self._finish or ("cancelled" if status == "cancelled" else None),
+            error=error,
+            transient=transient,
+            rejected=isinstance(stop, ProviderError) and ttft is None,
+            ttft_ms=ttft,
+            latency_ms=_ms(now - self._started),
+        )
+
+
+async def _step(
+    upstream: AsyncIterator[StreamEvent], provider: str
+) -> StreamEvent | _Stop | ProviderError:
+    try:
+        return await anext(upstream)
+    except StopAsyncIteration:
+        return _Stop.ENDED
+    except ProviderError as error:
+        return error
+    except Exception as error:
+        # A provider bug or an unparseable vendor reply: fail this call, keep serving.
+        log.exception("provider %s raised unexpectedly", provider)
+        return ProviderError(f"unexpected error: {type(error).__name__}", transient=False)
+
+
+async def _stop(task: asyncio.Future[StreamEvent | _Stop | ProviderError]) -> None:
+    """Cancel ``task`` and wait until it has really stopped using the upstream stream."""
+    task.cancel()
+    await asyncio.wait({task})
+    if not task.cancelled():
+        task.exception()  # retrieved, so asyncio does not log it as forgotten
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)

@@ -1,0 +1,228 @@
+"""The LLM router: retries, fallback between models, usage records.
+
+This is what the reply task calls. It streams text from the first model that
+works, retrying transient failures with backoff before any text has been
+sent, and describes every upstream call with one :class:`CallFinished`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from parley.errors import UpstreamUnavailable
+from parley.llm.anthropic import AnthropicProvider
+from parley.llm.base import CallRecord, ChatMessage, ChatRequest, ModelRef, Provider, TextDelta
+from parley.llm.call import Outcome, UpstreamCall
+from parley.llm.demo import DemoProvider
+from parley.llm.models import PriceTable
+from parley.llm.openai import OpenAIProvider
+from parley.llm.tokens import TokenCounter
+
+if TYPE_CHECKING:
+    from parley.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 3
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("RetryPolicy.attempts must be at least 1")
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Exponential backoff with full jitter, so retrying clients spread out."""
+        return rng.uniform(0.0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 10
+    first_token: float = 60
+    idle: float = 60
+
+
+@dataclass(frozen=True)
+class CallFinished:
+    record: CallRecord
+
+
+RouterEvent = TextDelta | CallFinished
+
+
+class LLMRouter:
+    def __init__(
+        self,
+        providers: Mapping[str, Provider],
+        prices: PriceTable,
+        counter: TokenCounter,
+        policy: RetryPolicy,
+        timeouts: Timeouts,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._providers = dict(providers)
+        self._prices = prices
+        self._counter = counter
+        self._policy = policy
+        self._timeouts = timeouts
+        self._rng = rng or random.Random()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LLMRouter:
+        counter = TokenCounter()
+        providers: dict[str, Provider] = {
+            "demo": DemoProvider(settings.demo_delay_ms / 1000, counter=counter)
+        }
+        if settings.openai_api_key or settings.openai_base_url:
+            providers["openai"] = OpenAIProvider(
+                settings.openai_api_key, settings.openai_base_url, settings.connect_timeout
+            )
+        if settings.anthropic_api_key:
+            providers["anthropic"] = AnthropicProvider(
+                settings.anthropic_api_key, settings.anthropic_base_url, settings.connect_timeout
+            )
+        prices = (
+            PriceTable.load(settings.prices_file) if settings.prices_file else PriceTable.defaults()
+        )
+        policy = RetryPolicy(attempts=settings.retry_attempts, base_delay=settings.retry_base_delay)
+        timeouts = Timeouts(
+            connect=settings.connect_timeout,
+            first_token=settings.first_token_timeout,
+            idle=settings.idle_timeout,
+        )
+        return cls(providers, prices, counter, policy, timeouts)
+
+    @property
+    def counter(self) -> TokenCounter:
+        return self._counter
+
+    def has_provider(self, name: str) -> bool:
+        return name in self._providers
+
+    async def warm_up(self) -> None:
+        """Load token encodings off the event loop; call once at start-up.
+
+        Loading reads (or, without a cache, downloads) a few MB; doing it
+        lazily would stall the first chat and every stream sharing the loop.
+        """
+        await asyncio.to_thread(self._counter.preload)
+
+    def context_window(self, model: ModelRef) -> int:
+        return self._prices.context_window(model)
+
+    async def stream(
+        self,
+        models: Sequence[ModelRef],
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        temperature: float | None,
+        cancel: asyncio.Event,
+    ) -> AsyncGenerator[RouterEvent, None]:
+        """Text from the first model that works, and one ``CallFinished`` per upstream call.
+
+        Raises :class:`UpstreamUnavailable` when every model failed before any
+        text. Once text has been streamed, failures end the stream normally
+        (with a failed record) because retrying would repeat the text.
+        """
+        for index, model in enumerate(models):
+            provider = self._providers.get(model.provider)
+            if provider is None:
+                log.warning("model %s skipped: provider not configured", model)
+                yield CallFinished(CallRecord(model, "failed", error="provider not configured"))
+                continue
+            request = ChatRequest(model.name, tuple(messages), max_tokens, temperature)
+            for attempt in range(1, self._policy.attempts + 1):
+                if cancel.is_set():
+                    return
+                call = UpstreamCall(
+                    provider,
+                    request,
+                    first_token_timeout=self._timeouts.first_token,
+                    idle_timeout=self._timeouts.idle,
+                    cancel=cancel,
+                )
+                async with contextlib.aclosing(call.deltas()) as deltas:
+                    async for delta in deltas:
+                        yield delta
+                outcome = call.outcome
+                yield CallFinished(self._record(model, messages, outcome))
+                if not outcome.can_try_again:
+                    return
+                if not outcome.transient or attempt == self._policy.attempts:
+                    _log_fallback(model, outcome, next_model=_at(models, index + 1))
+                    break
+                delay = self._policy.backoff(attempt, self._rng)
+                log.warning(
+                    "model %s attempt %d/%d failed (%s); retrying in %.2fs",
+                    model,
+                    attempt,
+                    self._policy.attempts,
+                    outcome.error,
+                    delay,
+                )
+                if await _cancelled_within(cancel, delay):
+                    return
+        raise UpstreamUnavailable()
+
+    async def aclose(self) -> None:
+        for provider in self._providers.values():
+            await provider.aclose()
+
+    def _record(
+        self, model: ModelRef, messages: Sequence[ChatMessage], outcome: Outcome
+    ) -> CallRecord:
+        prompt, completion, estimated = self._tokens(model, messages, outcome)
+        return CallRecord(
+            model=model,
+            status=outcome.status,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            estimated=estimated,
+            cost_usd=self._prices.cost_usd(model, prompt, completion),
+            ttft_ms=outcome.ttft_ms,
+            latency_ms=outcome.latency_ms,
+            error=outcome.error,
+            finish_reason=outcome.finish_reason,
+            text=outcome.text,
+        )
+
+    def _tokens(
+        self, model: ModelRef, messages: Sequence[ChatMessage], outcome: Outcome
+    ) -> tuple[int, int, bool]:
+        if outcome.usage is not None:
+            return outcome.usage.prompt_tokens, outcome.usage.completion_tokens, False
+        if outcome.rejected:
+            return 0, 0, False  # the vendor refused the request; nothing was generated
+        # Cancelled, cut off, or a server that does not report usage: count ourselves.
+        tokens = self._counter.for_model(model)
+        return tokens.count_messages(messages), tokens.count(outcome.text), True
+
+
+def _at(models: Sequence[ModelRef], index: int) -> ModelRef | None:
+    return models[index] if index < len(models) else None
+
+
+def _log_fallback(model: ModelRef, outcome: Outcome, next_model: ModelRef | None) -> None:
+    then = f"falling back to {next_model}" if next_model else "no model left to try"
+    log.warning("model %s failed (%s); %s", model, outcome.error, then)
+
+
+async def _cancelled_within(cancel: asyncio.Event, seconds: float) -> bool:
+    """Sleep for ``seconds`` unless ``cancel`` is set first; True if it was."""
+    try:
+        await asyncio.wait_for(cancel.wait(), timeout=seconds)
+    except TimeoutError:
+        return False
+    return True

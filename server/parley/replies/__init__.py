@@ -1,0 +1,1 @@
+"""Replies: generation decoupled from sockets through a Redis Stream per reply."""

@@ -1,0 +1,50 @@
+"""Every Redis key Parley uses, named in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str = "parley"
+
+    def events(self, reply_id: str) -> str:
+        """The reply's frames, in order (a Redis Stream)."""
+        return f"{self.prefix}:reply:{reply_id}:events"
+
+    def text(self, reply_id: str) -> str:
+        """The running copy of the reply's text."""
+        return f"{self.prefix}:reply:{reply_id}:text"
+
+    def state(self, reply_id: str) -> str:
+        """Owner, conversation, status and last seq of a reply (a hash)."""
+        return f"{self.prefix}:reply:{reply_id}:state"
+
+    def lease(self, reply_id: str) -> str:
+        """Held by the instance generating the reply while it is alive."""
+        return f"{self.prefix}:reply:{reply_id}:lease"
+
+    def cancel(self, reply_id: str) -> str:
+        return f"{self.prefix}:reply:{reply_id}:cancel"
+
+    def reaping(self, reply_id: str) -> str:
+        return f"{self.prefix}:reply:{reply_id}:reaping"
+
+    def conversation_reply(self, conversation_id: str) -> str:
+        """The reply running in a conversation; its existence means "busy"."""
+        return f"{self.prefix}:conversation:{conversation_id}:reply"
+
+    def history(self, conversation_id: str) -> str:
+        return f"{self.prefix}:conversation:{conversation_id}:history"
+
+    def session(self, session_id: str) -> str:
+        return f"{self.prefix}:session:{session_id}"
+
+    @property
+    def active_replies(self) -> str:
+        return f"{self.prefix}:replies:active"
+
+    @property
+    def control_channel(self) -> str:
+        return f"{self.prefix}:control"

@@ -1,0 +1,192 @@
+"""Running replies on this instance, and looking after everyone's.
+
+:class:`ReplyService` starts reply tasks, routes cancels that arrive on any
+instance to the task that owns the reply (over one Redis pub/sub channel),
+and sweeps replies whose owner died: a reply whose lease has expired is
+stored as ``interrupted`` with the text it had, and its log is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+from uuid import UUID
+
+from redis.asyncio import Redis
+
+from parley.errors import NotFound
+from parley.replies.keys import Keys
+from parley.replies.log import Frame, ReplyLog
+from parley.replies.task import ReplyDeps, ReplyJob, StopSignal, done_frame, run_reply
+from parley.storage.conversations import ConversationStore
+from parley.storage.ledger import FinishedReply, ReplyTotals
+
+log = logging.getLogger(__name__)
+
+# Postgres rows still "streaming" this long after they started, with no live
+# reply in Redis, were orphaned (e.g. Redis lost its data): close them.
+ORPHAN_AGE_SECONDS = 300
+
+
+class ReplyService:
+    def __init__(
+        self,
+        *,
+        redis: Redis,
+        keys: Keys,
+        deps: ReplyDeps,
+        conversations: ConversationStore,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.deps = deps
+        self.log = deps.log
+        self.conversations = conversations
+        self._running: dict[str, tuple[asyncio.Task[None], StopSignal]] = {}
+        self._background: list[asyncio.Task[None]] = []
+
+    # -- starting and stopping -------------------------------------------------
+
+    def start(self, job: ReplyJob) -> None:
+        stop = StopSignal()
+        task = asyncio.create_task(run_reply(job, self.deps, stop), name=f"reply-{job.reply_id}")
+        self._running[job.reply_id] = (task, stop)
+        task.add_done_callback(lambda _: self._running.pop(job.reply_id, None))
+
+    async def cancel(self, reply_id: str, user_id: str) -> None:
+        """Ask the reply's owner, wherever it runs, to stop it."""
+        state = await self.log.state(reply_id)
+        if state is None or state.user_id != user_id:
+            raise NotFound("No such reply.")
+        if not state.running:
+            return
+        await self.redis.set(self.keys.cancel(reply_id), "1", ex=3600)
+        await self.redis.publish(self.keys.control_channel, json.dumps({"cancel": reply_id}))
+
+    def _stop_local(self, reply_id: str) -> None:
+        running = self._running.get(reply_id)
+        if running is not None:
+            running[1].set("cancelled")
+
+    # -- reading ---------------------------------------------------------------
+
+    async def follow(self, reply_id: str, user_id: str, after_seq: int = 0) -> AsyncIterator[Frame]:
+        """The reply's frames after ``after_seq``, or one ``resync`` frame when
+        the reply is older than the resume window."""
+        state = await self.log.state(reply_id)
+        if state is not None:
+            if state.user_id != user_id:
+                raise NotFound("No such reply.")
+            async for frame in self.log.follow(reply_id, after_seq):
+                yield frame
+                if frame["type"] == "done":
+                    return
+        yield await self.resync_frame(reply_id, user_id)
+
+    async def resync_frame(self, reply_id: str, user_id: str) -> Frame:
+        message = await self.conversations.message_for_reply(reply_id)
+        if message is None:
+            raise NotFound("No such reply.")
+        await self.conversations.get(user_id, message.conversation_id)  # ownership
+        return {"type": "resync", "reply_id": reply_id, "message": message.public()}
+
+    # -- background work -------------------------------------------------------
+
+    def run_background(self, sweep_interval: float) -> None:
+        self._background = [
+            asyncio.create_task(self._listen_for_cancels(), name="reply-cancels"),
+            asyncio.create_task(self._sweep_forever(sweep_interval), name="reply-sweeper"),
+        ]
+
+    async def shutdown(self, grace_seconds: float) -> None:
+        """Let running replies finish for a while, then interrupt the rest."""
+        for task in self._background:
+            task.cancel()
+        tasks = [task for task, _ in self._running.values()]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace_seconds)
+            for _, stop in list(self._running.values()):
+                stop.set("interrupted")
+            if pending:
+                await asyncio.wait(pending, timeout=10)
+
+    async def _listen_for_cancels(self) -> None:
+        while True:
+            try:
+                async with self.redis.pubsub() as pubsub:
+                    await pubsub.subscribe(self.keys.control_channel)
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            self._on_control(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("control channel lost (%s); resubscribing", error)
+                await asyncio.sleep(1)
+
+    def _on_control(self, data: bytes) -> None:
+        with contextlib.suppress(ValueError, TypeError):
+            command: dict[str, Any] = json.loads(data)
+            if "cancel" in command:
+                self._stop_local(str(command["cancel"]))
+
+    async def _sweep_forever(self, interval: float) -> None:
+        rounds = 0
+        while True:
+            await asyncio.sleep(interval)
+            rounds += 1
+            try:
+                await self.sweep(include_orphans=rounds % 20 == 0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("reply sweep failed: %s", error)
+
+    async def sweep(self, *, include_orphans: bool = False) -> list[str]:
+        """Close replies whose owner died; returns the ids it closed."""
+        closed = []
+        members = await self.redis.smembers(self.keys.active_replies)
+        for raw in members:
+            reply_id = raw.decode()
+            if reply_id in self._running or await self.redis.exists(self.keys.lease(reply_id)):
+                continue
+            if await self._interrupt(reply_id):
+                closed.append(reply_id)
+        if include_orphans:
+            for reply_uuid in await self.deps.ledger.stale_streaming(ORPHAN_AGE_SECONDS):
+                reply_id = str(reply_uuid)
+                if reply_id not in self._running and not await self.log.exists(reply_id):
+                    if await self._interrupt(reply_id):
+                        closed.append(reply_id)
+        return closed
+
+    async def _interrupt(self, reply_id: str) -> bool:
+        claimed = await self.redis.set(self.keys.reaping(reply_id), self.deps.owner, nx=True, ex=60)
+        if not claimed:
+            return False
+        message = await self.conversations.message_for_reply(reply_id)
+        if message is None:  # opened but never stored: nothing to keep
+            await self.redis.srem(self.keys.active_replies, reply_id)
+            return False
+        text = await self.log.text(reply_id)
+        owner = await self.conversations.owner_of(message.conversation_id)
+        reply = FinishedReply(
+            reply_id=UUID(reply_id),
+            user_id=owner or "",
+            conversation_id=message.conversation_id,
+            agent_id="",
+            text=text,
+            status="interrupted",
+        )
+        stored = await self.deps.ledger.finish(reply)
+        log.warning("reply %s lost its owner; stored as interrupted", reply_id)
+        done = done_frame(reply_id, stored or message.id, "interrupted", ReplyTotals.of(()))
+        state = await self.log.state(reply_id)
+        await self.log.close(
+            reply_id, str(message.conversation_id), done, at_seq=state.last_seq if state else 0
+        )
+        return True

@@ -1,0 +1,256 @@
+"""One reply, from the first upstream byte to its stored final state.
+
+The task publishes every frame to the reply log and nothing else: it never
+touches a socket, so it carries on when its client goes away. It holds a
+lease in Redis while it runs; when it stops, the assistant message, its
+usage and the rule events are stored before ``done`` is published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from uuid import UUID
+
+from parley.catalog import Agent
+from parley.errors import ParleyError, UpstreamUnavailable, error_body
+from parley.llm.base import CallRecord, ChatMessage, ModelRef, TextDelta
+from parley.llm.router import LLMRouter
+from parley.replies.log import ReplyLog
+from parley.replies.memory import ConversationMemory
+from parley.rules import RuleEvent
+from parley.rules.budget import Reservation, TokenBudget
+from parley.storage.ledger import FinishedReply, Ledger, ReplyTotals
+
+log = logging.getLogger(__name__)
+
+StopReason = Literal["cancelled", "interrupted"]
+STORE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyJob:
+    """Everything a reply needs, decided when its message was accepted."""
+
+    reply_id: str
+    user_id: str
+    conversation_id: UUID
+    agent: Agent
+    user_text: str
+    messages: tuple[ChatMessage, ...] = ()
+    models: tuple[ModelRef, ...] = ()
+    max_tokens: int = 1024
+    temperature: float | None = None
+    input_events: tuple[RuleEvent, ...] = ()
+    blocked_reply: str | None = None
+    handoff: bool = False
+    reservation: Reservation | None = None
+
+
+@dataclass(slots=True)
+class StopSignal:
+    """Set by a cancel (from any instance) or by this instance shutting down."""
+
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+    reason: StopReason = "cancelled"
+
+    def set(self, reason: StopReason) -> None:
+        if not self.event.is_set():
+            self.reason = reason
+            self.event.set()
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyDeps:
+    log: ReplyLog
+    ledger: Ledger
+    router: LLMRouter
+    budget: TokenBudget
+    memory: ConversationMemory
+    owner: str
+    lease_ms: int
+
+
+class _Writer:
+    """Numbers deltas and keeps the text the client has been sent."""
+
+    def __init__(self, reply_log: ReplyLog, reply_id: str) -> None:
+        self.log = reply_log
+        self.reply_id = reply_id
+        self.seq = 0
+        self.parts: list[str] = []
+        self.events: list[RuleEvent] = []
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    async def delta(self, text: str) -> None:
+        if text:
+            self.seq += 1
+            self.parts.append(text)
+            await self.log.append_delta(self.reply_id, self.seq, text)
+
+    async def notice(self, event: RuleEvent) -> None:
+        self.events.append(event)
+        frame = {
+            "type": "notice",
+            "reply_id": self.reply_id,
+            "rule": event.rule,
+            "action": event.action,
+            "detail": event.detail,
+        }
+        await self.log.append_frame(self.reply_id, frame, at_seq=self.seq)
+
+    async def error(self, error: ParleyError) -> None:
+        frame = {"type": "error", "reply_id": self.reply_id, **error_body(error)}
+        await self.log.append_frame(self.reply_id, frame, at_seq=self.seq)
+
+
+async def run_reply(job: ReplyJob, deps: ReplyDeps, stop: StopSignal) -> None:
+    writer = _Writer(deps.log, job.reply_id)
+    lease = asyncio.create_task(_keep_lease(job, deps, stop))
+    calls: list[CallRecord] = []
+    status = "failed"
+    try:
+        for event in job.input_events:
+            await writer.notice(event)
+        if job.blocked_reply is not None:
+            await writer.delta(job.blocked_reply)
+            status = "blocked"
+        else:
+            status = await _generate(job, deps, stop, writer, calls)
+    except Exception:
+        log.exception("reply %s failed", job.reply_id)
+        status = "interrupted" if stop.reason == "interrupted" and stop.event.is_set() else "failed"
+        with contextlib.suppress(Exception):
+            await writer.error(ParleyError("The reply stopped because of a server error."))
+    finally:
+        lease.cancel()
+        await _finish(job, deps, writer, calls, status)
+
+
+async def _generate(
+    job: ReplyJob,
+    deps: ReplyDeps,
+    stop: StopSignal,
+    writer: _Writer,
+    calls: list[CallRecord],
+) -> str:
+    output = job.agent.rules.output_filter()
+    stream = deps.router.stream(
+        job.models,
+        job.messages,
+        max_tokens=job.max_tokens,
+        temperature=job.temperature,
+        cancel=stop.event,
+    )
+    try:
+        async for item in stream:
+            if isinstance(item, TextDelta):
+                released, events = output.feed(item.text)
+                for event in events:
+                    await writer.notice(event)
+                await writer.delta(released)
+            else:
+                calls.append(item.record)
+    except UpstreamUnavailable as error:
+        await writer.error(error)
+        return "failed"
+    status = _status(calls, stop)
+    tail, events = output.finish()
+    # A reply stopped before its first word gets no disclaimer on its own.
+    if writer.seq or status == "complete":
+        for event in events:
+            await writer.notice(event)
+        await writer.delta(tail)
+    return status
+
+
+def _status(calls: list[CallRecord], stop: StopSignal) -> str:
+    last = calls[-1].status if calls else "failed"
+    if last == "cancelled":
+        return stop.reason
+    return last
+
+
+async def _keep_lease(job: ReplyJob, deps: ReplyDeps, stop: StopSignal) -> None:
+    interval = deps.lease_ms / 3000
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            alive = await deps.log.renew(
+                job.reply_id, str(job.conversation_id), deps.owner, deps.lease_ms
+            )
+        except Exception as error:  # a Redis blip must not end the reply
+            log.warning("could not renew lease of reply %s: %s", job.reply_id, error)
+            continue
+        if not alive:
+            stop.set("cancelled")
+
+
+async def _finish(
+    job: ReplyJob, deps: ReplyDeps, writer: _Writer, calls: list[CallRecord], status: str
+) -> None:
+    reply = FinishedReply(
+        reply_id=UUID(job.reply_id),
+        user_id=job.user_id,
+        conversation_id=job.conversation_id,
+        agent_id=job.agent.id,
+        text=writer.text,
+        status=status,
+        calls=tuple(calls),
+        events=tuple(writer.events),
+        needs_human=job.handoff or any(e.action == "handoff" for e in writer.events),
+    )
+    if job.reservation is not None:
+        with contextlib.suppress(Exception):
+            await deps.budget.settle(job.reservation, reply.totals.total_tokens)
+    message_id = await _store(deps.ledger, reply)
+    if message_id is None:
+        return  # left for the sweeper, which retries until Postgres is back
+    if status != "blocked" and reply.text:
+        turn = (ChatMessage("user", job.user_text), ChatMessage("assistant", reply.text))
+        with contextlib.suppress(Exception):
+            await deps.memory.append(job.conversation_id, turn)
+    await deps.log.close(
+        job.reply_id,
+        str(job.conversation_id),
+        done_frame(job.reply_id, message_id, status, reply.totals),
+        at_seq=writer.seq,
+    )
+
+
+async def _store(ledger: Ledger, reply: FinishedReply) -> UUID | None:
+    delay = 0.2
+    for attempt in range(1, STORE_ATTEMPTS + 1):
+        try:
+            message_id = await ledger.finish(reply)
+        except Exception as error:
+            log.warning(
+                "storing reply %s failed (attempt %d/%d): %s",
+                reply.reply_id, attempt, STORE_ATTEMPTS, error,
+            )
+            await asyncio.sleep(delay)
+            delay *= 2
+            continue
+        if message_id is None:
+            log.warning("reply %s was already finished elsewhere", reply.reply_id)
+        return message_id
+    log.error("reply %s could not be stored; the sweeper will retry", reply.reply_id)
+    return None
+
+
+def done_frame(
+    reply_id: str, message_id: UUID | None, status: str, totals: ReplyTotals
+) -> dict[str, Any]:
+    return {
+        "type": "done",
+        "reply_id": reply_id,
+        "message_id": str(message_id) if message_id else None,
+        "status": status,
+        "usage": totals.public(),
+    }

@@ -1,0 +1,109 @@
+"""The objects a running Parley holds, built once at start-up.
+
+Everything that does I/O is created here and passed in explicitly; request
+handlers find this container on ``app.state.services``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+
+import asyncpg
+from redis.asyncio import Redis
+
+from parley.auth.tokens import TokenVerifier
+from parley.catalog import CatalogStore, load_catalog
+from parley.chat import ChatService
+from parley.config import Settings
+from parley.llm.router import LLMRouter
+from parley.replies.keys import Keys
+from parley.replies.log import ReplyLog
+from parley.replies.memory import ConversationMemory
+from parley.replies.service import ReplyService
+from parley.replies.task import ReplyDeps
+from parley.rules.budget import TokenBudget
+from parley.sessions import SessionStore
+from parley.storage.conversations import ConversationStore
+from parley.storage.database import create_pool, migrate
+from parley.storage.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    verifier: TokenVerifier
+    pool: asyncpg.Pool
+    redis: Redis
+    catalog: CatalogStore
+    router: LLMRouter
+    conversations: ConversationStore
+    ledger: Ledger
+    replies: ReplyService
+    chat: ChatService
+    instance_id: str
+
+    @classmethod
+    async def start(cls, settings: Settings, verifier: TokenVerifier) -> Services:
+        assert settings.database_url and settings.redis_url, "storage URLs are resolved first"
+        catalog = CatalogStore(settings.catalog, load_catalog(settings.catalog))
+        pool = await create_pool(settings.database_url)
+        await migrate(pool)
+        redis = Redis.from_url(settings.redis_url, health_check_interval=30)
+        await redis.ping()
+        router = LLMRouter.from_settings(settings)
+        keys = Keys()
+        instance_id = secrets.token_hex(6)
+        conversations = ConversationStore(pool)
+        ledger = Ledger(pool)
+        reply_log = ReplyLog(redis, keys, retention_seconds=settings.reply_retention_seconds)
+        memory = ConversationMemory(redis, keys, conversations, size=settings.history_cache_size)
+        budget = TokenBudget(redis, prefix=keys.prefix)
+        deps = ReplyDeps(
+            log=reply_log,
+            ledger=ledger,
+            router=router,
+            budget=budget,
+            memory=memory,
+            owner=instance_id,
+            lease_ms=int(settings.lease_ttl_seconds * 1000),
+        )
+        replies = ReplyService(redis=redis, keys=keys, deps=deps, conversations=conversations)
+        chat = ChatService(
+            catalog=catalog,
+            conversations=conversations,
+            sessions=SessionStore(redis, keys, ttl_seconds=settings.session_ttl_seconds),
+            memory=memory,
+            replies=replies,
+            reply_log=reply_log,
+            router=router,
+            budget=budget,
+            default_model=settings.default_model,
+        )
+        replies.run_background(sweep_interval=settings.lease_ttl_seconds / 2)
+        log.info(
+            "instance %s ready: catalog %s, default model %s",
+            instance_id, catalog.current.version, settings.default_model,
+        )
+        return cls(
+            settings=settings,
+            verifier=verifier,
+            pool=pool,
+            redis=redis,
+            catalog=catalog,
+            router=router,
+            conversations=conversations,
+            ledger=ledger,
+            replies=replies,
+            chat=chat,
+            instance_id=instance_id,
+        )
+
+    async def close(self, *, grace_seconds: float = 10.0) -> None:
+        await self.replies.shutdown(grace_seconds)
+        await self.router.aclose()
+        await self.redis.aclose()
+        await self.pool.close()

@@ -1,0 +1,48 @@
+"""User sessions in Redis: which conversation a socket is attached to.
+
+Any instance can read any session, so a client reattaches with its
+``session_id`` wherever its next connection lands.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from parley.errors import NotFound
+from parley.replies.keys import Keys
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    id: str
+    user_id: str
+    conversation_id: str
+
+
+class SessionStore:
+    def __init__(self, redis: Redis, keys: Keys, *, ttl_seconds: int) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.ttl_seconds = ttl_seconds
+
+    async def create(self, user_id: str, conversation_id: str) -> Session:
+        session = Session(secrets.token_urlsafe(18), user_id, conversation_id)
+        await self.redis.hset(
+            self.keys.session(session.id),
+            mapping={"user_id": user_id, "conversation_id": conversation_id},
+        )
+        await self.redis.expire(self.keys.session(session.id), self.ttl_seconds)
+        return session
+
+    async def get(self, session_id: str, user_id: str) -> Session:
+        """The caller's session; another user's session is "not found"."""
+        key = self.keys.session(session_id)
+        raw = await self.redis.hgetall(key)
+        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        if fields.get("user_id") != user_id:
+            raise NotFound("No such session.")
+        await self.redis.expire(key, self.ttl_seconds)
+        return Session(session_id, user_id, fields["conversation_id"])

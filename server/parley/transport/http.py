@@ -1,0 +1,62 @@
+"""HTTP plumbing shared by the REST endpoints: who is calling, and errors.
+
+:class:`PrincipalMiddleware` verifies the caller's token once per request
+and leaves the principal on ``request.state`` for the per-user rate limiter
+and the endpoints. Errors leave as ``{"error": {"code", "message"}}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slowapi.errors import RateLimitExceeded
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from parley.auth.http import authenticate
+from parley.auth.tokens import Principal
+from parley.errors import ParleyError, RateLimited, Unauthorized, error_body
+from parley.transport.failures import client_error
+
+
+class PrincipalMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            connection = HTTPConnection(scope)
+            services = getattr(connection.app.state, "services", None)
+            principal = None
+            if services is not None:
+                try:
+                    principal = await authenticate(
+                        connection,
+                        services.verifier,
+                        allowed_origins=services.settings.allowed_origins,
+                    )
+                except ParleyError as error:
+                    scope.setdefault("state", {})["auth_error"] = error
+            scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
+
+
+def current_user(request: Request) -> Principal:
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        raise getattr(request.state, "auth_error", None) or Unauthorized()
+    return principal
+
+
+def error_response(error: ParleyError, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": error_body(error), **extra}, status_code=error.http_status)
+
+
+async def handle_error(request: Request, exc: Exception) -> Response:
+    return error_response(client_error(exc, context=f"{request.method} {request.url.path}"))
+
+
+async def handle_rate_limit(request: Request, exc: Exception) -> Response:
+    detail = exc.detail if isinstance(exc, RateLimitExceeded) else ""
+    return error_response(RateLimited(f"Rate limit exceeded ({detail})."))

@@ -1,0 +1,259 @@
+"""REST endpoints under ``/v1``: chat, agents, conversations, usage, admin."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from parley.auth.tokens import Principal
+from parley.catalog import CatalogError
+from parley.chat import Accepted
+from parley.errors import (
+    BadRequest,
+    Busy,
+    Conflict,
+    Forbidden,
+    Internal,
+    TooLarge,
+    UpstreamUnavailable,
+    error_body,
+)
+from parley.services import Services
+from parley.storage.records import Conversation
+from parley.transport.http import current_user, error_response
+
+Identifier = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class ChatBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agent: Identifier | None = None
+    conversation_id: Identifier | None = None
+    message: Annotated[str, Field(min_length=1)]
+    client_id: Identifier | None = None
+    stream: bool = False
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ChatBody:
+        if (self.agent is None) == (self.conversation_id is None):
+            raise ValueError("give exactly one of agent or conversation_id")
+        return self
+
+    def fingerprint(self) -> str:
+        """What makes two requests "the same" for an idempotency key."""
+        same = {"agent": self.agent, "conversation_id": self.conversation_id, "message": self.message}
+        return hashlib.sha256(json.dumps(same, sort_keys=True).encode()).hexdigest()
+
+
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+async def parse_body(request: Request) -> ChatBody:
+    try:
+        return ChatBody.model_validate_json(await request.body())
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise BadRequest(f"{where}: {first['msg']}") from None
+
+
+# -- chat ------------------------------------------------------------------------
+
+
+async def chat(request: Request) -> Response:
+    user = current_user(request)
+    services = services_of(request)
+    body = await parse_body(request)
+    if len(body.message) > services.settings.max_message_chars:
+        raise TooLarge(f"Messages are limited to {services.settings.max_message_chars} characters.")
+    key = request.headers.get("idempotency-key") or body.client_id
+    conversation = await _conversation_for(services, user, body, key)
+    accepted = await services.chat.send(
+        user, conversation, client_id=key or str(uuid.uuid4()), text=body.message
+    )
+    frames = services.replies.follow(accepted.reply_id, user.user_id)
+    if body.stream:
+        return StreamingResponse(
+            _sse(accepted, frames),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    return await _collect(conversation, accepted, frames)
+
+
+async def _conversation_for(
+    services: Services, user: Principal, body: ChatBody, key: str | None
+) -> Conversation:
+    store = services.conversations
+    fingerprint = body.fingerprint()
+    if key is not None:
+        bound = await store.idempotent_conversation(user.user_id, key)
+        if bound is not None:
+            if bound[0] != fingerprint:
+                raise Conflict()
+            return await store.get(user.user_id, bound[1])
+    if body.agent is not None:
+        conversation, _ = await services.chat.new_conversation(user, agent_id=body.agent)
+    else:
+        assert body.conversation_id is not None
+        conversation = await store.get(user.user_id, body.conversation_id)
+    if key is None:
+        return conversation
+    winner = await store.claim_idempotency_key(user.user_id, key, fingerprint, conversation.id)
+    if winner != conversation.id:  # a concurrent retry claimed the key first
+        if body.agent is not None:
+            await store.delete(user.user_id, conversation.id)
+        return await store.get(user.user_id, winner)
+    return conversation
+
+
+async def _sse(accepted: Accepted, frames: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
+    yield _event(accepted.frame())
+    async for frame in frames:
+        yield _event(frame)
+
+
+def _event(frame: dict[str, Any]) -> str:
+    return f"event: {frame['type']}\ndata: {json.dumps(frame, separators=(',', ':'))}\n\n"
+
+
+async def _collect(
+    conversation: Conversation, accepted: Accepted, frames: AsyncIterator[dict[str, Any]]
+) -> Response:
+    parts: list[str] = []
+    notices: list[dict[str, Any]] = []
+    error: dict[str, Any] | None = None
+    result: dict[str, Any] = {}
+    async for frame in frames:
+        kind = frame["type"]
+        if kind == "delta":
+            parts.append(frame["text"])
+        elif kind == "notice":
+            notices.append({k: frame[k] for k in ("rule", "action", "detail")})
+        elif kind == "error":
+            error = frame
+        elif kind == "done":
+            result = {"status": frame["status"], "message_id": frame["message_id"],
+                      "usage": frame["usage"]}
+        elif kind == "resync":
+            message = frame["message"]
+            parts = [message["content"]]
+            result = {"status": message["status"], "message_id": message["id"],
+                      "usage": message.get("usage")}
+    body = {
+        "conversation_id": str(conversation.id),
+        "message_id": str(accepted.message_id),
+        "reply_id": accepted.reply_id,
+        "reply": {"message_id": result.get("message_id"), "text": "".join(parts),
+                  "status": result.get("status", "failed"), "notices": notices},
+        "usage": result.get("usage"),
+    }
+    if error is not None and not parts:
+        failure = UpstreamUnavailable(error["message"]) if error["code"] == "upstream_unavailable" \
+            else Internal(error["message"])
+        return JSONResponse({"error": error_body(failure), **body}, status_code=failure.http_status)
+    return JSONResponse(body)
+
+
+# -- reading -----------------------------------------------------------------------
+
+
+async def list_agents(request: Request) -> Response:
+    current_user(request)
+    return JSONResponse({"agents": services_of(request).catalog.current.public_agents()})
+
+
+async def list_conversations(request: Request) -> Response:
+    user = current_user(request)
+    conversations = await services_of(request).conversations.list(user.user_id)
+    return JSONResponse({"conversations": [c.public() for c in conversations]})
+
+
+async def get_conversation(request: Request) -> Response:
+    user = current_user(request)
+    store = services_of(request).conversations
+    conversation = await store.get(user.user_id, request.path_params["conversation_id"])
+    messages = await store.messages(conversation.id)
+    return JSONResponse(
+        {"conversation": conversation.public(), "messages": [m.public() for m in messages]}
+    )
+
+
+async def delete_conversation(request: Request) -> Response:
+    user = current_user(request)
+    services = services_of(request)
+    conversation = await services.conversations.get(
+        user.user_id, request.path_params["conversation_id"]
+    )
+    if await services.chat.reply_log.running_reply(str(conversation.id)) is not None:
+        raise Busy("A reply is still running; stop it before deleting the conversation.")
+    await services.conversations.delete(user.user_id, conversation.id)
+    await services.chat.memory.forget(conversation.id)
+    return Response(status_code=204)
+
+
+async def usage(request: Request) -> Response:
+    user = current_user(request)
+    days = _int_param(request, "days", default=30, low=1, high=366)
+    report = await services_of(request).ledger.usage_report(user.user_id, days=days)
+    return JSONResponse({"usage": report})
+
+
+# -- admin ---------------------------------------------------------------------------
+
+
+def _admin(request: Request) -> Principal:
+    user = current_user(request)
+    if not user.admin:
+        raise Forbidden("This needs the admin role.")
+    return user
+
+
+async def handoffs(request: Request) -> Response:
+    _admin(request)
+    limit = _int_param(request, "limit", default=100, low=1, high=1000)
+    return JSONResponse({"handoffs": await services_of(request).ledger.handoffs(limit=limit)})
+
+
+async def reload_catalog(request: Request) -> Response:
+    _admin(request)
+    store = services_of(request).catalog
+    try:
+        catalog = store.reload()
+    except CatalogError as error:
+        return error_response(BadRequest("The new catalog is invalid; the old one stays."),
+                              problems=error.problems)
+    return JSONResponse({"version": catalog.version, "agents": sorted(catalog.agents)})
+
+
+def _int_param(request: Request, name: str, *, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise BadRequest(f"{name} must be an integer from {low} to {high}.")
+    return int(raw)
+
+
+def rest_routes() -> list[BaseRoute]:
+    return [
+        Route("/v1/chat", chat, methods=["POST"]),
+        Route("/v1/agents", list_agents, methods=["GET"]),
+        Route("/v1/conversations", list_conversations, methods=["GET"]),
+        Route("/v1/conversations/{conversation_id}", get_conversation, methods=["GET"]),
+        Route("/v1/conversations/{conversation_id}", delete_conversation, methods=["DELETE"]),
+        Route("/v1/usage", usage, methods=["GET"]),
+        Route("/v1/admin/handoffs", handoffs, methods=["GET"]),
+        Route("/v1/admin/reload", reload_catalog, methods=["POST"]),
+    ]

@@ -1,0 +1,102 @@
+"""A small WebSocket client for end-to-end tests, built on ``websockets``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+Frame = dict[str, Any]
+RECEIVE_TIMEOUT_SECONDS = 20
+
+
+@dataclass
+class Reply:
+    reply_id: str
+    deltas: list[Frame] = field(default_factory=list)
+    notices: list[Frame] = field(default_factory=list)
+    errors: list[Frame] = field(default_factory=list)
+    done: Frame | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(frame["text"] for frame in self.deltas)
+
+    @property
+    def seqs(self) -> list[int]:
+        return [frame["seq"] for frame in self.deltas]
+
+
+class ChatClient:
+    def __init__(self, connection: ClientConnection) -> None:
+        self.connection = connection
+
+    @classmethod
+    async def connect(
+        cls, url: str, token: str | None, *, origin: str | None = None
+    ) -> ChatClient:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        connection = await connect(
+            url, additional_headers=headers, origin=origin, max_size=None  # type: ignore[arg-type]
+        )
+        return cls(connection)
+
+    async def send(self, frame: Frame) -> None:
+        await self.connection.send(json.dumps(frame))
+
+    async def receive(self) -> Frame:
+        raw = await asyncio.wait_for(self.connection.recv(), RECEIVE_TIMEOUT_SECONDS)
+        frame: Frame = json.loads(raw)
+        return frame
+
+    async def expect(self, kind: str) -> Frame:
+        frame = await self.receive()
+        assert frame["type"] == kind, frame
+        return frame
+
+    async def start(self, **target: Any) -> Frame:
+        await self.send({"type": "start", **target})
+        return await self.expect("session")
+
+    async def say(self, text: str, client_id: str | None = None) -> Frame:
+        """Send a message and return its ``accepted`` frame."""
+        await self.send({"type": "message", "client_id": client_id or str(uuid.uuid4()), "text": text})
+        return await self.expect("accepted")
+
+    async def reply(self, reply_id: str, *, until_seq: int | None = None) -> Reply:
+        """Read the reply's frames until ``done`` (or until delta ``until_seq``)."""
+        reply = Reply(reply_id)
+        while True:
+            frame = await self.receive()
+            assert frame.get("reply_id") == reply_id, frame
+            kind = frame["type"]
+            if kind == "delta":
+                reply.deltas.append(frame)
+                if until_seq is not None and frame["seq"] >= until_seq:
+                    return reply
+            elif kind == "notice":
+                reply.notices.append(frame)
+            elif kind == "error":
+                reply.errors.append(frame)
+            elif kind == "done":
+                reply.done = frame
+                return reply
+            else:
+                raise AssertionError(f"unexpected frame {frame}")
+
+    async def ask(self, text: str) -> Reply:
+        accepted = await self.say(text)
+        return await self.reply(accepted["reply_id"])
+
+    async def close(self) -> None:
+        await self.connection.close()
+
+    async def __aenter__(self) -> ChatClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

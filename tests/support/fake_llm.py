@@ -1,0 +1,385 @@
+"""A fake LLM vendor: a real HTTP server speaking OpenAI's and Anthropic's streaming formats.
+
+The SDKs are exercised end to end (HTTP, SSE parsing, error mapping), so the
+tests see what production sees. Tests script replies with :class:`Script`::
+
+    with FakeLLM() as fake:
+        fake.enqueue(Script(status=503), Script(chunks=["Hi", " there"]))
+        provider = OpenAIProvider("sk-test", fake.base_url)
+        ...
+        assert fake.requests[-1].body["model"] == "gpt-4o-mini"
+
+uvicorn runs the app on its own thread and event loop; everything shared with
+the test thread is guarded by one :class:`threading.Condition`.
+
+Standalone (for benchmarks): ``python -m tests.support.fake_llm --port 9100``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import socket
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+DEFAULT_CHUNKS = ("Hello", " from", " the", " fake", " model.")
+
+
+@dataclass
+class Script:
+    """How the fake answers one request."""
+
+    chunks: list[str] = field(default_factory=lambda: list(DEFAULT_CHUNKS))
+    delay: float = 0.0  # seconds between chunks
+    first_delay: float = 0.0  # seconds before the first chunk (after the headers)
+    status: int | None = None  # fail with this HTTP status before streaming
+    break_after: int | None = None  # drop the connection after this many chunks
+    include_usage: bool = True  # OpenAI: send the usage chunk when the client asks for it
+    prompt_tokens: int = 11
+    completion_tokens: int | None = None  # default: one per chunk
+    hold: bool = False  # after the chunks, wait for release() or a client disconnect
+    model_filter: str | None = None  # only answer requests for this model
+    finish_reason: str = "stop"
+    error_message: str = "scripted failure"
+
+    @property
+    def output_tokens(self) -> int:
+        return len(self.chunks) if self.completion_tokens is None else self.completion_tokens
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    path: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+    @property
+    def model(self) -> str:
+        return str(self.body.get("model", ""))
+
+
+class AbortStream(Exception):
+    """Raised inside a response to make uvicorn drop the connection mid-stream."""
+
+
+class FakeLLM:
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, default: Script | None = None):
+        self._default = default or Script()
+        self._state = threading.Condition()
+        self._queue: list[Script] = []
+        self._requests: list[RecordedRequest] = []
+        self._disconnects = 0
+        self._holds: list[asyncio.Event] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._socket = _listen(host, port)
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self) -> FakeLLM:
+        config = uvicorn.Config(
+            self._app(),
+            loop="asyncio",
+            lifespan="on",
+            log_level="warning",
+            access_log=False,
+            log_config=None,  # leave logging to the test runner; aborts log an error
+            timeout_graceful_shutdown=1,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+        self._thread.start()
+        if not self._ready.wait(timeout=10):
+            raise RuntimeError("the fake LLM server did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._server is None or self._thread is None:
+            return
+        self.release()
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._socket.close()
+        self._server = self._thread = None
+
+    def __enter__(self) -> FakeLLM:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- addresses -----------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return int(self._socket.getsockname()[1])
+
+    @property
+    def base_url(self) -> str:
+        """For the OpenAI SDK (``base_url``) and ``OPENAI_BASE_URL``."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # -- scripting and inspection (called from the test thread) ---------------
+
+    def enqueue(self, *scripts: Script) -> None:
+        with self._state:
+            self._queue.extend(scripts)
+
+    def reset(self) -> None:
+        """Forget scripts and recorded requests; release held streams."""
+        self.release()
+        with self._state:
+            self._queue.clear()
+            self._requests.clear()
+            self._disconnects = 0
+
+    def release(self) -> None:
+        """Let every held stream finish."""
+        with self._state:
+            holds, self._holds = self._holds, []
+        if self._loop is not None:
+            for hold in holds:
+                self._loop.call_soon_threadsafe(hold.set)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._state:
+            return list(self._requests)
+
+    @property
+    def pending_scripts(self) -> int:
+        with self._state:
+            return len(self._queue)
+
+    @property
+    def disconnects(self) -> int:
+        """Streams the client closed before they ended."""
+        with self._state:
+            return self._disconnects
+
+    def wait_for_requests(self, count: int, timeout: float = 5.0) -> list[RecordedRequest]:
+        return self._wait_for(lambda: len(self._requests) >= count, timeout, "requests") or []
+
+    def wait_for_disconnects(self, count: int, timeout: float = 5.0) -> None:
+        self._wait_for(lambda: self._disconnects >= count, timeout, "disconnects")
+
+    def wait_for_held(self, count: int, timeout: float = 5.0) -> None:
+        self._wait_for(lambda: len(self._holds) >= count, timeout, "held streams")
+
+    def _wait_for(
+        self, ready: Callable[[], bool], timeout: float, what: str
+    ) -> list[RecordedRequest] | None:
+        with self._state:
+            if not self._state.wait_for(ready, timeout=timeout):
+                raise TimeoutError(f"fake LLM: timed out waiting for {what}")
+            return list(self._requests)
+
+    # -- the HTTP side (runs on the server thread) ----------------------------
+
+    def _app(self) -> Starlette:
+        @contextlib.asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            self._loop = asyncio.get_running_loop()
+            self._ready.set()
+            yield
+
+        return Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._openai, methods=["POST"]),
+                Route("/v1/messages", self._anthropic, methods=["POST"]),
+            ],
+            lifespan=lifespan,
+        )
+
+    async def _take(self, request: Request) -> tuple[dict[str, Any], Script]:
+        body = await request.json()
+        recorded = RecordedRequest(request.url.path, body, dict(request.headers))
+        with self._state:
+            self._requests.append(recorded)
+            script = next(
+                (s for s in self._queue if s.model_filter in (None, recorded.model)), None
+            )
+            if script is not None:
+                self._queue.remove(script)
+            self._state.notify_all()
+        return body, script or self._default
+
+    async def _openai(self, request: Request) -> Response:
+        body, script = await self._take(request)
+        if script.status is not None:
+            error = {"message": script.error_message, "type": "fake_error", "code": None}
+            return JSONResponse({"error": error}, status_code=script.status)
+        wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        events = self._openai_events(script, str(body.get("model")), wants_usage)
+        return StreamingResponse(self._guard(events), media_type="text/event-stream")
+
+    async def _anthropic(self, request: Request) -> Response:
+        body, script = await self._take(request)
+        if script.status is not None:
+            error = {"type": _anthropic_error_type(script.status), "message": script.error_message}
+            return JSONResponse({"type": "error", "error": error}, status_code=script.status)
+        events = self._anthropic_events(script, str(body.get("model")))
+        return StreamingResponse(self._guard(events), media_type="text/event-stream")
+
+    async def _openai_events(
+        self, script: Script, model: str, wants_usage: bool
+    ) -> AsyncIterator[str]:
+        def chunk(choices: list[dict[str, Any]], **extra: Any) -> str:
+            payload = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": model,
+                "choices": choices,
+                **extra,
+            }
+            return f"data: {json.dumps(payload)}\n\n"
+
+        yield chunk(
+            [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]
+        )
+        async for text in self._paced(script):
+            yield chunk([{"index": 0, "delta": {"content": text}, "finish_reason": None}])
+        yield chunk([{"index": 0, "delta": {}, "finish_reason": script.finish_reason}])
+        if wants_usage and script.include_usage:
+            usage = {
+                "prompt_tokens": script.prompt_tokens,
+                "completion_tokens": script.output_tokens,
+                "total_tokens": script.prompt_tokens + script.output_tokens,
+            }
+            yield chunk([], usage=usage)
+        yield "data: [DONE]\n\n"
+
+    async def _anthropic_events(self, script: Script, model: str) -> AsyncIterator[str]:
+        def event(kind: str, **payload: Any) -> str:
+            return f"event: {kind}\ndata: {json.dumps({'type': kind, **payload})}\n\n"
+
+        message: dict[str, Any] = {
+            "id": "msg_fake",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": script.prompt_tokens, "output_tokens": 1},
+        }
+        yield event("message_start", message=message)
+        yield event("content_block_start", index=0, content_block={"type": "text", "text": ""})
+        yield event("ping")
+        async for text in self._paced(script):
+            yield event("content_block_delta", index=0, delta={"type": "text_delta", "text": text})
+        yield event("content_block_stop", index=0)
+        stop_reason = "end_turn" if script.finish_reason == "stop" else script.finish_reason
+        yield event(
+            "message_delta",
+            delta={"stop_reason": stop_reason, "stop_sequence": None},
+            usage={"output_tokens": script.output_tokens},
+        )
+        yield event("message_stop")
+
+    async def _paced(self, script: Script) -> AsyncIterator[str]:
+        """The script's chunks with its delays, break and hold applied."""
+        for index, text in enumerate(script.chunks):
+            if script.break_after is not None and index >= script.break_after:
+                raise AbortStream(f"scripted break after {index} chunks")
+            pause = script.first_delay if index == 0 else script.delay
+            if pause:
+                await asyncio.sleep(pause)
+            yield text
+        if script.break_after is not None and script.break_after <= len(script.chunks):
+            raise AbortStream("scripted break after the last chunk")
+        if script.hold:
+            hold = asyncio.Event()
+            with self._state:
+                self._holds.append(hold)
+                self._state.notify_all()
+            await hold.wait()
+
+    async def _guard(self, events: AsyncIterator[str]) -> AsyncIterator[str]:
+        """Count streams the client abandoned (Starlette cancels us on disconnect)."""
+        finished = False
+        try:
+            async for text in events:
+                yield text
+            finished = True
+        finally:
+            if not finished:
+                with self._state:
+                    self._disconnects += 1
+                    self._state.notify_all()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    # Bound and listening before uvicorn starts, so the port is known at once
+    # and early connections wait in the backlog instead of being refused.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    return sock
+
+
+def _anthropic_error_type(status: int) -> str:
+    return {
+        400: "invalid_request_error",
+        401: "authentication_error",
+        403: "permission_error",
+        404: "not_found_error",
+        413: "request_too_large",
+        429: "rate_limit_error",
+        529: "overloaded_error",
+    }.get(status, "api_error")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve a fake OpenAI/Anthropic streaming API.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9100)
+    parser.add_argument("--words", type=int, default=40, help="words per reply")
+    parser.add_argument("--delay", type=float, default=0.02, help="seconds between words")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    chunks = [("" if i == 0 else " ") + f"word{i}" for i in range(args.words)]
+    fake = FakeLLM(host=args.host, port=args.port, default=Script(chunks=chunks, delay=args.delay))
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    with fake:
+        print(
+            f"fake LLM on http://{args.host}:{fake.port}/v1 (OpenAI) and "
+            f"http://{args.host}:{fake.port} (Anthropic)",
+            flush=True,
+        )
+        stopped.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,277 @@
+"""Both vendor providers against a real HTTP fake, plus the offline demo provider."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from parley.llm.anthropic import TRIMMED_PLACEHOLDER, AnthropicProvider, to_anthropic
+from parley.llm.base import (
+    ChatMessage,
+    ChatRequest,
+    Finish,
+    ModelRef,
+    Provider,
+    ProviderError,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
+from parley.llm.demo import LABEL, DemoProvider, demo_reply
+from parley.llm.openai import OpenAIProvider
+from parley.llm.tokens import TokenCounter
+from support.fake_llm import FakeLLM, Script
+
+os.environ.setdefault("TIKTOKEN_CACHE_DIR", "/work/shared/tiktoken-cache")
+
+OPENAI_KEY = "sk-proj-test-abcdef0123456789"
+ANTHROPIC_KEY = "sk-ant-api03-test-abcdef0123456789"
+CONVERSATION = (
+    ChatMessage("system", "Be brief."),
+    ChatMessage("user", "Hi"),
+    ChatMessage("assistant", "Hello!"),
+    ChatMessage("user", "What is 2+2?"),
+)
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeLLM]:
+    with FakeLLM() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _fresh_fake(fake: FakeLLM) -> None:
+    fake.reset()
+
+
+@pytest.fixture
+async def openai_provider(fake: FakeLLM) -> AsyncIterator[OpenAIProvider]:
+    provider = OpenAIProvider(OPENAI_KEY, fake.base_url, connect_timeout=2)
+    yield provider
+    await provider.aclose()
+
+
+@pytest.fixture
+async def anthropic_provider(fake: FakeLLM) -> AsyncIterator[AnthropicProvider]:
+    provider = AnthropicProvider(ANTHROPIC_KEY, fake.anthropic_base_url, connect_timeout=2)
+    yield provider
+    await provider.aclose()
+
+
+def request(model: str, *, temperature: float | None = None) -> ChatRequest:
+    return ChatRequest(model, CONVERSATION, max_tokens=100, temperature=temperature)
+
+
+async def events_of(provider: Provider, chat: ChatRequest) -> list[StreamEvent]:
+    return [event async for event in provider.stream(chat)]
+
+
+def text_of(events: list[StreamEvent]) -> str:
+    return "".join(e.text for e in events if isinstance(e, TextDelta))
+
+
+# -- OpenAI --------------------------------------------------------------------
+
+
+async def test_openai_streams_text_usage_and_finish(
+    openai_provider: OpenAIProvider, fake: FakeLLM
+) -> None:
+    fake.enqueue(Script(chunks=["Four", "."], prompt_tokens=30, completion_tokens=2))
+    events = await events_of(openai_provider, request("gpt-4o-mini", temperature=0.2))
+
+    assert events == [TextDelta("Four"), TextDelta("."), Usage(30, 2), Finish("stop")]
+    [sent] = fake.requests
+    assert sent.path == "/v1/chat/completions"
+    assert sent.headers["authorization"] == f"Bearer {OPENAI_KEY}"
+    assert sent.body["stream"] is True
+    assert sent.body["stream_options"] == {"include_usage": True}
+    assert (sent.body["max_tokens"], sent.body["temperature"]) == (100, 0.2)
+    assert sent.body["messages"] == [{"role": m.role, "content": m.content} for m in CONVERSATION]
+
+
+async def test_openai_reasoning_models_get_max_completion_tokens(
+    openai_provider: OpenAIProvider, fake: FakeLLM
+) -> None:
+    await events_of(openai_provider, request("o4-mini", temperature=0.2))
+    body = fake.requests[0].body
+    assert body["max_completion_tokens"] == 100
+    assert "max_tokens" not in body and "temperature" not in body
+
+
+async def test_openai_without_temperature_sends_none(
+    openai_provider: OpenAIProvider, fake: FakeLLM
+) -> None:
+    await events_of(openai_provider, request("gpt-4o-mini"))
+    assert "temperature" not in fake.requests[0].body
+
+
+async def test_openai_compatible_server_without_key_or_usage(fake: FakeLLM) -> None:
+    fake.enqueue(Script(chunks=["local"], include_usage=False, finish_reason="length"))
+    provider = OpenAIProvider(None, fake.base_url)
+    try:
+        events = await events_of(provider, request("llama3.1:8b"))
+    finally:
+        await provider.aclose()
+
+    assert events == [TextDelta("local"), Finish("length")]
+    assert fake.requests[0].headers["authorization"] == "Bearer not-needed"
+
+
+@pytest.mark.parametrize(
+    ("status", "transient"),
+    [(400, False), (401, False), (403, False), (404, False), (429, True), (500, True), (503, True)],
+)
+async def test_openai_status_errors_are_classified(
+    openai_provider: OpenAIProvider, fake: FakeLLM, status: int, transient: bool
+) -> None:
+    fake.enqueue(Script(status=status, error_message="nope"))
+    with pytest.raises(ProviderError) as caught:
+        await events_of(openai_provider, request("gpt-4o-mini"))
+    assert (caught.value.status, caught.value.transient) == (status, transient)
+    assert str(caught.value) == f"HTTP {status}: nope"
+
+
+async def test_openai_error_text_is_redacted(
+    openai_provider: OpenAIProvider, fake: FakeLLM
+) -> None:
+    fake.enqueue(Script(status=401, error_message=f"Incorrect API key provided: {OPENAI_KEY}."))
+    with pytest.raises(ProviderError) as caught:
+        await events_of(openai_provider, request("gpt-4o-mini"))
+    assert OPENAI_KEY not in str(caught.value)
+    assert "[redacted]" in str(caught.value)
+
+
+async def test_openai_dropped_connection_mid_stream_is_transient(
+    openai_provider: OpenAIProvider, fake: FakeLLM
+) -> None:
+    fake.enqueue(Script(chunks=["a", "b", "c"], break_after=1))
+    seen: list[StreamEvent] = []
+    with pytest.raises(ProviderError) as caught:
+        async for event in openai_provider.stream(request("gpt-4o-mini")):
+            seen.append(event)
+    assert seen == [TextDelta("a")]
+    assert caught.value.transient and caught.value.status is None
+
+
+async def test_connection_refused_is_transient() -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    provider = OpenAIProvider(OPENAI_KEY, f"http://127.0.0.1:{port}/v1", connect_timeout=2)
+    try:
+        with pytest.raises(ProviderError) as caught:
+            await events_of(provider, request("gpt-4o-mini"))
+    finally:
+        await provider.aclose()
+    assert caught.value.transient and "connection" in str(caught.value)
+
+
+# -- Anthropic -----------------------------------------------------------------
+
+
+async def test_anthropic_streams_text_usage_and_finish(
+    anthropic_provider: AnthropicProvider, fake: FakeLLM
+) -> None:
+    fake.enqueue(Script(chunks=["Fo", "ur"], prompt_tokens=25, completion_tokens=4))
+    events = await events_of(anthropic_provider, request("claude-haiku-4-5", temperature=0.3))
+
+    assert events == [TextDelta("Fo"), TextDelta("ur"), Usage(25, 4), Finish("end_turn")]
+    [sent] = fake.requests
+    assert sent.path == "/v1/messages"
+    # The 2.x SDK sends the key as a bearer token; older ones used x-api-key.
+    sent_key = sent.headers.get("x-api-key") or sent.headers["authorization"].removeprefix(
+        "Bearer "
+    )
+    assert sent_key == ANTHROPIC_KEY
+    assert "anthropic-version" in sent.headers
+    assert sent.body["system"] == "Be brief."
+    assert sent.body["max_tokens"] == 100 and sent.body["stream"] is True
+    assert sent.body["messages"] == [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "What is 2+2?"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("status", "transient"),
+    [(400, False), (401, False), (404, False), (429, True), (500, True), (529, True)],
+)
+async def test_anthropic_status_errors_are_classified(
+    anthropic_provider: AnthropicProvider, fake: FakeLLM, status: int, transient: bool
+) -> None:
+    fake.enqueue(Script(status=status, error_message="nope"))
+    with pytest.raises(ProviderError) as caught:
+        await events_of(anthropic_provider, request("claude-haiku-4-5"))
+    assert (caught.value.status, caught.value.transient) == (status, transient)
+    assert str(caught.value) == f"HTTP {status}: nope"
+
+
+async def test_anthropic_dropped_connection_mid_stream_is_transient(
+    anthropic_provider: AnthropicProvider, fake: FakeLLM
+) -> None:
+    fake.enqueue(Script(chunks=["a", "b"], break_after=2))
+    seen: list[StreamEvent] = []
+    with pytest.raises(ProviderError) as caught:
+        async for event in anthropic_provider.stream(request("claude-haiku-4-5")):
+            seen.append(event)
+    assert seen == [TextDelta("a"), TextDelta("b")]
+    assert caught.value.transient
+
+
+def test_anthropic_prompt_merges_turns_and_starts_with_the_user() -> None:
+    prompt = to_anthropic(
+        [
+            ChatMessage("system", "Rule one."),
+            ChatMessage("assistant", "Earlier answer."),
+            ChatMessage("user", "First."),
+            ChatMessage("user", "Second."),
+            ChatMessage("assistant", "   "),
+            ChatMessage("system", "Rule two."),
+        ]
+    )
+    assert prompt.system == "Rule one.\n\nRule two."
+    assert prompt.messages == (
+        ("user", TRIMMED_PLACEHOLDER),
+        ("assistant", "Earlier answer."),
+        ("user", "First.\n\nSecond."),
+    )
+
+
+# -- Demo ----------------------------------------------------------------------
+
+
+async def test_demo_reply_is_labelled_exact_and_counted() -> None:
+    counter = TokenCounter()
+    provider = DemoProvider(0, counter=counter)
+    events = await events_of(provider, request("echo"))
+
+    text = text_of(events)
+    assert text == demo_reply(CONVERSATION)
+    assert text.startswith(LABEL) and "“What is 2+2?”" in text
+    assert "OPENAI_API_KEY" in text and "ANTHROPIC_API_KEY" in text and "OPENAI_BASE_URL" in text
+    assert len([e for e in events if isinstance(e, TextDelta)]) > 10  # streamed word by word
+    tokens = counter.for_model(ModelRef("demo", "echo"))
+    assert events[-2:] == [
+        Usage(tokens.count_messages(CONVERSATION), tokens.count(text)),
+        Finish("stop"),
+    ]
+
+
+async def test_demo_reply_is_deterministic_and_summarises_long_input() -> None:
+    chat = ChatRequest("echo", (ChatMessage("user", "word " * 100),), max_tokens=500)
+    first = text_of(await events_of(DemoProvider(), chat))
+    assert first == text_of(await events_of(DemoProvider(), chat))
+    assert "…”" in first and len(first) < 600
+
+
+async def test_demo_respects_max_tokens() -> None:
+    chat = ChatRequest("echo", (ChatMessage("user", "hello"),), max_tokens=8)
+    events = await events_of(DemoProvider(), chat)
+    assert events[-1] == Finish("length")
+    usage = events[-2]
+    assert isinstance(usage, Usage) and 0 < usage.completion_tokens <= 8

@@ -1,0 +1,385 @@
+"""The router against a real HTTP fake of both vendors: retries, fallback, timeouts, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+
+import pytest
+
+from parley.config import Settings
+from parley.errors import UpstreamUnavailable
+from parley.llm.anthropic import AnthropicProvider
+from parley.llm.base import CallRecord, ChatMessage, ModelRef, Provider, TextDelta
+from parley.llm.demo import LABEL, DemoProvider
+from parley.llm.models import PriceTable
+from parley.llm.openai import OpenAIProvider
+from parley.llm.router import CallFinished, LLMRouter, RetryPolicy, Timeouts
+from parley.llm.tokens import TokenCounter
+from support.fake_llm import FakeLLM, Script
+
+os.environ.setdefault("TIKTOKEN_CACHE_DIR", "/work/shared/tiktoken-cache")
+
+OPENAI_KEY = "sk-test-0123456789abcdef"
+MINI = ModelRef("openai", "gpt-4o-mini")
+GPT4O = ModelRef("openai", "gpt-4o")
+HAIKU = ModelRef("anthropic", "claude-haiku-4-5")
+DEMO = ModelRef("demo", "echo")
+MESSAGES = (ChatMessage("system", "You are terse."), ChatMessage("user", "Say hello."))
+
+MakeRouter = Callable[..., LLMRouter]
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeLLM]:
+    with FakeLLM() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _fresh_fake(fake: FakeLLM) -> None:
+    fake.reset()
+
+
+@pytest.fixture
+async def make_router(fake: FakeLLM) -> AsyncIterator[MakeRouter]:
+    routers: list[LLMRouter] = []
+
+    def make(
+        *,
+        attempts: int = 3,
+        base_delay: float = 0.01,
+        first_token: float = 5.0,
+        idle: float = 5.0,
+        providers: dict[str, Provider] | None = None,
+    ) -> LLMRouter:
+        counter = TokenCounter()
+        providers = providers or {
+            "openai": OpenAIProvider(OPENAI_KEY, fake.base_url, connect_timeout=2),
+            "anthropic": AnthropicProvider("sk-ant-test", fake.anthropic_base_url, 2),
+            "demo": DemoProvider(0, counter=counter),
+        }
+        router = LLMRouter(
+            providers,
+            PriceTable.defaults(),
+            counter,
+            RetryPolicy(attempts=attempts, base_delay=base_delay, max_delay=base_delay * 4),
+            Timeouts(connect=2, first_token=first_token, idle=idle),
+        )
+        routers.append(router)
+        return router
+
+    yield make
+    for router in routers:
+        await router.aclose()
+
+
+async def run(
+    router: LLMRouter,
+    models: Sequence[ModelRef],
+    cancel: asyncio.Event | None = None,
+    messages: Sequence[ChatMessage] = MESSAGES,
+) -> tuple[str, list[CallRecord]]:
+    text: list[str] = []
+    records: list[CallRecord] = []
+    stream = router.stream(
+        models, messages, max_tokens=64, temperature=None, cancel=cancel or asyncio.Event()
+    )
+    async for event in stream:
+        if isinstance(event, TextDelta):
+            text.append(event.text)
+        else:
+            records.append(event.record)
+    return "".join(text), records
+
+
+def estimate(router: LLMRouter, model: ModelRef, text: str) -> tuple[int, int]:
+    tokens = router.counter.for_model(model)
+    return tokens.count_messages(MESSAGES), tokens.count(text)
+
+
+async def test_streams_text_and_records_vendor_usage(make_router: MakeRouter) -> None:
+    router = make_router()
+    text, records = await run(router, [MINI])
+
+    assert text == "Hello from the fake model."
+    [record] = records
+    assert (record.model, record.status, record.finish_reason) == (MINI, "complete", "stop")
+    assert (record.prompt_tokens, record.completion_tokens, record.estimated) == (11, 5, False)
+    assert record.cost_usd == pytest.approx((11 * 0.15 + 5 * 0.60) / 1_000_000)
+    assert record.ttft_ms is not None and record.ttft_ms <= record.latency_ms
+    assert record.text == text and record.error is None
+
+
+async def test_anthropic_through_the_router(make_router: MakeRouter, fake: FakeLLM) -> None:
+    fake.enqueue(Script(chunks=["Bon", "jour"], prompt_tokens=20, completion_tokens=3))
+    text, [record] = await run(make_router(), [HAIKU])
+
+    assert text == "Bonjour"
+    assert (record.status, record.finish_reason) == ("complete", "end_turn")
+    assert (record.prompt_tokens, record.completion_tokens, record.estimated) == (20, 3, False)
+    assert record.cost_usd == pytest.approx((20 * 1.0 + 3 * 5.0) / 1_000_000)
+    assert fake.requests[0].body["system"] == "You are terse."
+
+
+async def test_server_without_usage_gets_estimated_counts(
+    make_router: MakeRouter, fake: FakeLLM
+) -> None:
+    fake.enqueue(Script(chunks=["Hi", " there"], include_usage=False))
+    router = make_router()
+    text, [record] = await run(router, [MINI])
+
+    assert text == "Hi there"
+    assert record.status == "complete" and record.estimated
+    assert (record.prompt_tokens, record.completion_tokens) == estimate(router, MINI, text)
+    assert record.prompt_tokens > 0 and record.completion_tokens == 2
+
+
+@pytest.mark.parametrize("status", [503, 429, 500])
+async def test_transient_failure_is_retried(
+    make_router: MakeRouter, fake: FakeLLM, status: int
+) -> None:
+    fake.enqueue(Script(status=status))
+    text, records = await run(make_router(), [MINI])
+
+    assert text == "Hello from the fake model."
+    assert [r.status for r in records] == ["failed", "complete"]
+    failed = records[0]
+    assert failed.error is not None and str(status) in failed.error
+    assert (failed.prompt_tokens, failed.completion_tokens, failed.cost_usd) == (0, 0, 0.0)
+    assert len(fake.requests) == 2
+
+
+async def test_overloaded_anthropic_is_retried(make_router: MakeRouter, fake: FakeLLM) -> None:
+    fake.enqueue(Script(status=529))
+    _, records = await run(make_router(), [HAIKU])
+    assert [r.status for r in records] == ["failed", "complete"]
+
+
+async def test_permanent_failure_falls_back_without_retry(
+    make_router: MakeRouter, fake: FakeLLM
+) -> None:
+    fake.enqueue(Script(status=400, model_filter="gpt-4o"))
+    text, records = await run(make_router(), [GPT4O, HAIKU])
+
+    assert text == "Hello from the fake model."
+    assert [(r.model, r.status) for r in records] == [(GPT4O, "failed"), (HAIKU, "complete")]
+    assert [r.model for r in fake.requests] == ["gpt-4o", "claude-haiku-4-5"]
+
+
+async def test_exhausted_retries_fall_back_to_the_next_model(
+    make_router: MakeRouter, fake: FakeLLM
+) -> None:
+    fake.enqueue(*[Script(status=503, model_filter="gpt-4o") for _ in range(2)])
+    _, records = await run(make_router(attempts=2), [GPT4O, MINI])
+    assert [(r.model, r.status) for r in records] == [
+        (GPT4O, "failed"),
+        (GPT4O, "failed"),
+        (MINI, "complete"),
+    ]
+
+
+async def test_all_models_failing_raises_after_a_record_per_attempt(
+    make_router: MakeRouter, fake: FakeLLM
+) -> None:
+    fake.enqueue(*[Script(status=503) for _ in range(4)])
+    router = make_router(attempts=2)
+    records: list[CallRecord] = []
+    with pytest.raises(UpstreamUnavailable):
+        stream = router.stream(
+            [MINI, HAIKU], MESSAGES, max_tokens=64, temperature=None, cancel=asyncio.Event()
+        )
+        async for event in stream:
+            assert isinstance(event, CallFinished)
+            records.append(event.record)
+
+    assert [(r.model, r.status) for r in records] == [
+        (MINI, "failed"),
+        (MINI, "failed"),
+        (HAIKU, "failed"),
+        (HAIKU, "failed"),
+    ]
+    assert all(r.error and "503" in r.error for r in records)
+    assert len(fake.requests) == 4
+
+
+async def test_failure_after_first_token_ends_without_retry_or_fallback(
+    make_router: MakeRouter, fake: FakeLLM
+) -> None:
+    fake.enqueue(Script(chunks=["Par", "tial", " never"], break_after=2))
+    router = make_router()
+    text, [record] = await run(router, [MINI, HAIKU])
+
+    assert text == "Partial"
+    assert record.status == "failed" and record.text == "Partial"
+    assert record.error is not None and "connection" in record.error
+    assert record.estimated
+    assert (record.prompt_tokens, record.completion_tokens) == estimate(router, MINI, "Partial")
+    assert len(fake.requests) == 1
+
+
+async def test_cancel_mid_stream_closes_upstream_promptly(
+    make_router: MakeRouter, fake: FakeLLM
+) -> None:
+    fake.enqueue(Script(chunks=["One", " two"], hold=True))
+    router = make_router()
+    cancel = asyncio.Event()
+    stream = router.stream([MINI], MESSAGES, max_tokens=64, temperature=None, cancel=cancel)
+    text = ""
+    async for event in stream:
+        assert isinstance(event, TextDelta)
+        text += event.text
+        if text == "One two":
+            break
+    cancel.set()
+    started = time.monotonic()
+    finished = await asyncio.wait_for(anext(stream), timeout=2)
+    elapsed = time.monotonic() - started
+
+    assert isinstance(finished, CallFinished)
+    record = finished.record
+    assert (record.status, record.text, record.estimated) == ("cancelled", "One two", True)
+    assert (record.prompt_tokens, record.completion_tokens) == estimate(router, MINI, "One two")
+    assert elapsed < 1.0
+    with pytest.raises(StopAsyncIteration):
+        await anext(stream)
+    fake.wait_for_disconnects(1)
+
+
+async def test_cancel_before_the_first_token(make_router: MakeRouter, fake: FakeLLM) -> None:
+    fake.enqueue(Script(first_delay=30))
+    router = make_router()
+    cancel = asyncio.Event()
+    stream = router.stream([MINI], MESSAGES, max_tokens=64, temperature=None, cancel=cancel)
+    pending = asyncio.ensure_future(anext(stream))
+    await asyncio.to_thread(fake.wait_for_requests, 1)
+    cancel.set()
+    finished = await asyncio.wait_for(pending, timeout=2)
+
+    assert isinstance(finished, CallFinished)
+    assert (finished.record.status, finished.record.ttft_ms) == ("cancelled", None)
+    assert finished.record.completion_tokens == 0 and finished.record.prompt_tokens > 0
+    await stream.aclose()
+
+
+async def test_cancel_during_backoff_stops_retrying(make_router: MakeRouter, fake: FakeLLM) -> None:
+    fake.enqueue(Script(status=503))
+    router = make_router(base_delay=30)
+    cancel = asyncio.Event()
+    stream = router.stream([MINI], MESSAGES, max_tokens=64, temperature=None, cancel=cancel)
+    first = await anext(stream)
+    assert isinstance(first, CallFinished) and first.record.status == "failed"
+    # The router is now sleeping before the retry (at most 30 s); cancel must cut it short.
+    rest = asyncio.ensure_future(anext(stream))
+    cancel.set()
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(rest, timeout=2)
+    assert len(fake.requests) == 1
+
+
+async def test_idle_timeout_after_first_token(make_router: MakeRouter, fake: FakeLLM) -> None:
+    fake.enqueue(Script(chunks=["Early", " late"], delay=30))
+    text, [record] = await run(make_router(idle=0.3), [MINI, HAIKU])
+
+    assert text == "Early"
+    assert record.status == "failed" and record.estimated
+    assert record.error is not None and "timed out" in record.error
+    assert len(fake.requests) == 1
+    fake.wait_for_disconnects(1)
+
+
+async def test_first_token_timeout_is_retried(make_router: MakeRouter, fake: FakeLLM) -> None:
+    fake.enqueue(Script(first_delay=30))
+    text, records = await run(make_router(first_token=0.5), [MINI])
+
+    assert text == "Hello from the fake model."
+    assert [r.status for r in records] == ["failed", "complete"]
+    assert records[0].error is not None and "first token" in records[0].error
+    # The upstream had our prompt when we gave up, so its tokens are counted.
+    assert records[0].prompt_tokens > 0 and records[0].estimated
+
+
+async def test_unconfigured_provider_is_skipped(make_router: MakeRouter) -> None:
+    text, records = await run(make_router(), [ModelRef("mistral", "large"), MINI])
+
+    assert text == "Hello from the fake model."
+    assert (records[0].status, records[0].error) == ("failed", "provider not configured")
+    assert records[1].status == "complete"
+
+
+async def test_recorded_error_is_redacted(make_router: MakeRouter, fake: FakeLLM) -> None:
+    fake.enqueue(Script(status=401, error_message=f"Incorrect API key provided: {OPENAI_KEY}"))
+    records: list[CallRecord] = []
+    stream = make_router().stream(
+        [MINI, DEMO],
+        MESSAGES,
+        max_tokens=64,
+        temperature=None,
+        cancel=asyncio.Event(),
+    )
+    async for event in stream:
+        if isinstance(event, CallFinished):
+            records.append(event.record)
+    assert fake.requests[0].headers["authorization"] == f"Bearer {OPENAI_KEY}"
+    assert records[0].error is not None and "401" in records[0].error
+    assert OPENAI_KEY not in records[0].error and "0123456789" not in records[0].error
+
+
+async def test_retries_and_fallbacks_are_logged(
+    make_router: MakeRouter, fake: FakeLLM, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.enqueue(
+        Script(status=503, model_filter="gpt-4o"), Script(status=400, model_filter="gpt-4o")
+    )
+    with caplog.at_level(logging.WARNING, logger="parley.llm.router"):
+        await run(make_router(), [GPT4O, MINI])
+    messages = [r.getMessage() for r in caplog.records if r.name == "parley.llm.router"]
+    assert any("openai:gpt-4o attempt 1/3" in m and "retrying" in m for m in messages)
+    assert any("falling back to openai:gpt-4o-mini" in m for m in messages)
+    assert all(OPENAI_KEY not in m for m in messages)
+
+
+async def test_demo_model_streams_offline(make_router: MakeRouter) -> None:
+    router = make_router()
+    text, [record] = await run(router, [DEMO])
+    assert text.startswith(LABEL) and "Say hello." in text
+    assert (record.status, record.estimated, record.cost_usd) == ("complete", False, 0.0)
+    assert (record.prompt_tokens, record.completion_tokens) == estimate(router, DEMO, text)
+
+
+async def test_from_settings_builds_configured_providers(fake: FakeLLM) -> None:
+    settings = Settings(openai_base_url=fake.base_url, retry_attempts=2, first_token_timeout=3)
+    router = LLMRouter.from_settings(settings)
+    try:
+        assert router.has_provider("openai") and router.has_provider("demo")
+        assert not router.has_provider("anthropic")
+        assert router.context_window(MINI) == 128_000
+        text, [record] = await run(router, [MINI])
+        assert text == "Hello from the fake model." and record.status == "complete"
+        assert fake.requests[0].headers["authorization"] == "Bearer not-needed"
+    finally:
+        await router.aclose()
+
+
+async def test_warm_up_loads_encodings_off_the_loop(make_router: MakeRouter) -> None:
+    router = make_router()
+    await router.warm_up()
+    assert router.counter.for_model(MINI).count("hello world") == 2
+
+
+def test_backoff_is_exponential_with_full_jitter() -> None:
+    policy = RetryPolicy(attempts=5, base_delay=0.5, max_delay=3.0)
+    rng = random.Random(7)
+    for attempt, ceiling in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 3.0), (5, 3.0)]:
+        delays = [policy.backoff(attempt, rng) for _ in range(200)]
+        assert all(0.0 <= d <= ceiling for d in delays)
+        assert max(delays) > ceiling * 0.8 and min(delays) < ceiling * 0.2
+
+
+def test_retry_policy_needs_an_attempt() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        RetryPolicy(attempts=0)

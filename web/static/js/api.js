@@ -1,0 +1,62 @@
+// Same-origin REST calls with the httpOnly session cookie. Errors are ApiError
+// with the server's {"error": {"code", "message"}} code, or "network".
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message || code);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+  }
+}
+
+const TIMEOUT_MS = 20_000;
+
+async function request(method, path, { body, headers = {}, timeout = TIMEOUT_MS } = {}) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeout);
+  const init = {
+    method,
+    credentials: 'same-origin',
+    cache: 'no-store',
+    headers: { Accept: 'application/json', ...headers },
+    signal: controller.signal,
+  };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, 'network', "Can't reach the server.");
+  } finally {
+    clearTimeout(timer);
+  }
+  if (response.status === 204) return null;
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    data = null;
+  }
+  if (!response.ok) {
+    const error = data && data.error ? data.error : {};
+    const code = error.code || (response.status === 401 ? 'unauthorized' : response.status === 404 ? 'not_found' : 'internal');
+    throw new ApiError(response.status, code, error.message || response.statusText);
+  }
+  return data;
+}
+
+export const api = {
+  me: () => request('GET', '/auth/me'),
+  devLogin: (name) => request('POST', '/auth/dev-login', { body: { name } }),
+  // The token goes straight into one request header and is not kept anywhere.
+  tokenLogin: (token) => request('POST', '/auth/session', { headers: { Authorization: `Bearer ${token}` } }),
+  signOut: () => request('DELETE', '/auth/session'),
+  agents: () => request('GET', '/v1/agents'),
+  conversations: () => request('GET', '/v1/conversations'),
+  conversation: (id) => request('GET', `/v1/conversations/${encodeURIComponent(id)}`),
+  deleteConversation: (id) => request('DELETE', `/v1/conversations/${encodeURIComponent(id)}`),
+};

@@ -1,0 +1,655 @@
+// The chat protocol state machine for the conversation on screen.
+//
+// It owns the list of items shown (user messages and agent replies), speaks the
+// WebSocket protocol (start / message / cancel / resume) and makes the stream
+// exactly-once across reconnects:
+//
+// - every reply keeps the last `seq` applied; deltas at or below it are
+//   duplicates and dropped, a jump ahead asks the server to `resume`;
+// - after any reconnect the session is re-`start`ed (by session id, falling
+//   back to the conversation id) and every unfinished reply is `resume`d from
+//   its last seq;
+// - a user message stays in the outbox until `accepted` and is re-sent with
+//   the same client_id after a reconnect (the server treats that as a no-op);
+// - notices are de-duplicated, `resync` replaces a reply's text wholesale.
+//
+// Rendering is delegated to `ui` callbacks; nothing here touches the DOM.
+
+import { uuid4, provisionalTitle } from './format.js';
+
+export const FINAL_STATUSES = new Set(['complete', 'cancelled', 'failed', 'blocked', 'interrupted']);
+const MESSAGE_ERRORS = new Set(['too_large', 'rate_limited', 'busy', 'budget_exceeded', 'upstream_unavailable']);
+const RETRYABLE_START_ERRORS = new Set(['rate_limited', 'internal', 'upstream_unavailable', 'busy']);
+
+let viewCounter = 0;
+
+function newView({ conversationId = null, agentId = null } = {}) {
+  return {
+    key: ++viewCounter,
+    conversationId,
+    agentId,
+    sessionId: null,
+    agent: null,
+    title: null,
+    attached: false,
+    starting: null, // 'session' | 'conversation' | 'agent' while a start is in flight
+    startRetryTimer: null,
+    items: [],
+    byClient: new Map(),
+    byReply: new Map(),
+    restHistory: null,
+    sessionHistory: null,
+    pendingCancels: new Set(),
+  };
+}
+
+function userItem(text) {
+  return { kind: 'user', clientId: uuid4(), messageId: null, text, state: 'pending', sendCount: 0, error: null };
+}
+
+function replyItem(replyId) {
+  return {
+    kind: 'assistant', replyId, messageId: null, text: '', seq: 0, status: 'streaming', final: false,
+    notices: new Map(), usage: null, stopRequested: false, awaitingResume: false, resumeKey: null,
+  };
+}
+
+function historyItem(message) {
+  if (message.role === 'user') {
+    return {
+      kind: 'user', clientId: null, messageId: message.id, text: String(message.content ?? ''),
+      state: 'accepted', sendCount: 0, error: null, fromHistory: true, createdAt: message.created_at,
+    };
+  }
+  return {
+    kind: 'assistant', replyId: null, messageId: message.id, text: String(message.content ?? ''),
+    seq: null, status: message.status || 'complete', final: true, notices: new Map(),
+    usage: message.usage || null, stopRequested: false, fromHistory: true, createdAt: message.created_at,
+  };
+}
+
+/** REST history (possibly longer) overlaid with the session's (possibly fresher) copy. */
+function mergeHistory(base, overlay) {
+  if (!base) return overlay || [];
+  if (!overlay) return base;
+  const out = base.slice();
+  const index = new Map(out.map((m, i) => [m.id, i]));
+  for (const m of overlay) {
+    if (index.has(m.id)) {
+      const i = index.get(m.id);
+      out[i] = { ...out[i], ...m, usage: m.usage ?? out[i].usage };
+    } else {
+      index.set(m.id, out.length);
+      out.push(m);
+    }
+  }
+  return out;
+}
+
+export class ChatController {
+  /**
+   * @param {object} deps
+   * @param {object} deps.api   REST client (conversation(id))
+   * @param {object} deps.ui    callbacks: setItems, update, busyChanged, sessionState,
+   *                            session, conversationInfo, conversationGone, replyDone,
+   *                            error, authExpired
+   */
+  constructor({ api, ui }) {
+    this.api = api;
+    this.ui = ui;
+    this.socket = null;
+    this.socketGen = 0;
+    this.startedOnSocket = false;
+    this.lastSentClientId = null;
+    this.lastCancelAt = 0;
+    this.view = newView();
+  }
+
+  attachSocket(socket) {
+    this.socket = socket;
+  }
+
+  // --- views ---------------------------------------------------------------
+
+  openNew(agentId) {
+    this._switch(newView({ agentId }));
+  }
+
+  openConversation(conversationId) {
+    const view = newView({ conversationId });
+    this._switch(view);
+    this.api.conversation(conversationId).then(
+      (data) => this._onRest(view.key, data),
+      (error) => {
+        if (this.view.key !== view.key) return;
+        if (error.code === 'unauthorized') this.ui.authExpired();
+        else if ((error.code === 'not_found' || error.code === 'forbidden') && !view.attached) this._gone(error.code);
+      },
+    );
+  }
+
+  setAgent(agentId) {
+    if (!this.view.conversationId && !this.view.sessionId && !this.view.starting) this.view.agentId = agentId;
+  }
+
+  /** Drop all state (sign-out). */
+  reset() {
+    clearTimeout(this.view.startRetryTimer);
+    this.view = newView();
+    this.startedOnSocket = false;
+    this.ui.setItems(this.view, []);
+  }
+
+  _switch(view) {
+    clearTimeout(this.view.startRetryTimer);
+    this.view = view;
+    this.ui.setItems(view, view.items);
+    this.ui.sessionState(view);
+    this.ui.busyChanged();
+    if (!this.socket) return;
+    if (this.startedOnSocket) {
+      // This connection is bound to the previous session: use a fresh one.
+      this.startedOnSocket = false;
+      this.socket.restart();
+    } else {
+      this._maybeStart();
+    }
+  }
+
+  // --- user actions --------------------------------------------------------
+
+  isBusy() {
+    return this.view.items.some(
+      (i) => (i.kind === 'user' && (i.state === 'pending' || i.state === 'sent')) || (i.kind === 'assistant' && !i.final),
+    );
+  }
+
+  hasRunningReply() {
+    return this.view.items.some((i) => i.kind === 'assistant' && !i.final);
+  }
+
+  send(text) {
+    const view = this.view;
+    if (this.isBusy()) return false;
+    if (!view.conversationId && !view.sessionId && !view.agentId) return false;
+    const item = userItem(text);
+    if (!view.conversationId && !view.title) view.title = provisionalTitle(text);
+    view.items.push(item);
+    view.byClient.set(item.clientId, item);
+    this.ui.setItems(view, view.items);
+    if (view.attached) this._sendMessage(item);
+    else this._maybeStart();
+    this.ui.busyChanged();
+    return true;
+  }
+
+  /** Send a failed message again, as a new message. */
+  retry(clientId) {
+    const view = this.view;
+    const item = view.byClient.get(clientId);
+    if (!item || item.state !== 'failed' || this.isBusy()) return false;
+    view.items.splice(view.items.indexOf(item), 1);
+    view.byClient.delete(clientId);
+    return this.send(item.text);
+  }
+
+  /** Stop the running reply (or withdraw a message that never left the browser). */
+  stop() {
+    const view = this.view;
+    const running = [...view.items].reverse().find((i) => i.kind === 'assistant' && !i.final);
+    if (running) {
+      if (!running.stopRequested) {
+        running.stopRequested = true;
+        this.ui.update(running, 'status');
+        this._cancel(running);
+      }
+      return true;
+    }
+    const waiting = view.items.find((i) => i.kind === 'user' && (i.state === 'pending' || i.state === 'sent'));
+    if (!waiting) return false;
+    if (waiting.state === 'pending' && waiting.sendCount === 0) {
+      waiting.state = 'failed';
+      waiting.error = { code: 'withdrawn', message: 'Not sent.' };
+    } else {
+      waiting.stopRequested = true; // cancel as soon as the reply id is known
+    }
+    this.ui.update(waiting, 'state');
+    this.ui.busyChanged();
+    return true;
+  }
+
+  // --- socket events -------------------------------------------------------
+
+  onOpen(gen) {
+    this.socketGen = gen;
+    this.startedOnSocket = false;
+    this.view.attached = false;
+    this.view.starting = null;
+    this._maybeStart();
+  }
+
+  onClose({ code }) {
+    const view = this.view;
+    this.startedOnSocket = false;
+    view.attached = false;
+    view.starting = null;
+    clearTimeout(view.startRetryTimer);
+    if (code === 1009 && this.lastSentClientId) {
+      const item = view.byClient.get(this.lastSentClientId);
+      if (item && item.state === 'sent') {
+        item.state = 'failed';
+        item.error = { code: 'too_large', message: '' };
+        this.ui.update(item, 'state');
+      }
+    }
+    this.lastSentClientId = null;
+    for (const item of view.items) {
+      if (item.kind === 'user' && item.state === 'sent') {
+        item.state = 'pending'; // re-sent with the same client_id after reconnecting
+        this.ui.update(item, 'state');
+      } else if (item.kind === 'assistant') {
+        item.awaitingResume = false;
+      }
+    }
+    this.ui.sessionState(view);
+    this.ui.busyChanged();
+  }
+
+  onFrame(frame) {
+    switch (frame.type) {
+      case 'session': return this._onSession(frame);
+      case 'accepted': return this._onAccepted(frame);
+      case 'delta': return this._onDelta(frame);
+      case 'notice': return this._onNotice(frame);
+      case 'done': return this._onDone(frame);
+      case 'resync': return this._onResync(frame);
+      case 'error': return this._onError(frame);
+      default: return undefined;
+    }
+  }
+
+  // --- protocol ------------------------------------------------------------
+
+  _send(frame) {
+    return this.socket ? this.socket.send(frame) : false;
+  }
+
+  _maybeStart() {
+    const view = this.view;
+    if (!this.socket || !this.socket.isOpen || view.attached || view.starting) return;
+    let frame;
+    if (view.sessionId) frame = { type: 'start', session_id: view.sessionId };
+    else if (view.conversationId) frame = { type: 'start', conversation_id: view.conversationId };
+    else if (view.agentId && view.items.some((i) => i.kind === 'user' && i.state === 'pending')) {
+      frame = { type: 'start', agent: view.agentId };
+    } else return;
+    if (!this._send(frame)) return;
+    this.startedOnSocket = true;
+    view.starting = frame.session_id ? 'session' : frame.conversation_id ? 'conversation' : 'agent';
+    this.ui.sessionState(view);
+  }
+
+  _sendMessage(item) {
+    if (!this._send({ type: 'message', client_id: item.clientId, text: item.text })) return;
+    item.state = 'sent';
+    item.sendCount += 1;
+    this.lastSentClientId = item.clientId;
+    this.ui.update(item, 'state');
+  }
+
+  _cancel(item) {
+    if (this.view.attached && this._send({ type: 'cancel', reply_id: item.replyId })) {
+      this.lastCancelAt = Date.now();
+    } else {
+      this.view.pendingCancels.add(item.replyId);
+    }
+  }
+
+  _resume(item, force = false) {
+    const key = `${this.socketGen}:${item.seq ?? 0}`;
+    if (!force && item.resumeKey === key) return;
+    if (this._send({ type: 'resume', reply_id: item.replyId, after_seq: item.seq ?? 0 })) {
+      item.resumeKey = key;
+      item.awaitingResume = true;
+    }
+  }
+
+  _onSession(frame) {
+    const view = this.view;
+    clearTimeout(view.startRetryTimer);
+    const created = !view.conversationId;
+    view.starting = null;
+    view.attached = true;
+    view.sessionId = frame.session_id || view.sessionId;
+    view.conversationId = frame.conversation_id || view.conversationId;
+    if (frame.agent) view.agent = frame.agent;
+    if (Array.isArray(frame.history)) view.sessionHistory = frame.history;
+
+    const active = frame.active_reply && frame.active_reply.reply_id ? frame.active_reply : null;
+    if (active && !view.byReply.has(active.reply_id)) {
+      // A reply is running that we have no bubble for (page reload, or a message
+      // whose `accepted` we never saw): show it after the history, resume from 0.
+      const item = replyItem(active.reply_id);
+      const firstLocal = view.items.findIndex((i) => i.kind === 'user' && !i.messageId);
+      if (firstLocal === -1) view.items.push(item);
+      else view.items.splice(firstLocal, 0, item);
+      view.byReply.set(item.replyId, item);
+    }
+    this._rebuild();
+    this.ui.session(view, { created });
+    this.ui.sessionState(view);
+
+    for (const item of view.items) {
+      if (item.kind === 'assistant' && !item.final && item.replyId) this._resume(item);
+    }
+    for (const replyId of view.pendingCancels) this._send({ type: 'cancel', reply_id: replyId });
+    if (view.pendingCancels.size) this.lastCancelAt = Date.now();
+    view.pendingCancels.clear();
+    for (const item of view.items) {
+      if (item.kind === 'user' && item.state === 'pending') this._sendMessage(item);
+    }
+    this.ui.busyChanged();
+  }
+
+  _onRest(key, data) {
+    const view = this.view;
+    if (view.key !== key || !data) return;
+    if (Array.isArray(data.messages)) view.restHistory = data.messages;
+    if (data.conversation) this.ui.conversationInfo(view, data.conversation);
+    this._rebuild();
+  }
+
+  // Rebuild the item list from history (REST and/or session) plus whatever
+  // only exists locally (unaccepted messages, running replies, replies newer
+  // than the history). Item objects are reused so their DOM survives.
+  _rebuild() {
+    const view = this.view;
+    const merged = mergeHistory(view.restHistory, view.sessionHistory);
+    const hasLive = view.items.some((i) => i.kind === 'assistant' && !i.final);
+    const byMessage = new Map();
+    for (const item of view.items) if (item.messageId) byMessage.set(item.messageId, item);
+    // Live replies by the id of the user message they answer: the history's
+    // copy of such a reply (partial, or finished while we were away) is shown
+    // by the live bubble, which resumes and finishes it.
+    const liveByPrompt = new Map();
+    let prompt = null;
+    for (const item of view.items) {
+      if (item.kind === 'user') prompt = item.messageId;
+      else if (!item.final && item.replyId && prompt) liveByPrompt.set(prompt, item);
+    }
+    const historyItems = [];
+    const seen = new Set();
+    const changed = [];
+    let lastUserId = null;
+    for (const message of merged) {
+      if (!message || (message.role !== 'user' && message.role !== 'assistant') || seen.has(message.id)) continue;
+      if (message.role === 'user') lastUserId = message.id;
+      else if (lastUserId && liveByPrompt.has(lastUserId)) {
+        liveByPrompt.delete(lastUserId);
+        continue;
+      } else if (!FINAL_STATUSES.has(message.status) && hasLive) continue; // partial copy of a live reply
+      let item = byMessage.get(message.id);
+      if (item) {
+        const text = String(message.content ?? '');
+        if (item.kind === 'assistant' && item.final) {
+          if (item.text !== text || (message.status && item.status !== message.status)) {
+            item.text = text;
+            if (message.status) item.status = message.status;
+            changed.push(item);
+          }
+          if (message.usage && !item.usage) {
+            item.usage = message.usage;
+            changed.push(item);
+          }
+        }
+        item.fromHistory = true;
+      } else {
+        item = historyItem(message);
+      }
+      seen.add(message.id);
+      historyItems.push(item);
+    }
+    const local = view.items.filter((i) => !i.fromHistory && !(i.messageId && seen.has(i.messageId)));
+    view.items = [...historyItems, ...local];
+    view.byClient = new Map();
+    view.byReply = new Map();
+    for (const item of view.items) {
+      if (item.clientId) view.byClient.set(item.clientId, item);
+      if (item.replyId) view.byReply.set(item.replyId, item);
+    }
+    this.ui.setItems(view, view.items);
+    for (const item of new Set(changed)) this.ui.update(item, 'all');
+  }
+
+  _onAccepted(frame) {
+    const view = this.view;
+    const item = view.byClient.get(frame.client_id);
+    if (!item) return;
+    if (this.lastSentClientId === frame.client_id) this.lastSentClientId = null;
+    let anchor = item;
+    if (item.state !== 'accepted') {
+      item.state = 'accepted';
+      item.messageId = frame.message_id || item.messageId;
+      item.error = null;
+      const twin = item.messageId && view.items.find((o) => o !== item && o.kind === 'user' && o.messageId === item.messageId);
+      if (twin) {
+        // The history already holds this message (it was accepted before a drop).
+        view.items.splice(view.items.indexOf(item), 1);
+        twin.clientId = item.clientId;
+        view.byClient.set(item.clientId, twin);
+        anchor = twin;
+        this.ui.setItems(view, view.items);
+      } else {
+        this.ui.update(item, 'state');
+      }
+    }
+    if (frame.reply_id) {
+      let reply = view.byReply.get(frame.reply_id);
+      if (!reply) {
+        reply = replyItem(frame.reply_id);
+        view.items.splice(view.items.indexOf(anchor) + 1, 0, reply);
+        view.byReply.set(reply.replyId, reply);
+        this.ui.setItems(view, view.items);
+      } else if (view.items.indexOf(reply) < view.items.indexOf(anchor)) {
+        // Created from `active_reply` before we knew which message it answers.
+        view.items.splice(view.items.indexOf(reply), 1);
+        view.items.splice(view.items.indexOf(anchor) + 1, 0, reply);
+        this.ui.setItems(view, view.items);
+      }
+      // An ack for a re-sent message: the reply may be well under way already.
+      if (item.sendCount > 1 && !reply.final) this._resume(reply);
+      if (item.stopRequested || anchor.stopRequested) {
+        item.stopRequested = false;
+        reply.stopRequested = true;
+        this.ui.update(reply, 'status');
+        if (!reply.final) this._cancel(reply);
+      }
+    }
+    this.ui.busyChanged();
+  }
+
+  _replyFor(frame) {
+    const view = this.view;
+    let item = view.byReply.get(frame.reply_id);
+    if (!item && frame.reply_id) {
+      item = replyItem(frame.reply_id);
+      view.items.push(item);
+      view.byReply.set(item.replyId, item);
+      this.ui.setItems(view, view.items);
+      this.ui.busyChanged();
+    }
+    return item;
+  }
+
+  _onDelta(frame) {
+    const known = this.view.byReply.has(frame.reply_id);
+    const item = this._replyFor(frame);
+    if (!item || item.final) return;
+    const seq = frame.seq;
+    if (!Number.isInteger(seq) || seq < 1) return;
+    item.awaitingResume = false;
+    if (item.seq === null) {
+      // Position unknown after a non-final resync: wait for a replay from seq 1.
+      if (seq !== 1) return;
+      item.text = '';
+      item.seq = 0;
+    }
+    if (seq <= item.seq) return; // duplicate
+    if (seq > item.seq + 1) {
+      // A gap: ask for everything after what we have (once per position).
+      if (!known || item.resumeKey !== `${this.socketGen}:${item.seq}`) this._resume(item, true);
+      return;
+    }
+    item.text += typeof frame.text === 'string' ? frame.text : '';
+    item.seq = seq;
+    this.ui.update(item, 'text');
+  }
+
+  _onNotice(frame) {
+    const item = this._replyFor(frame);
+    if (!item) {
+      this.ui.error(null, frame.detail || frame.action || 'Notice');
+      return;
+    }
+    const key = JSON.stringify([frame.rule ?? '', frame.action ?? '', frame.detail ?? '']);
+    if (item.notices.has(key)) return;
+    item.notices.set(key, { rule: frame.rule, action: frame.action, detail: frame.detail });
+    this.ui.update(item, 'notices');
+  }
+
+  _onDone(frame) {
+    const view = this.view;
+    const item = view.byReply.get(frame.reply_id);
+    if (!item) return; // a reply we never showed; the history will have it
+    item.awaitingResume = false;
+    if (frame.usage && !item.usage) item.usage = frame.usage;
+    if (item.final) {
+      this.ui.update(item, 'meta');
+      return;
+    }
+    item.final = true;
+    item.status = frame.status || 'complete';
+    item.messageId = frame.message_id || item.messageId;
+    item.stopRequested = false;
+    this._dropTwin(item);
+    this.ui.update(item, 'final');
+    this.ui.replyDone(view, item);
+    this.ui.busyChanged();
+  }
+
+  _onResync(frame) {
+    const view = this.view;
+    const item = this._replyFor(frame);
+    if (!item) return;
+    const message = frame.message || {};
+    item.awaitingResume = false;
+    item.text = String(message.content ?? item.text);
+    item.messageId = message.id || item.messageId;
+    if (FINAL_STATUSES.has(message.status)) {
+      const wasFinal = item.final;
+      item.final = true;
+      item.status = message.status;
+      item.stopRequested = false;
+      this._dropTwin(item);
+      this.ui.update(item, 'final');
+      if (!wasFinal) this.ui.replyDone(view, item);
+    } else {
+      item.seq = null; // position unknown: only a replay from seq 1 can continue it
+      this.ui.update(item, 'text');
+    }
+    this.ui.busyChanged();
+  }
+
+  // A finished reply whose message id the history already shows: keep one
+  // copy, the live one (it has the notices), in the history copy's place.
+  _dropTwin(item) {
+    const view = this.view;
+    if (!item.messageId) return;
+    const twin = view.items.find((o) => o !== item && o.messageId === item.messageId);
+    if (!twin) return;
+    if (!item.usage && twin.usage) item.usage = twin.usage;
+    view.items.splice(view.items.indexOf(item), 1);
+    view.items.splice(view.items.indexOf(twin), 1, item);
+    item.fromHistory = twin.fromHistory;
+    this.ui.setItems(view, view.items);
+  }
+
+  _onError(frame) {
+    const view = this.view;
+    const code = frame.code || 'internal';
+    if (code === 'unauthorized') {
+      this.ui.authExpired();
+      return;
+    }
+    if (frame.client_id && view.byClient.has(frame.client_id)) {
+      const item = view.byClient.get(frame.client_id);
+      if (this.lastSentClientId === frame.client_id) this.lastSentClientId = null;
+      if (item.state !== 'accepted') {
+        item.state = 'failed';
+        item.error = { code, message: frame.message || '' };
+        this.ui.update(item, 'state');
+        this.ui.busyChanged();
+      }
+      return;
+    }
+    if (!frame.client_id && MESSAGE_ERRORS.has(code)) {
+      // An error about a message that did not name it: blame the one in flight.
+      const sent = view.items.filter((i) => i.kind === 'user' && i.state === 'sent');
+      if (sent.length === 1) {
+        sent[0].state = 'failed';
+        sent[0].error = { code, message: frame.message || '' };
+        if (this.lastSentClientId === sent[0].clientId) this.lastSentClientId = null;
+        this.ui.update(sent[0], 'state');
+        this.ui.busyChanged();
+        return;
+      }
+    }
+    if (view.starting) {
+      const kind = view.starting;
+      view.starting = null;
+      this.ui.sessionState(view);
+      if (code === 'not_found' && kind === 'session') {
+        view.sessionId = null; // expired: start again from the conversation id
+        this._maybeStart();
+      } else if ((code === 'not_found' || code === 'forbidden') && kind === 'conversation') {
+        this._gone(code);
+      } else if (kind === 'agent' && !RETRYABLE_START_ERRORS.has(code)) {
+        for (const item of view.items) {
+          if (item.kind === 'user' && item.state === 'pending') {
+            item.state = 'failed';
+            item.error = { code, message: frame.message || '' };
+            this.ui.update(item, 'state');
+          }
+        }
+        this.ui.busyChanged();
+      } else {
+        this.ui.error(code, frame.message);
+        if (RETRYABLE_START_ERRORS.has(code)) {
+          view.startRetryTimer = setTimeout(() => this._maybeStart(), 2000 + Math.random() * 3000);
+        }
+      }
+      return;
+    }
+    if (code === 'not_found' || code === 'bad_request' || code === 'conflict') {
+      // Most likely a resume for a reply the server no longer knows.
+      const orphans = view.items.filter((i) => i.kind === 'assistant' && !i.final && i.awaitingResume);
+      if (orphans.length) {
+        for (const item of orphans) {
+          item.final = true;
+          item.status = 'interrupted';
+          item.awaitingResume = false;
+          this.ui.update(item, 'final');
+        }
+        this.ui.busyChanged();
+        return;
+      }
+      if (Date.now() - this.lastCancelAt < 5000) return; // cancel raced the end of the reply
+    }
+    this.ui.error(code, frame.message);
+  }
+
+  _gone(code) {
+    const view = this.view;
+    this.ui.conversationGone(view, code);
+  }
+}

@@ -1,0 +1,259 @@
+// DOM for the message list: user messages as plain text, replies as sanitised
+// Markdown re-rendered (at most once per animation frame) from the full text.
+//
+// Test hooks (stable, read-only state mirrors):
+//   article.msg-user[data-client-id][data-message-id][data-state=pending|sent|accepted|failed]
+//   article.msg-assistant[data-reply-id][data-message-id][data-status][data-seq][data-stopping]
+//     data-seq is the last delta seq whose text is in the DOM; data-status turns
+//     final (complete|cancelled|failed|blocked|interrupted) only once the final
+//     text has been rendered.
+//   li.notice-chip[data-action]  .msg-usage  .msg-error
+
+import { renderMarkdown } from './markdown.js';
+import { errorText, formatUsage, noticeLabel, statusText } from './format.js';
+
+const NEAR_BOTTOM_PX = 96;
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+export class MessageView {
+  constructor({ list, scroller, jumpButton, live, agentName }) {
+    this.list = list;
+    this.scroller = scroller;
+    this.jumpButton = jumpButton;
+    this.live = live;
+    this.agentName = agentName || (() => 'Assistant');
+    this.elements = new Map(); // item -> element
+    this.items = new WeakMap(); // element -> item
+    this.rendered = new WeakMap(); // item -> text currently in its DOM
+    this.dirty = new Set();
+    this.frame = 0;
+    this.lastRenderAt = 0;
+    this.minGapMs = 0;
+    this.stick = true;
+    scroller.addEventListener('scroll', () => {
+      this.stick = this.nearBottom();
+      this.jumpButton.hidden = this.stick;
+    }, { passive: true });
+    jumpButton.addEventListener('click', () => this.scrollToBottom(true));
+  }
+
+  itemFor(node) {
+    const article = node.closest('article.msg');
+    return article ? this.items.get(article) : undefined;
+  }
+
+  nearBottom() {
+    const s = this.scroller;
+    return s.scrollHeight - s.scrollTop - s.clientHeight < NEAR_BOTTOM_PX;
+  }
+
+  scrollToBottom(smooth = false) {
+    this.stick = true;
+    this.jumpButton.hidden = true;
+    this.scroller.scrollTo({ top: this.scroller.scrollHeight, behavior: smooth ? 'smooth' : 'auto' });
+  }
+
+  _keepPinned() {
+    if (this.stick) this.scroller.scrollTop = this.scroller.scrollHeight;
+    else this.jumpButton.hidden = false;
+  }
+
+  /** Show exactly these items, in order, reusing existing elements. */
+  setItems(items) {
+    const wanted = new Set(items);
+    for (const [item, node] of this.elements) {
+      if (!wanted.has(item)) {
+        this.elements.delete(item);
+        this.dirty.delete(item);
+        node.remove();
+      }
+    }
+    const nodes = items.map((item) => {
+      let node = this.elements.get(item);
+      if (!node) {
+        node = item.kind === 'user' ? this._buildUser(item) : this._buildReply(item);
+        this.elements.set(item, node);
+        this.items.set(node, item);
+        this.update(item, 'all');
+      }
+      return node;
+    });
+    const current = Array.from(this.list.children);
+    const same = current.length === nodes.length && current.every((node, i) => node === nodes[i]);
+    if (!same) {
+      const pinned = this.stick;
+      this.list.replaceChildren(...nodes);
+      this.stick = pinned;
+      this._keepPinned();
+    }
+  }
+
+  clear() {
+    this.elements.clear();
+    this.dirty.clear();
+    this.list.replaceChildren();
+    this.stick = true;
+    this.jumpButton.hidden = true;
+  }
+
+  update(item, what = 'all') {
+    const node = this.elements.get(item);
+    if (!node) return;
+    if (item.kind === 'user') {
+      this._renderUser(node, item);
+      this._keepPinned();
+      return;
+    }
+    this._renderReplyMeta(node, item);
+    if (item.final || what === 'all') {
+      this._renderReplyText(node, item); // synchronous: final state is never ahead of the DOM
+      this.dirty.delete(item);
+    } else if (what === 'text') {
+      this.dirty.add(item);
+      this._schedule();
+    }
+    this._keepPinned();
+  }
+
+  announce(text) {
+    this.live.textContent = '';
+    // A separate task so that repeating the same text is announced again.
+    setTimeout(() => { this.live.textContent = text; }, 60);
+  }
+
+  // --- building ------------------------------------------------------------
+
+  _buildUser(item) {
+    const node = el('article', 'msg msg-user');
+    const who = el('span', 'visually-hidden', 'You said:');
+    const bubble = el('div', 'msg-bubble');
+    const meta = el('div', 'msg-meta');
+    node.append(who, bubble, meta);
+    return node;
+  }
+
+  _buildReply(item) {
+    const node = el('article', 'msg msg-assistant');
+    const who = el('span', 'msg-author', this.agentName());
+    const body = el('div', 'msg-body markdown');
+    const notices = el('ul', 'msg-notices');
+    notices.setAttribute('aria-label', 'Notices');
+    notices.hidden = true;
+    const footer = el('div', 'msg-footer');
+    const status = el('span', 'msg-status');
+    const usage = el('span', 'msg-usage');
+    const copy = el('button', 'msg-copy', 'Copy');
+    copy.type = 'button';
+    copy.setAttribute('aria-label', 'Copy reply');
+    footer.append(status, usage, copy);
+    node.append(who, body, notices, footer);
+    return node;
+  }
+
+  // --- rendering -----------------------------------------------------------
+
+  _renderUser(node, item) {
+    node.dataset.state = item.state;
+    if (item.clientId) node.dataset.clientId = item.clientId;
+    if (item.messageId) node.dataset.messageId = item.messageId;
+    const bubble = node.querySelector('.msg-bubble');
+    if (bubble.textContent !== item.text) bubble.textContent = item.text; // plain text, never HTML
+    const meta = node.querySelector('.msg-meta');
+    meta.replaceChildren();
+    if (item.state === 'pending') {
+      meta.append(el('span', 'msg-pending', item.sendCount ? 'Waiting for connection…' : 'Sending…'));
+    } else if (item.state === 'sent') {
+      meta.append(el('span', 'msg-pending', 'Sending…'));
+    } else if (item.state === 'failed') {
+      const code = item.error && item.error.code;
+      const text = code === 'withdrawn' ? 'Not sent.' : errorText(code, item.error && item.error.message);
+      const error = el('span', 'msg-error', text);
+      error.dataset.code = code || '';
+      const retry = el('button', 'link-btn msg-retry', 'Retry');
+      retry.type = 'button';
+      meta.append(error, retry);
+    }
+    meta.hidden = !meta.firstChild;
+  }
+
+  _renderReplyMeta(node, item) {
+    node.dataset.replyId = item.replyId || '';
+    if (item.messageId) node.dataset.messageId = item.messageId;
+    node.setAttribute('aria-busy', String(!item.final));
+    if (item.stopRequested && !item.final) node.dataset.stopping = 'true';
+    else delete node.dataset.stopping;
+    if (!item.final) node.dataset.status = 'streaming';
+
+    const notices = node.querySelector('.msg-notices');
+    if (notices.childElementCount !== item.notices.size) {
+      notices.replaceChildren(...Array.from(item.notices.values(), (notice) => {
+        const chip = el('li', 'notice-chip');
+        chip.dataset.action = String(notice.action || 'notice');
+        chip.append(el('span', 'notice-label', noticeLabel(notice.action)));
+        if (notice.detail) chip.append(el('span', 'notice-detail', String(notice.detail)));
+        chip.title = [notice.rule, notice.detail].filter(Boolean).join(': ');
+        return chip;
+      }));
+      notices.hidden = item.notices.size === 0;
+    }
+
+    const status = node.querySelector('.msg-status');
+    const label = item.final ? statusText(item.status) : item.stopRequested ? 'Stopping…' : '';
+    status.textContent = label;
+    status.dataset.tone = item.final && item.status !== 'complete' && item.status !== 'cancelled' ? 'warn' : '';
+
+    const usage = node.querySelector('.msg-usage');
+    const formatted = item.final ? formatUsage(item.usage) : null;
+    usage.textContent = formatted ? formatted.text : '';
+    usage.title = formatted ? formatted.title : '';
+    node.querySelector('.msg-copy').hidden = !item.final || !item.text;
+  }
+
+  _renderReplyText(node, item) {
+    const body = node.querySelector('.msg-body');
+    if (this.rendered.get(item) !== item.text || !body.firstChild) {
+      if (item.text) {
+        body.replaceChildren(renderMarkdown(item.text));
+      } else if (!item.final) {
+        const typing = el('span', 'typing');
+        typing.setAttribute('aria-label', 'Writing a reply');
+        typing.append(el('span'), el('span'), el('span'));
+        body.replaceChildren(typing);
+      } else {
+        body.replaceChildren();
+      }
+      this.rendered.set(item, item.text);
+    }
+    if (item.seq !== null && item.seq !== undefined) node.dataset.seq = String(item.seq);
+    else if (!node.dataset.seq) node.dataset.seq = '0';
+    if (item.final) node.dataset.status = item.status;
+  }
+
+  _schedule() {
+    if (this.frame) return;
+    this.frame = requestAnimationFrame((now) => {
+      this.frame = 0;
+      // Long replies: if rendering got slow, render less often (never every frame).
+      if (now - this.lastRenderAt < this.minGapMs) {
+        this._schedule();
+        return;
+      }
+      const started = performance.now();
+      for (const item of this.dirty) {
+        const node = this.elements.get(item);
+        if (node) this._renderReplyText(node, item);
+      }
+      this.dirty.clear();
+      const took = performance.now() - started;
+      this.lastRenderAt = now;
+      this.minGapMs = took > 12 ? Math.min(took * 3, 500) : 0;
+      this._keepPinned();
+    });
+  }
+}
