@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -177,7 +178,7 @@ def test_sandbox_blocks_internals_at_load(root: Path) -> None:
     ],
 )
 def test_sandbox_refuses_attribute_access_to_internals(source: str) -> None:
-    context = PromptContext("Ann", __import__("datetime").date(2025, 1, 1), "a", "A", "d", "D", "")
+    context = PromptContext("Ann", date(2025, 1, 1), "a", "A", "d", "D", "")
     with pytest.raises(PromptError, match="sandbox"):
         PromptTemplate(source).render(context)
 

@@ -77,7 +77,10 @@ def test_each_sample_is_rewritten_whole(domain: str) -> None:
         text = f"Note: {sample} here."
         rewritten, events = rules.apply_output(text)
         assert sample not in rewritten, (domain, sample)
-        assert [e.action for e in events if e.action != "disclaimer"] in (["replaced"], ["redacted"])
+        assert [e.action for e in events if e.action != "disclaimer"] in (
+            ["replaced"],
+            ["redacted"],
+        )
 
 
 @pytest.mark.parametrize("domain", DOMAINS)

@@ -66,7 +66,7 @@ def create_app(settings: Settings) -> Starlette:
     )
     limiter = build_limiter(settings.redis_url, settings.rest_rate_limit)
     for probe in (health, ready):
-        limiter.exempt(probe)
+        limiter.exempt(probe)  # type: ignore[no-untyped-call]
     app.state.limiter = limiter
     return app
 
@@ -78,8 +78,9 @@ def _reload_on_sighup(services: Services) -> None:
         try:
             catalog = services.catalog.reload()
         except CatalogError as error:
-            log.error("catalog reload rejected; keeping the old one:\n  %s",
-                      "\n  ".join(error.problems))
+            log.error(
+                "catalog reload rejected; keeping the old one:\n  %s", "\n  ".join(error.problems)
+            )
             return
         log.info("catalog reloaded: version %s", catalog.version)
 

@@ -103,8 +103,12 @@ class ChatService:
         return catalog.agent(agent_id)
 
     async def new_conversation(
-        self, user: Principal, *, agent_id: str | None = None,
-        personality: str | None = None, rules: str | None = None,
+        self,
+        user: Principal,
+        *,
+        agent_id: str | None = None,
+        personality: str | None = None,
+        rules: str | None = None,
     ) -> tuple[Conversation, Agent]:
         if agent_id is None and personality and rules:
             agent_id = f"{personality}{COMPOSED_SEPARATOR}{rules}"
@@ -116,9 +120,14 @@ class ChatService:
         return conversation, agent
 
     async def start(
-        self, user: Principal, *, agent_id: str | None = None,
-        conversation_id: str | None = None, session_id: str | None = None,
-        personality: str | None = None, rules: str | None = None,
+        self,
+        user: Principal,
+        *,
+        agent_id: str | None = None,
+        conversation_id: str | None = None,
+        session_id: str | None = None,
+        personality: str | None = None,
+        rules: str | None = None,
     ) -> SessionView:
         """Open a new conversation, continue one, or reattach to a session."""
         if session_id is not None:

@@ -103,7 +103,9 @@ def _announce(settings: Settings, host: str, port: int, embedded: str | None) ->
     model = settings.default_model
     lines = [f"Parley on http://{host}:{port}  (model {model})"]
     if model.provider == "demo":
-        lines.append("  DEMO MODEL: offline canned replies; set OPENAI_API_KEY or ANTHROPIC_API_KEY")
+        lines.append(
+            "  DEMO MODEL: offline canned replies; set OPENAI_API_KEY or ANTHROPIC_API_KEY"
+        )
     if embedded:
         lines.append(f"  EMBEDDED Postgres/Redis in {settings.data_dir}/ (development only)")
     if settings.dev_login_enabled:
@@ -116,8 +118,10 @@ def migrate_command(settings: Settings, args: argparse.Namespace) -> int:
     from parley.storage.database import create_pool, migrate
 
     if settings.database_url is None:
-        print("parley: set DATABASE_URL to migrate (serve migrates embedded Postgres itself)",
-              file=sys.stderr)
+        print(
+            "parley: set DATABASE_URL to migrate (serve migrates embedded Postgres itself)",
+            file=sys.stderr,
+        )
         return 2
 
     async def run() -> list[str]:
@@ -137,8 +141,9 @@ def token_command(settings: Settings, args: argparse.Namespace) -> int:
     from parley.auth.tokens import ensure_dev_secret, mint_token
 
     if settings.jwt_public_key or settings.jwks_url:
-        print("parley: tokens are issued by your identity provider (public-key mode)",
-              file=sys.stderr)
+        print(
+            "parley: tokens are issued by your identity provider (public-key mode)", file=sys.stderr
+        )
         return 2
     secret = settings.jwt_secret or ensure_dev_secret(settings.data_dir)
     print(

@@ -47,9 +47,7 @@ class Settings(BaseSettings):
 
     openai_api_key: str | None = Field(default=None, validation_alias=_env("OPENAI_API_KEY"))
     openai_base_url: str | None = Field(default=None, validation_alias=_env("OPENAI_BASE_URL"))
-    anthropic_api_key: str | None = Field(
-        default=None, validation_alias=_env("ANTHROPIC_API_KEY")
-    )
+    anthropic_api_key: str | None = Field(default=None, validation_alias=_env("ANTHROPIC_API_KEY"))
     anthropic_base_url: str | None = Field(
         default=None, validation_alias=_env("ANTHROPIC_BASE_URL")
     )
@@ -98,7 +96,8 @@ class Settings(BaseSettings):
         if self.openai_api_key:
             return ModelRef("openai", "gpt-4o-mini")
         if self.anthropic_api_key:
-            return ModelRef("anthropic", "claude-sonnet-4-5")
+            # claude-sonnet-4-5 reaches end-of-life on 2026-11-30.
+            return ModelRef("anthropic", "claude-sonnet-4-6")
         return ModelRef("demo", "echo")
 
     @property

@@ -28,6 +28,7 @@ from parley.sessions import SessionStore
 from parley.storage.conversations import ConversationStore
 from parley.storage.database import create_pool, migrate
 from parley.storage.ledger import Ledger
+from parley.storage.redis import connect as connect_redis
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +53,10 @@ class Services:
         catalog = CatalogStore(settings.catalog, load_catalog(settings.catalog))
         pool = await create_pool(settings.database_url)
         await migrate(pool)
-        redis = Redis.from_url(settings.redis_url, health_check_interval=30)
+        redis = connect_redis(settings.redis_url)
         await redis.ping()
         router = LLMRouter.from_settings(settings)
+        await router.warm_up()
         keys = Keys()
         instance_id = secrets.token_hex(6)
         conversations = ConversationStore(pool)
@@ -86,7 +88,9 @@ class Services:
         replies.run_background(sweep_interval=settings.lease_ttl_seconds / 2)
         log.info(
             "instance %s ready: catalog %s, default model %s",
-            instance_id, catalog.current.version, settings.default_model,
+            instance_id,
+            catalog.current.version,
+            settings.default_model,
         )
         return cls(
             settings=settings,

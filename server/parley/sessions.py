@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from parley.errors import NotFound
 from parley.replies.keys import Keys
+from parley.storage.redis import as_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +42,7 @@ class SessionStore:
         """The caller's session; another user's session is "not found"."""
         key = self.keys.session(session_id)
         raw = await self.redis.hgetall(key)
-        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        fields = {as_text(k): as_text(v) for k, v in raw.items()}
         if fields.get("user_id") != user_id:
             raise NotFound("No such session.")
         await self.redis.expire(key, self.ttl_seconds)

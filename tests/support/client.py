@@ -36,12 +36,13 @@ class ChatClient:
         self.connection = connection
 
     @classmethod
-    async def connect(
-        cls, url: str, token: str | None, *, origin: str | None = None
-    ) -> ChatClient:
+    async def connect(cls, url: str, token: str | None, *, origin: str | None = None) -> ChatClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         connection = await connect(
-            url, additional_headers=headers, origin=origin, max_size=None  # type: ignore[arg-type]
+            url,
+            additional_headers=headers,
+            origin=origin,
+            max_size=None,  # type: ignore[arg-type]
         )
         return cls(connection)
 
@@ -64,7 +65,9 @@ class ChatClient:
 
     async def say(self, text: str, client_id: str | None = None) -> Frame:
         """Send a message and return its ``accepted`` frame."""
-        await self.send({"type": "message", "client_id": client_id or str(uuid.uuid4()), "text": text})
+        await self.send(
+            {"type": "message", "client_id": client_id or str(uuid.uuid4()), "text": text}
+        )
         return await self.expect("accepted")
 
     async def reply(self, reply_id: str, *, until_seq: int | None = None) -> Reply:

@@ -21,13 +21,13 @@ import asyncpg
 
 
 @dataclass(frozen=True)
-class TestStorage:
+class StorageURLs:
     database_url: str
     redis_url: str
 
 
 @contextmanager
-def test_storage() -> Iterator[TestStorage]:
+def storage_urls() -> Iterator[StorageURLs]:
     with ExitStack() as stack:
         base_db = os.environ.get("DATABASE_URL")
         redis_url = os.environ.get("REDIS_URL")
@@ -36,7 +36,9 @@ def test_storage() -> Iterator[TestStorage]:
 
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
             embedded = stack.enter_context(
-                embedded_storage(folder, need_postgres=base_db is None, need_redis=redis_url is None)
+                embedded_storage(
+                    folder, need_postgres=base_db is None, need_redis=redis_url is None
+                )
             )
             base_db = base_db or embedded.database_url
             redis_url = redis_url or embedded.redis_url
@@ -44,7 +46,7 @@ def test_storage() -> Iterator[TestStorage]:
         name = f"parley_test_{secrets.token_hex(4)}"
         asyncio.run(_admin(base_db, f'CREATE DATABASE "{name}"'))
         stack.callback(lambda: asyncio.run(_admin(base_db, f'DROP DATABASE "{name}" WITH (FORCE)')))
-        yield TestStorage(_with_database(base_db, name), redis_url)
+        yield StorageURLs(_with_database(base_db, name), redis_url)
 
 
 async def _admin(dsn: str, statement: str) -> None:

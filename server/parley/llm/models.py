@@ -52,6 +52,7 @@ DEFAULT_FACTS: Mapping[str, ModelFacts] = {
     "openai:gpt-4-turbo": ModelFacts(128_000, 10.00, 30.00),
     "openai:gpt-4": ModelFacts(8_192, 30.00, 60.00),
     "openai:gpt-3.5-turbo": ModelFacts(16_385, 0.50, 1.50),
+    "anthropic:claude-sonnet-4-6": ModelFacts(200_000, 3.00, 15.00),
     "anthropic:claude-sonnet-4-5": ModelFacts(200_000, 3.00, 15.00),
     "anthropic:claude-sonnet-4": ModelFacts(200_000, 3.00, 15.00),
     "anthropic:claude-opus-4-5": ModelFacts(200_000, 5.00, 25.00),

@@ -16,6 +16,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from parley.replies.keys import Keys
+from parley.storage.redis import as_text
 
 # How long a reader blocks on XREAD before re-checking the reply's state.
 READ_BLOCK_MS = 5_000
@@ -92,13 +93,13 @@ class ReplyLog:
 
     async def running_reply(self, conversation_id: str) -> str | None:
         value = await self.redis.get(self.keys.conversation_reply(conversation_id))
-        return value.decode() if isinstance(value, bytes) else value
+        return as_text(value) if value is not None else None
 
     async def state(self, reply_id: str) -> ReplyState | None:
         raw = await self.redis.hgetall(self.keys.state(reply_id))
         if not raw:
             return None
-        fields = {_text(k): _text(v) for k, v in raw.items()}
+        fields = {as_text(k): as_text(v) for k, v in raw.items()}
         return ReplyState(
             reply_id=reply_id,
             user_id=fields["user_id"],
@@ -110,7 +111,7 @@ class ReplyLog:
 
     async def text(self, reply_id: str) -> str:
         value = await self.redis.get(self.keys.text(reply_id))
-        return _text(value) if value is not None else ""
+        return as_text(value) if value is not None else ""
 
     async def append_delta(self, reply_id: str, seq: int, text: str) -> None:
         frame = {"type": "delta", "reply_id": reply_id, "seq": seq, "text": text}
@@ -139,7 +140,7 @@ class ReplyLog:
         await self._release_marker(conversation_id, reply_id)
 
     async def _release_marker(self, conversation_id: str, reply_id: str) -> None:
-        await self.redis.eval(  # type: ignore[misc]
+        await self.redis.eval(
             _RELEASE_MARKER, 1, self.keys.conversation_reply(conversation_id), reply_id
         )
 
@@ -162,7 +163,7 @@ class ReplyLog:
         stream = self.keys.events(reply_id)
         cursor = "0-0"
         while True:
-            response = await self.redis.xread(
+            response: Any = await self.redis.xread(
                 {stream: cursor}, count=READ_BATCH, block=READ_BLOCK_MS
             )
             if not response:
@@ -183,7 +184,3 @@ class ReplyLog:
 
     async def exists(self, reply_id: str) -> bool:
         return bool(await self.redis.exists(self.keys.events(reply_id), self.keys.state(reply_id)))
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -60,6 +60,6 @@ def _encode(message: ChatMessage) -> str:
     return json.dumps({"role": message.role, "content": message.content})
 
 
-def _decode(raw: bytes) -> ChatMessage:
+def _decode(raw: bytes | str) -> ChatMessage:
     item = json.loads(raw)
     return ChatMessage(item["role"], item["content"])

@@ -20,10 +20,11 @@ from redis.asyncio import Redis
 
 from parley.errors import NotFound
 from parley.replies.keys import Keys
-from parley.replies.log import Frame, ReplyLog
+from parley.replies.log import Frame
 from parley.replies.task import ReplyDeps, ReplyJob, StopSignal, done_frame, run_reply
 from parley.storage.conversations import ConversationStore
 from parley.storage.ledger import FinishedReply, ReplyTotals
+from parley.storage.redis import as_text
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ class ReplyService:
         closed = []
         members = await self.redis.smembers(self.keys.active_replies)
         for raw in members:
-            reply_id = raw.decode()
+            reply_id = as_text(raw)
             if reply_id in self._running or await self.redis.exists(self.keys.lease(reply_id)):
                 continue
             if await self._interrupt(reply_id):
@@ -159,9 +160,9 @@ class ReplyService:
         if include_orphans:
             for reply_uuid in await self.deps.ledger.stale_streaming(ORPHAN_AGE_SECONDS):
                 reply_id = str(reply_uuid)
-                if reply_id not in self._running and not await self.log.exists(reply_id):
-                    if await self._interrupt(reply_id):
-                        closed.append(reply_id)
+                orphaned = reply_id not in self._running and not await self.log.exists(reply_id)
+                if orphaned and await self._interrupt(reply_id):
+                    closed.append(reply_id)
         return closed
 
     async def _interrupt(self, reply_id: str) -> bool:

@@ -171,10 +171,9 @@ async def _generate(
 
 
 def _status(calls: list[CallRecord], stop: StopSignal) -> str:
-    last = calls[-1].status if calls else "failed"
-    if last == "cancelled":
+    if stop.event.is_set() and (not calls or calls[-1].status == "cancelled"):
         return stop.reason
-    return last
+    return calls[-1].status if calls else "failed"
 
 
 async def _keep_lease(job: ReplyJob, deps: ReplyDeps, stop: StopSignal) -> None:
@@ -232,7 +231,10 @@ async def _store(ledger: Ledger, reply: FinishedReply) -> UUID | None:
         except Exception as error:
             log.warning(
                 "storing reply %s failed (attempt %d/%d): %s",
-                reply.reply_id, attempt, STORE_ATTEMPTS, error,
+                reply.reply_id,
+                attempt,
+                STORE_ATTEMPTS,
+                error,
             )
             await asyncio.sleep(delay)
             delay *= 2

@@ -23,6 +23,7 @@ from parley.rules.templates import PromptContext, PromptTemplate
 
 DEFAULT_MAX_LENGTH = 8_000
 DEFAULT_MAX_REPLY_TOKENS = 1_024
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def build_ruleset(spec: RulesFile, fragments: Mapping[str, RulesFile]) -> RuleSe
         else:
             parts.append(fragment)
     parts.append(spec)
-    drop = set(spec.disable)
+    drop = set(spec.disable)  # by id, in every section
     known = {rule.id for part in parts for rule in _all_patterns(part)}
     problems += [f"disable: no included rule {rule_id!r}" for rule_id in sorted(drop - known)]
 
@@ -126,9 +127,6 @@ def build_ruleset(spec: RulesFile, fragments: Mapping[str, RulesFile]) -> RuleSe
         disclaimer=_last_set(p.output.disclaimer for p in parts),
         limits=_limits([p.limits for p in parts]),
     )
-
-
-_T = TypeVar("_T")
 
 
 def _rule(spec: PatternSpec) -> Rule:

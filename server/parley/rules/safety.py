@@ -12,7 +12,7 @@ shapes at load, using the stdlib parser (``re._parser``):
   backreferences or conditionals;
 * an upper bound on the backtracking paths tried from one start position is
   at most :data:`MAX_PATHS`. Nested or adjacent overlapping quantifiers
-  multiply paths, so ``(a{1,9}){1,9}`` or ``\\d{1,20}\\d{1,20}`` are rejected,
+  multiply paths, so ``(a{1,9}){1,9}b`` or ``\\d{1,40}\\d{1,40}\\d{1,40}x`` are rejected,
   while ``\\d{4}[ -]?\\d{4}`` is accepted: a quantifier followed by
   characters it cannot match has only one way to continue.
 
@@ -28,6 +28,7 @@ from typing import Any
 
 from parley.rules.regex_tree import (
     MAXREPEAT,
+    REPEATS,
     CharNode,
     PatternError,
     char_node,
@@ -78,10 +79,15 @@ def analyse(source: str, *, ignore_case: bool, streaming: bool, max_width: int) 
     try:
         parsed = parse(source, base)
         re.compile(source, base)
+        inline = parse(source, 0).state.flags & ~re.UNICODE
     except re.error as error:
         raise PatternError(f"invalid regular expression: {error}") from None
-    if parsed.state.flags & ~(base | re.UNICODE):
+    # Rules are combined into one regex, where global flags are an error and group
+    # names could clash.
+    if inline:
         raise PatternError("inline global flags such as (?i) are not allowed; use ignore_case")
+    if parsed.state.groupdict:
+        raise PatternError("named groups are not allowed; use (?:...) instead")
     _check_shape(parsed, streaming)
     size = _measure(parsed)
     if size.lo == 0:
@@ -107,7 +113,7 @@ def _check_shape(items: Any, streaming: bool) -> None:
                 "anchors (^, $, \\A, \\Z) are not allowed in output patterns: replies are "
                 "filtered as a stream"
             )
-        if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+        if name in REPEATS:
             _, high, body = av
             if high == MAXREPEAT:
                 raise PatternError(
@@ -122,7 +128,7 @@ def _check_shape(items: Any, streaming: bool) -> None:
 
 
 def _children(name: str, av: Any) -> list[Any]:
-    if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+    if name in REPEATS:
         return [av[2]]
     if name == "SUBPATTERN":
         return [av[3]]
@@ -156,7 +162,7 @@ def _measure_one(name: str, av: Any) -> _Measure:
         if direction < 0:
             return _Measure(0, 0, inner.reach, inner.hi + inner.behind)
         return _Measure(0, 0, inner.reach, inner.behind)
-    if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+    if name in REPEATS:
         low, high, body = av
         inner = _measure(body)
         reach = (high - 1) * inner.hi + inner.reach if high else 0
@@ -195,7 +201,7 @@ def _first_one(name: str, av: Any, ignore_case: bool) -> _Follow:
     node = char_node(name, av, ignore_case)
     if node is not None:
         return _Follow((node,), False, False)
-    if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+    if name in REPEATS:
         inner = _first(list(av[2]), ignore_case, _NOTHING)
         return _Follow(inner.chars, av[0] == 0 or inner.nullable, inner.guarded)
     if name == "SUBPATTERN":
@@ -222,7 +228,7 @@ def _paths(items: list[Any], ignore_case: bool, follow: _Follow) -> int:
 
 
 def _paths_one(name: str, av: Any, ignore_case: bool, follow: _Follow) -> int:
-    if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+    if name in REPEATS:
         return _repeat_paths(av, ignore_case, follow)
     if name in ("ASSERT", "ASSERT_NOT"):
         return _paths(list(av[1]), ignore_case, _NOTHING)

@@ -76,10 +76,9 @@ class ConversationStore:
             raise NotFound("No such conversation.")
         return Conversation.from_row(row)
 
-    async def list(self, owner_id: str, *, limit: int = 50) -> list[Conversation]:
+    async def owned_by(self, owner_id: str, *, limit: int = 50) -> list[Conversation]:
         rows = await self.pool.fetch(
-            "SELECT * FROM conversations WHERE owner_id = $1"
-            " ORDER BY updated_at DESC, id LIMIT $2",
+            "SELECT * FROM conversations WHERE owner_id = $1 ORDER BY updated_at DESC, id LIMIT $2",
             owner_id,
             limit,
         )

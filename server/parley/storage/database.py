@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from importlib import resources
+
 import asyncpg
 
 log = logging.getLogger(__name__)

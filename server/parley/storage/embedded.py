@@ -52,7 +52,7 @@ def _start_postgres(folder: Path, handles: list[Any]) -> str:
         import pgserver
     except ImportError:
         raise EmbeddedUnavailable(f"DATABASE_URL is not set and {INSTALL_HINT}") from None
-    server = pgserver.get_server(folder, cleanup_mode="stop")
+    server = pgserver.get_server(folder, cleanup_mode="stop")  # type: ignore[attr-defined]
     handles.append(server.cleanup)
     uri: str = server.get_uri()
     log.warning("EMBEDDED POSTGRES in %s (set DATABASE_URL for production)", folder)

@@ -50,7 +50,11 @@ class ChatBody(BaseModel):
 
     def fingerprint(self) -> str:
         """What makes two requests "the same" for an idempotency key."""
-        same = {"agent": self.agent, "conversation_id": self.conversation_id, "message": self.message}
+        same = {
+            "agent": self.agent,
+            "conversation_id": self.conversation_id,
+            "message": self.message,
+        }
         return hashlib.sha256(json.dumps(same, sort_keys=True).encode()).hexdigest()
 
 
@@ -144,24 +148,37 @@ async def _collect(
         elif kind == "error":
             error = frame
         elif kind == "done":
-            result = {"status": frame["status"], "message_id": frame["message_id"],
-                      "usage": frame["usage"]}
+            result = {
+                "status": frame["status"],
+                "message_id": frame["message_id"],
+                "usage": frame["usage"],
+            }
         elif kind == "resync":
             message = frame["message"]
             parts = [message["content"]]
-            result = {"status": message["status"], "message_id": message["id"],
-                      "usage": message.get("usage")}
+            result = {
+                "status": message["status"],
+                "message_id": message["id"],
+                "usage": message.get("usage"),
+            }
     body = {
         "conversation_id": str(conversation.id),
         "message_id": str(accepted.message_id),
         "reply_id": accepted.reply_id,
-        "reply": {"message_id": result.get("message_id"), "text": "".join(parts),
-                  "status": result.get("status", "failed"), "notices": notices},
+        "reply": {
+            "message_id": result.get("message_id"),
+            "text": "".join(parts),
+            "status": result.get("status", "failed"),
+            "notices": notices,
+        },
         "usage": result.get("usage"),
     }
     if error is not None and not parts:
-        failure = UpstreamUnavailable(error["message"]) if error["code"] == "upstream_unavailable" \
+        failure = (
+            UpstreamUnavailable(error["message"])
+            if error["code"] == "upstream_unavailable"
             else Internal(error["message"])
+        )
         return JSONResponse({"error": error_body(failure), **body}, status_code=failure.http_status)
     return JSONResponse(body)
 
@@ -176,7 +193,7 @@ async def list_agents(request: Request) -> Response:
 
 async def list_conversations(request: Request) -> Response:
     user = current_user(request)
-    conversations = await services_of(request).conversations.list(user.user_id)
+    conversations = await services_of(request).conversations.owned_by(user.user_id)
     return JSONResponse({"conversations": [c.public() for c in conversations]})
 
 
@@ -232,8 +249,9 @@ async def reload_catalog(request: Request) -> Response:
     try:
         catalog = store.reload()
     except CatalogError as error:
-        return error_response(BadRequest("The new catalog is invalid; the old one stays."),
-                              problems=error.problems)
+        return error_response(
+            BadRequest("The new catalog is invalid; the old one stays."), problems=error.problems
+        )
     return JSONResponse({"version": catalog.version, "agents": sorted(catalog.agents)})
 
 

@@ -140,6 +140,7 @@ const messageView = new MessageView({
   jumpButton: $('jump-latest'),
   live: $('reply-live'),
   agentName: () => currentAgent()?.name || 'Assistant',
+  connected: () => body.dataset.connection === 'open',
 });
 
 const ui = {
@@ -340,6 +341,7 @@ function renderConnection({ state: socketState, retryAt, enabled, online }) {
     lastConnectionText = text;
   }
   $('connection-countdown').textContent = countdown;
+  messageView.refreshPending();
   $('reconnect-now').hidden = !(socketState === 'closed' && enabled && state.user);
 }
 

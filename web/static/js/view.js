@@ -22,12 +22,13 @@ function el(tag, className, text) {
 }
 
 export class MessageView {
-  constructor({ list, scroller, jumpButton, live, agentName }) {
+  constructor({ list, scroller, jumpButton, live, agentName, connected }) {
     this.list = list;
     this.scroller = scroller;
     this.jumpButton = jumpButton;
     this.live = live;
     this.agentName = agentName || (() => 'Assistant');
+    this.connected = connected || (() => true);
     this.elements = new Map(); // item -> element
     this.items = new WeakMap(); // element -> item
     this.rendered = new WeakMap(); // item -> text currently in its DOM
@@ -91,6 +92,13 @@ export class MessageView {
       this.list.replaceChildren(...nodes);
       this.stick = pinned;
       this._keepPinned();
+    }
+  }
+
+  /** Re-render messages waiting to be sent (their label depends on the connection). */
+  refreshPending() {
+    for (const [item, node] of this.elements) {
+      if (item.kind === 'user' && item.state === 'pending') this._renderUser(node, item);
     }
   }
 
@@ -167,7 +175,7 @@ export class MessageView {
     const meta = node.querySelector('.msg-meta');
     meta.replaceChildren();
     if (item.state === 'pending') {
-      meta.append(el('span', 'msg-pending', item.sendCount ? 'Waiting for connection…' : 'Sending…'));
+      meta.append(el('span', 'msg-pending', this.connected() ? 'Sending…' : 'Waiting for connection…'));
     } else if (item.state === 'sent') {
       meta.append(el('span', 'msg-pending', 'Sending…'));
     } else if (item.state === 'failed') {

@@ -1,0 +1,143 @@
+"""Shared fixtures: real Postgres and Redis, a fake LLM vendor, real servers.
+
+End-to-end tests talk to Parley servers running in child processes (started
+with ``parley serve``) over real sockets. The only fake is the LLM vendor,
+a real HTTP server speaking OpenAI's and Anthropic's wire formats.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import yaml
+from support.fake_llm import FakeLLM
+from support.server import ParleyServer
+from support.storage import StorageURLs, storage_urls
+
+from parley.auth.tokens import mint_token
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_TIKTOKEN_CACHE = REPO.parent / "shared" / "tiktoken-cache"
+if "TIKTOKEN_CACHE_DIR" not in os.environ and SHARED_TIKTOKEN_CACHE.is_dir():
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(SHARED_TIKTOKEN_CACHE)
+
+JWT_SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+TokenFactory = Callable[..., tuple[str, str]]
+
+# Agents only the tests use: pinned to the fake vendors' models.
+TEST_AGENTS = [
+    {
+        "id": "agent_anthropic",
+        "name": "Anthropic test agent",
+        "description": "Talks to the fake Anthropic API.",
+        "personality": "supportive",
+        "rules": "technical_support",
+        "models": ["anthropic:claude-haiku-4-5"],
+    },
+    {
+        "id": "agent_fallback",
+        "name": "Fallback test agent",
+        "description": "Prefers a fake OpenAI model, falls back to fake Anthropic.",
+        "personality": "supportive",
+        "rules": "technical_support",
+        "models": ["openai:gpt-4o", "anthropic:claude-haiku-4-5"],
+    },
+]
+
+
+@pytest.fixture(scope="session")
+def storage() -> Iterator[StorageURLs]:
+    with storage_urls() as urls:
+        yield urls
+
+
+@pytest.fixture(scope="session")
+def fake_llm() -> Iterator[FakeLLM]:
+    with FakeLLM() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(fake_llm: FakeLLM) -> FakeLLM:
+    """The fake vendor with no scripts queued and no requests recorded."""
+    fake_llm.reset()
+    return fake_llm
+
+
+@pytest.fixture(scope="session")
+def catalog_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped catalog plus the test-only agents."""
+    root = tmp_path_factory.mktemp("catalog")
+    for folder in ("personalities", "rules"):
+        shutil.copytree(REPO / folder, root / folder)
+    agents = yaml.safe_load((REPO / "agents.yaml").read_text())
+    agents["agents"].extend(TEST_AGENTS)
+    (root / "agents.yaml").write_text(yaml.safe_dump(agents))
+    return root
+
+
+@pytest.fixture(scope="session")
+def server_env(
+    storage: StorageURLs,
+    fake_llm: FakeLLM,
+    catalog_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, str]:
+    return {
+        "DATABASE_URL": storage.database_url,
+        "REDIS_URL": storage.redis_url,
+        "PARLEY_JWT_SECRET": JWT_SECRET,
+        "PARLEY_CATALOG": str(catalog_dir),
+        "PARLEY_DATA_DIR": str(tmp_path_factory.mktemp("data")),
+        "PARLEY_WEB_DIR": str(REPO / "web"),
+        "OPENAI_API_KEY": "sk-test-key",
+        "OPENAI_BASE_URL": fake_llm.base_url,
+        "ANTHROPIC_API_KEY": "sk-ant-test-key",
+        "ANTHROPIC_BASE_URL": fake_llm.anthropic_base_url,
+        "PARLEY_MODEL": "openai:gpt-4o-mini",
+        "PARLEY_RETRY_BASE_DELAY": "0.01",
+        "PARLEY_FIRST_TOKEN_TIMEOUT": "10",
+        "PARLEY_IDLE_TIMEOUT": "10",
+        "PARLEY_LEASE_TTL_SECONDS": "2",
+        "PARLEY_LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture(scope="session")
+def server(server_env: dict[str, str]) -> Iterator[ParleyServer]:
+    instance = ParleyServer(server_env, name="parley-a").start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture(scope="session")
+def server_b(server_env: dict[str, str]) -> Iterator[ParleyServer]:
+    """A second instance sharing the first one's Postgres and Redis."""
+    instance = ParleyServer(server_env, name="parley-b").start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
+def make_token() -> TokenFactory:
+    """``make_token(user=None, **claims) -> (user_id, jwt)``; a fresh user by default."""
+
+    def make(user: str | None = None, **options: object) -> tuple[str, str]:
+        user_id = user or f"user-{uuid.uuid4().hex[:10]}"
+        return user_id, mint_token(JWT_SECRET, user_id=user_id, **options)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture
+async def db(storage: StorageURLs) -> AsyncIterator[asyncpg.Connection]:
+    """A direct connection, to check what Parley stored."""
+    connection = await asyncpg.connect(storage.database_url)
+    yield connection
+    await connection.close()
