@@ -9,8 +9,6 @@ import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from slowapi.errors import RateLimitExceeded
-from slowapi.middleware import SlowAPIASGIMiddleware
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import WebSocketRoute
@@ -21,9 +19,9 @@ from parley.catalog import CatalogError
 from parley.config import Settings
 from parley.errors import ParleyError
 from parley.services import Services
-from parley.transport.http import PrincipalMiddleware, handle_error, handle_rate_limit
-from parley.transport.ops import health, ops_routes, ready
-from parley.transport.ratelimit import build_limiter
+from parley.transport.http import PrincipalMiddleware, handle_error
+from parley.transport.ops import ops_routes
+from parley.transport.ratelimit import RateLimitMiddleware, UserRateLimiter
 from parley.transport.rest import rest_routes
 from parley.transport.websocket import websocket_endpoint
 from parley.web.routes import web_routes
@@ -57,17 +55,15 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(PrincipalMiddleware), Middleware(SlowAPIASGIMiddleware)],
-        exception_handlers={
-            ParleyError: handle_error,
-            RateLimitExceeded: handle_rate_limit,
-            Exception: handle_error,
-        },
+        middleware=[
+            Middleware(PrincipalMiddleware),
+            Middleware(
+                RateLimitMiddleware,
+                limiter=UserRateLimiter(settings.redis_url, settings.rest_rate_limit),
+            ),
+        ],
+        exception_handlers={ParleyError: handle_error, Exception: handle_error},
     )
-    limiter = build_limiter(settings.redis_url, settings.rest_rate_limit)
-    for probe in (health, ready):
-        limiter.exempt(probe)  # type: ignore[no-untyped-call]
-    app.state.limiter = limiter
     return app
 
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from slowapi.errors import RateLimitExceeded
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from parley.auth.http import authenticate
 from parley.auth.tokens import Principal
-from parley.errors import ParleyError, RateLimited, Unauthorized, error_body
+from parley.errors import ParleyError, Unauthorized, error_body
 from parley.transport.failures import client_error
 
 
@@ -55,8 +54,3 @@ def error_response(error: ParleyError, **extra: Any) -> JSONResponse:
 
 async def handle_error(request: Request, exc: Exception) -> Response:
     return error_response(client_error(exc, context=f"{request.method} {request.url.path}"))
-
-
-async def handle_rate_limit(request: Request, exc: Exception) -> Response:
-    detail = exc.detail if isinstance(exc, RateLimitExceeded) else ""
-    return error_response(RateLimited(f"Rate limit exceeded ({detail})."))

@@ -253,6 +253,7 @@ function updateChrome() {
     if (agent.domain && agent.domain.name) parts.push(agent.domain.name);
   }
   $('chat-agent').textContent = parts.filter(Boolean).join(' · ');
+  messageView.refreshAuthors();
 
   for (const button of document.querySelectorAll('#conversation-list .conv-open')) {
     const current = button.closest('li').dataset.conversationId === view.conversationId;

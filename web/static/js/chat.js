@@ -650,6 +650,8 @@ export class ChatController {
 
   _gone(code) {
     const view = this.view;
+    if (view.gone) return; // REST and the socket may both report it
+    view.gone = true;
     this.ui.conversationGone(view, code);
   }
 }

@@ -95,6 +95,14 @@ export class MessageView {
     }
   }
 
+  /** The agent's name above each reply (it may be known only after the history). */
+  refreshAuthors() {
+    const name = this.agentName();
+    for (const node of this.list.querySelectorAll('.msg-author')) {
+      if (node.textContent !== name) node.textContent = name;
+    }
+  }
+
   /** Re-render messages waiting to be sent (their label depends on the connection). */
   refreshPending() {
     for (const [item, node] of this.elements) {
