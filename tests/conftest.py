@@ -29,6 +29,7 @@ if "TIKTOKEN_CACHE_DIR" not in os.environ and SHARED_TIKTOKEN_CACHE.is_dir():
 
 JWT_SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 TokenFactory = Callable[..., tuple[str, str]]
+TIGHT_BUDGET = 2000
 
 # Agents only the tests use: pinned to the fake vendors' models.
 TEST_AGENTS = [
@@ -39,6 +40,13 @@ TEST_AGENTS = [
         "personality": "supportive",
         "rules": "technical_support",
         "models": ["anthropic:claude-haiku-4-5"],
+    },
+    {
+        "id": "agent_budget",
+        "name": "Budget test agent",
+        "description": "Technical support with a tiny daily token budget.",
+        "personality": "supportive",
+        "rules": "tight_budget",
     },
     {
         "id": "agent_fallback",
@@ -76,6 +84,10 @@ def catalog_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("catalog")
     for folder in ("personalities", "rules"):
         shutil.copytree(REPO / folder, root / folder)
+    tight = yaml.safe_load((REPO / "rules" / "technical_support.yaml").read_text())
+    tight.update(id="tight_budget", name="Tight budget")
+    tight["limits"].update(daily_token_budget=TIGHT_BUDGET, max_reply_tokens=500)
+    (root / "rules" / "tight_budget.yaml").write_text(yaml.safe_dump(tight))
     agents = yaml.safe_load((REPO / "agents.yaml").read_text())
     agents["agents"].extend(TEST_AGENTS)
     (root / "agents.yaml").write_text(yaml.safe_dump(agents))
