@@ -16,11 +16,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 import yaml
+
+from parley.auth.tokens import mint_token
 from support.fake_llm import FakeLLM
 from support.server import ParleyServer
 from support.storage import StorageURLs, storage_urls
-
-from parley.auth.tokens import mint_token
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_TIKTOKEN_CACHE = REPO.parent / "shared" / "tiktoken-cache"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
+
 from conftest import TokenFactory
 from support.fake_llm import FakeLLM, Script
 from support.server import ParleyServer
@@ -232,3 +234,23 @@ async def test_health_and_readiness(http: httpx.AsyncClient) -> None:
     ready = await http.get("/ready")
     assert ready.status_code == 200
     assert ready.json()["status"] == "ready"
+
+
+async def test_bad_catalog_reload_is_rejected_and_the_old_one_stays(
+    http: httpx.AsyncClient, make_token: TokenFactory, catalog_dir: Path
+) -> None:
+    _, admin = make_token(admin=True)
+    before = (await http.get("/ready")).json()["catalog_version"]
+    broken = catalog_dir / "personalities" / "broken.yaml"
+    broken.write_text("id: broken\nname: [unclosed\n")
+    try:
+        refused = await http.post("/v1/admin/reload", headers=bearer(admin))
+    finally:
+        broken.unlink()
+    assert refused.status_code == 400
+    assert any("broken.yaml" in problem for problem in refused.json()["problems"])
+    assert (await http.get("/ready")).json()["catalog_version"] == before
+    agents = await http.get("/v1/agents", headers=bearer(admin))
+    assert agents.status_code == 200
+    reloaded = await http.post("/v1/admin/reload", headers=bearer(admin))
+    assert reloaded.json()["version"] == before

@@ -7,6 +7,7 @@ import uuid
 import asyncpg
 import httpx
 import pytest
+
 from conftest import TokenFactory
 from support.client import ChatClient
 from support.fake_llm import FakeLLM, Script

@@ -8,10 +8,11 @@ import time
 
 import jwt
 import pytest
+from websockets.exceptions import ConnectionClosed
+
 from conftest import JWT_SECRET, TokenFactory
 from support.client import ChatClient
 from support.server import ParleyServer
-from websockets.exceptions import ConnectionClosed
 
 
 async def closed_with(client: ChatClient) -> int:

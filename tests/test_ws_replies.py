@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 
 import asyncpg
-from conftest import TokenFactory
 from redis.asyncio import Redis
+
+from conftest import TokenFactory
 from support.client import ChatClient
 from support.fake_llm import FakeLLM, Script
 from support.server import ParleyServer

@@ -51,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="validate configuration and catalog")
     check.set_defaults(command=check_command)
+
+    reload = commands.add_parser("reload", help="ask a running server to reload the catalog")
+    reload.add_argument("--url", help="server URL (default http://PARLEY_HOST:PARLEY_PORT)")
+    reload.set_defaults(command=reload_command)
     return parser
 
 
@@ -160,13 +164,55 @@ def token_command(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def reload_command(settings: Settings, args: argparse.Namespace) -> int:
+    """POST /v1/admin/reload with a short-lived admin token (HS256 mode)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from parley.auth.tokens import ensure_dev_secret, mint_token
+
+    if settings.jwt_public_key or settings.jwks_url:
+        print(
+            "parley: in public-key mode, call POST /v1/admin/reload with an admin token "
+            "from your identity provider, or send SIGHUP",
+            file=sys.stderr,
+        )
+        return 2
+    secret = settings.jwt_secret or ensure_dev_secret(settings.data_dir)
+    token = mint_token(
+        secret,
+        user_id="parley-cli",
+        ttl_seconds=60,
+        admin=True,
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+    )
+    url = (args.url or f"http://{settings.host}:{settings.port}").rstrip("/")
+    request = urllib.request.Request(
+        f"{url}/v1/admin/reload", method="POST", headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            print(json.loads(response.read())["version"])
+            return 0
+    except urllib.error.HTTPError as error:
+        print(f"parley: reload refused: {error.read().decode(errors='replace')}", file=sys.stderr)
+    except OSError as error:
+        print(f"parley: cannot reach {url}: {error}", file=sys.stderr)
+    return 1
+
+
 def check_command(settings: Settings, args: argparse.Namespace) -> int:
+    from parley.auth.tokens import TokenVerifier
     from parley.catalog import CatalogError, load_catalog
 
     try:
+        if settings.has_configured_jwt_key:  # a generated dev secret needs no checking
+            TokenVerifier.from_settings(settings, None)
         catalog = load_catalog(settings.catalog)
-    except CatalogError as error:
-        print("parley: invalid catalog:", file=sys.stderr)
+    except (CatalogError, ConfigurationError) as error:
+        print("parley: invalid catalog or configuration:", file=sys.stderr)
         for problem in error.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
