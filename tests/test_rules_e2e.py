@@ -35,7 +35,8 @@ async def test_blocked_input_never_reaches_the_upstream(
     assert [(n["rule"], n["action"]) for n in reply.notices] == [("prompt_injection", "blocked")]
     assert reply.text  # the configured reply, streamed like any other
     user_status = await db.fetchval(
-        "SELECT status FROM messages WHERE id = (SELECT reply_to FROM messages WHERE reply_id = $1)",
+        "SELECT status FROM messages"
+        " WHERE id = (SELECT reply_to FROM messages WHERE reply_id = $1)",
         uuid.UUID(reply.reply_id),
     )
     assert user_status == "blocked"
