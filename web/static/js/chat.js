@@ -51,6 +51,7 @@ function replyItem(replyId) {
   return {
     kind: 'assistant', replyId, messageId: null, text: '', seq: 0, status: 'streaming', final: false,
     notices: new Map(), usage: null, stopRequested: false, awaitingResume: false, resumeKey: null,
+    error: null,
   };
 }
 
@@ -61,10 +62,15 @@ function historyItem(message) {
       state: 'accepted', sendCount: 0, error: null, fromHistory: true, createdAt: message.created_at,
     };
   }
+  // A reply still being written: shown live and resumed from the start once
+  // the session is attached (its position in the stream is unknown: seq null).
+  const live = !FINAL_STATUSES.has(message.status) && !!message.reply_id;
   return {
-    kind: 'assistant', replyId: null, messageId: message.id, text: String(message.content ?? ''),
-    seq: null, status: message.status || 'complete', final: true, notices: new Map(),
-    usage: message.usage || null, stopRequested: false, fromHistory: true, createdAt: message.created_at,
+    kind: 'assistant', replyId: message.reply_id || null, messageId: message.id,
+    text: String(message.content ?? ''), seq: null,
+    status: live ? 'streaming' : message.status || 'complete', final: !live, notices: new Map(),
+    usage: message.usage || null, stopRequested: false, awaitingResume: false, resumeKey: null,
+    error: null, fromHistory: true, createdAt: message.created_at,
   };
 }
 
@@ -367,10 +373,15 @@ export class ChatController {
     const merged = mergeHistory(view.restHistory, view.sessionHistory);
     const hasLive = view.items.some((i) => i.kind === 'assistant' && !i.final);
     const byMessage = new Map();
-    for (const item of view.items) if (item.messageId) byMessage.set(item.messageId, item);
-    // Live replies by the id of the user message they answer: the history's
-    // copy of such a reply (partial, or finished while we were away) is shown
-    // by the live bubble, which resumes and finishes it.
+    const byReply = new Map();
+    for (const item of view.items) {
+      if (item.messageId) byMessage.set(item.messageId, item);
+      if (item.replyId) byReply.set(item.replyId, item);
+    }
+    // For histories without reply ids: live replies by the id of the user
+    // message they answer. The history's copy of such a reply (partial, or
+    // finished while we were away) is shown by the live bubble, which resumes
+    // and finishes it.
     const liveByPrompt = new Map();
     let prompt = null;
     for (const item of view.items) {
@@ -383,18 +394,27 @@ export class ChatController {
     let lastUserId = null;
     for (const message of merged) {
       if (!message || (message.role !== 'user' && message.role !== 'assistant') || seen.has(message.id)) continue;
-      if (message.role === 'user') lastUserId = message.id;
-      else if (lastUserId && liveByPrompt.has(lastUserId)) {
-        liveByPrompt.delete(lastUserId);
-        continue;
-      } else if (!FINAL_STATUSES.has(message.status) && hasLive) continue; // partial copy of a live reply
-      let item = byMessage.get(message.id);
+      if (message.role === 'user') {
+        lastUserId = message.id;
+      } else if (!message.reply_id) {
+        if (lastUserId && liveByPrompt.has(lastUserId)) {
+          liveByPrompt.delete(lastUserId);
+          continue;
+        }
+        if (!FINAL_STATUSES.has(message.status) && hasLive) continue; // partial copy of a live reply
+      }
+      let item = byMessage.get(message.id) || (message.reply_id && byReply.get(message.reply_id));
       if (item) {
-        const text = String(message.content ?? '');
-        if (item.kind === 'assistant' && item.final) {
-          if (item.text !== text || (message.status && item.status !== message.status)) {
+        if (item.kind === 'assistant') {
+          if (!item.messageId) item.messageId = message.id;
+          if (!item.replyId && message.reply_id) item.replyId = message.reply_id;
+          const text = String(message.content ?? '');
+          // A live bubble is authoritative until its `done`; a finished one
+          // takes the stored text and status (rules may have rewritten it).
+          if (item.final && FINAL_STATUSES.has(message.status)
+              && (item.text !== text || item.status !== message.status)) {
             item.text = text;
-            if (message.status) item.status = message.status;
+            item.status = message.status;
             changed.push(item);
           }
           if (message.usage && !item.usage) {
@@ -409,7 +429,8 @@ export class ChatController {
       seen.add(message.id);
       historyItems.push(item);
     }
-    const local = view.items.filter((i) => !i.fromHistory && !(i.messageId && seen.has(i.messageId)));
+    const kept = new Set(historyItems);
+    const local = view.items.filter((i) => !kept.has(i) && !i.fromHistory && !(i.messageId && seen.has(i.messageId)));
     view.items = [...historyItems, ...local];
     view.byClient = new Map();
     view.byReply = new Map();
@@ -419,6 +440,7 @@ export class ChatController {
     }
     this.ui.setItems(view, view.items);
     for (const item of new Set(changed)) this.ui.update(item, 'all');
+    this.ui.busyChanged();
   }
 
   _onAccepted(frame) {
@@ -511,7 +533,8 @@ export class ChatController {
       this.ui.error(null, frame.detail || frame.action || 'Notice');
       return;
     }
-    const key = JSON.stringify([frame.rule ?? '', frame.action ?? '', frame.detail ?? '']);
+    // The server repeats notices after a resume; they are identified by rule + action.
+    const key = JSON.stringify([frame.rule ?? '', frame.action ?? '']);
     if (item.notices.has(key)) return;
     item.notices.set(key, { rule: frame.rule, action: frame.action, detail: frame.detail });
     this.ui.update(item, 'notices');
@@ -579,6 +602,17 @@ export class ChatController {
     const code = frame.code || 'internal';
     if (code === 'unauthorized') {
       this.ui.authExpired();
+      return;
+    }
+    if (frame.reply_id) {
+      // The reply's upstream failed (or the server failed running it); a `done` follows.
+      const item = view.byReply.get(frame.reply_id);
+      if (item) {
+        item.error = { code, message: frame.message || '' };
+        this.ui.update(item, 'meta');
+      } else {
+        this.ui.error(code, frame.message);
+      }
       return;
     }
     if (frame.client_id && view.byClient.has(frame.client_id)) {

@@ -220,9 +220,15 @@ export class MessageView {
     }
 
     const status = node.querySelector('.msg-status');
-    const label = item.final ? statusText(item.status) : item.stopRequested ? 'Stopping…' : '';
+    let label = item.final ? statusText(item.status) : item.stopRequested ? 'Stopping…' : '';
+    let warn = item.final && item.status !== 'complete' && item.status !== 'cancelled';
+    if (item.error && item.status !== 'cancelled') {
+      label = errorText(item.error.code, item.error.message); // e.g. the provider went away
+      warn = true;
+      status.dataset.code = item.error.code || '';
+    }
     status.textContent = label;
-    status.dataset.tone = item.final && item.status !== 'complete' && item.status !== 'cancelled' ? 'warn' : '';
+    status.dataset.tone = warn ? 'warn' : '';
 
     const usage = node.querySelector('.msg-usage');
     const formatted = item.final ? formatUsage(item.usage) : null;

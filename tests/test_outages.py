@@ -1,0 +1,110 @@
+"""Storage outages: typed errors for clients, nothing lost, recovery without restart.
+
+These tests run their own private Redis and Postgres (never the shared
+ones), stop them under a running Parley, and start them again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import TokenFactory
+from support.client import ChatClient
+from support.fake_llm import FakeLLM
+from support.server import ParleyServer, free_port
+
+
+class PrivateRedis:
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        self.folder = folder
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.folder),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while (
+            subprocess.run(
+                ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True
+            ).stdout.strip()
+            != "PONG"
+        ):
+            assert time.monotonic() < deadline, "private redis did not start"
+            time.sleep(0.05)  # polling readiness, not synchronising a test
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    yield redis
+    redis.stop()
+
+
+@pytest.fixture
+def lonely_server(
+    server_env: dict[str, str], private_redis: PrivateRedis
+) -> Iterator[ParleyServer]:
+    instance = ParleyServer({**server_env, "REDIS_URL": private_redis.url}, name="parley-lonely")
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+async def test_redis_outage_is_reported_and_survived(
+    lonely_server: ParleyServer,
+    private_redis: PrivateRedis,
+    fake: FakeLLM,
+    make_token: TokenFactory,
+) -> None:
+    token = make_token()[1]
+    async with await ChatClient.connect(lonely_server.ws_url, token) as client:
+        await client.start(agent="agent_gamma")
+        private_redis.stop()
+        ready = await asyncio.to_thread(httpx.get, f"{lonely_server.url}/ready", timeout=10)
+        assert ready.status_code == 503
+        assert ready.json()["failing"] == ["redis"]
+        await client.send({"type": "message", "client_id": "during-outage", "text": "hello?"})
+        error = await client.expect("error")
+        assert error["code"] == "internal"
+        assert error["client_id"] == "during-outage"
+        assert "retry with the same client_id" in error["message"]
+        assert fake.requests == []
+
+        private_redis.start()
+        accepted = await client.say("hello?", client_id="during-outage")
+        reply = await client.reply(accepted["reply_id"])
+    assert reply.done is not None and reply.done["status"] == "complete"
+    ready = await asyncio.to_thread(httpx.get, f"{lonely_server.url}/ready", timeout=10)
+    assert ready.status_code == 200
