@@ -11,6 +11,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -108,3 +109,67 @@ async def test_redis_outage_is_reported_and_survived(
     assert reply.done is not None and reply.done["status"] == "complete"
     ready = await asyncio.to_thread(httpx.get, f"{lonely_server.url}/ready", timeout=10)
     assert ready.status_code == 200
+
+
+class PrivatePostgres:
+    """A private PostgreSQL from the ``pgserver`` wheel, stopped and started at will."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.server: Any = None
+
+    def start(self) -> str:
+        import pgserver  # type: ignore[import-untyped]
+
+        self.server = pgserver.get_server(self.folder, cleanup_mode="stop")
+        uri: str = self.server.get_uri()
+        return uri
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.cleanup()
+
+
+@pytest.fixture
+def private_postgres(tmp_path: Path) -> Iterator[tuple[PrivatePostgres, str]]:
+    postgres = PrivatePostgres(tmp_path / "pg")
+    url = postgres.start()
+    yield postgres, url
+    postgres.stop()
+
+
+async def test_postgres_outage_loses_no_message(
+    server_env: dict[str, str],
+    private_postgres: tuple[PrivatePostgres, str],
+    fake: FakeLLM,
+    make_token: TokenFactory,
+) -> None:
+    postgres, url = private_postgres
+    instance = ParleyServer({**server_env, "DATABASE_URL": url}, name="parley-nopg").start()
+    try:
+        async with await ChatClient.connect(instance.ws_url, make_token()[1]) as client:
+            session = await client.start(agent="agent_gamma")
+            postgres.stop()
+            ready = await asyncio.to_thread(httpx.get, f"{instance.url}/ready", timeout=10)
+            assert ready.json()["failing"] == ["postgres"]
+            await client.send({"type": "message", "client_id": "m-1", "text": "still there?"})
+            error = await client.expect("error")
+            assert (error["code"], error["client_id"]) == ("internal", "m-1")
+            assert fake.requests == []
+
+            postgres.start()
+            accepted = None
+            for _ in range(3):  # pooled connections to the old server fail once each
+                await client.send({"type": "message", "client_id": "m-1", "text": "still there?"})
+                frame = await client.receive()
+                if frame["type"] == "accepted":
+                    accepted = frame
+                    break
+                assert frame["code"] == "internal"
+            assert accepted is not None
+            reply = await client.reply(accepted["reply_id"])
+            assert reply.done is not None and reply.done["status"] == "complete"
+            again = await client.start(conversation_id=session["conversation_id"])
+        assert [m["content"] for m in again["history"]] == ["still there?", reply.text]
+    finally:
+        instance.stop()

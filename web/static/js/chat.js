@@ -440,6 +440,12 @@ export class ChatController {
     }
     this.ui.setItems(view, view.items);
     for (const item of new Set(changed)) this.ui.update(item, 'all');
+    if (view.attached) {
+      // e.g. the REST history arrived after the session and shows a running reply
+      for (const item of view.items) {
+        if (item.kind === 'assistant' && !item.final && item.replyId) this._resume(item);
+      }
+    }
     this.ui.busyChanged();
   }
 
