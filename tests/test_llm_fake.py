@@ -7,7 +7,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,17 +18,6 @@ from support.fake_llm import FakeLLM, Script
 
 REPO = Path(__file__).resolve().parents[1]
 HELLO = ChatRequest("gpt-4o-mini", (ChatMessage("user", "hi"),), max_tokens=20)
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeLLM]:
-    with FakeLLM() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _fresh_fake(fake: FakeLLM) -> None:
-    fake.reset()
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -35,17 +35,6 @@ CONVERSATION = (
     ChatMessage("assistant", "Hello!"),
     ChatMessage("user", "What is 2+2?"),
 )
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeLLM]:
-    with FakeLLM() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _fresh_fake(fake: FakeLLM) -> None:
-    fake.reset()
 
 
 @pytest.fixture

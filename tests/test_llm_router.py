@@ -7,7 +7,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import pytest
 
@@ -32,17 +32,6 @@ DEMO = ModelRef("demo", "echo")
 MESSAGES = (ChatMessage("system", "You are terse."), ChatMessage("user", "Say hello."))
 
 MakeRouter = Callable[..., LLMRouter]
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeLLM]:
-    with FakeLLM() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _fresh_fake(fake: FakeLLM) -> None:
-    fake.reset()
 
 
 @pytest.fixture
