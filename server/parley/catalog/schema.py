@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from parley.rules.schema import ModelName
-from parley.rules.templates import PromptError, check_template
+from parley.rules.templates import TemplateSource
 
 Slug = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 AgentId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
@@ -25,16 +25,7 @@ class PersonalityFile(_Strict):
     traits: list[str] = Field(min_length=1)
     tone: str = Field(min_length=1)
     approach: str = Field(min_length=1)
-    prompt: str = Field(min_length=1, description="a Jinja2 fragment")
-
-    @field_validator("prompt")
-    @classmethod
-    def _template(cls, value: str) -> str:
-        try:
-            check_template(value)
-        except PromptError as error:
-            raise ValueError(str(error)) from None
-        return value
+    prompt: TemplateSource = Field(min_length=1, description="a Jinja2 fragment")
 
 
 class AgentEntry(_Strict):

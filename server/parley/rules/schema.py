@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from parley.llm.base import ModelRef
 from parley.rules.patterns import (
@@ -18,7 +18,7 @@ from parley.rules.patterns import (
     RedactRule,
     ReplaceRule,
 )
-from parley.rules.templates import PromptError, check_template
+from parley.rules.templates import TemplateSource
 
 
 def _model_name(value: str) -> str:
@@ -61,7 +61,7 @@ class RulesFile(_Strict):
     description: str = ""
     include: list[str] = Field(default_factory=list, description="fragments, e.g. _common")
     disable: list[str] = Field(default_factory=list, description="ids of included rules to drop")
-    instructions: str = ""
+    instructions: TemplateSource = ""
     input: InputSection = Field(default_factory=InputSection)
     output: OutputSection = Field(default_factory=OutputSection)
     escalation: list[EscalationRule] = Field(default_factory=list)
@@ -70,12 +70,3 @@ class RulesFile(_Strict):
     @property
     def is_fragment(self) -> bool:
         return self.id.startswith("_")
-
-    @field_validator("instructions")
-    @classmethod
-    def _template(cls, value: str) -> str:
-        try:
-            check_template(value)
-        except PromptError as error:
-            raise ValueError(str(error)) from None
-        return value

@@ -13,11 +13,12 @@ import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
 from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.exceptions import SecurityError, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
+from pydantic import AfterValidator
 
 TEMPLATE_VARIABLES = ("user_name", "date", "agent", "domain")
 MAX_RENDERED_CHARS = 20_000
@@ -120,3 +121,12 @@ def check_template(source: str) -> PromptTemplate:
     template = PromptTemplate(source)
     template.render(SAMPLE_CONTEXT)
     return template
+
+
+def _compiles(source: str) -> str:
+    check_template(source)
+    return source
+
+
+# A Jinja2 fragment in a catalog file, checked when the file is parsed.
+TemplateSource = Annotated[str, AfterValidator(_compiles)]
