@@ -331,3 +331,31 @@ async def test_killed_instance_leaves_its_reply_interrupted(
     assert rest.done is not None and rest.done["status"] == "interrupted"
     row = await stored_reply(db, accepted["reply_id"])
     assert (row["status"], row["content"]) == ("interrupted", seen.text + rest.text)
+
+
+async def test_stopping_an_instance_stores_its_reply_as_interrupted(
+    server: ParleyServer,
+    server_env: dict[str, str],
+    fake: FakeLLM,
+    make_token: TokenFactory,
+    db: asyncpg.Connection,
+) -> None:
+    leaving = ParleyServer(
+        {**server_env, "PARLEY_SHUTDOWN_GRACE_SECONDS": "0.2"}, name="parley-leaving"
+    ).start()
+    token = make_token()[1]
+    fake.enqueue(Script(chunks=["Most of an answer. "], hold=True))
+    try:
+        async with await ChatClient.connect(leaving.ws_url, token) as client:
+            await client.start(agent="agent_gamma")
+            accepted = await client.say("go")
+            seen = await client.reply(accepted["reply_id"], until_seq=1)
+    finally:
+        leaving.stop()
+    async with await ChatClient.connect(server.ws_url, token) as other:
+        await other.send({"type": "resume", "reply_id": accepted["reply_id"], "after_seq": 1})
+        rest = await other.reply(accepted["reply_id"])
+    assert rest.done is not None and rest.done["status"] == "interrupted"
+    row = await stored_reply(db, accepted["reply_id"])
+    assert (row["status"], row["content"]) == ("interrupted", seen.text + rest.text)
+    assert "Most of an answer." in row["content"]

@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     rest_rate_limit: str = "120/minute"
     reply_retention_seconds: int = Field(default=900, ge=600)
     lease_ttl_seconds: float = Field(default=15.0, gt=0)
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     session_ttl_seconds: int = Field(default=86_400, ge=60)
     history_cache_size: int = Field(default=50, ge=1)
     log_level: str = "INFO"

@@ -106,8 +106,8 @@ class Services:
             instance_id=instance_id,
         )
 
-    async def close(self, *, grace_seconds: float = 10.0) -> None:
-        await self.replies.shutdown(grace_seconds)
+    async def close(self) -> None:
+        await self.replies.shutdown(self.settings.shutdown_grace_seconds)
         await self.router.aclose()
         await self.redis.aclose()
         await self.pool.close()
