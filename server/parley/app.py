@@ -50,7 +50,11 @@ def create_app(settings: Settings) -> Starlette:
         *auth_routes(verifier, settings, dev_secret),
         *rest_routes(),
         WebSocketRoute("/ws", websocket_endpoint),
-        *web_routes(Path(settings.web_dir), dev_login_enabled=settings.dev_login_enabled),
+        *web_routes(
+            Path(settings.web_dir),
+            dev_login_enabled=settings.dev_login_enabled,
+            max_message_chars=settings.max_message_chars,
+        ),
     ]
     app = Starlette(
         routes=routes,

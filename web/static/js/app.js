@@ -157,7 +157,8 @@ const ui = {
     messageView.update(item, what);
     if (item.kind === 'user' && item.state === 'failed' && !state.announcedFailures.has(item)) {
       state.announcedFailures.add(item);
-      messageView.announce(`Message not sent. ${errorText(item.error?.code, item.error?.message)}`);
+      const code = item.error?.code;
+      messageView.announce(code === 'withdrawn' ? 'Message not sent.' : `Message not sent. ${errorText(code, item.error?.message)}`);
     }
   },
   busyChanged() {

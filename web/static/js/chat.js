@@ -170,10 +170,6 @@ export class ChatController {
     );
   }
 
-  hasRunningReply() {
-    return this.view.items.some((i) => i.kind === 'assistant' && !i.final);
-  }
-
   send(text) {
     const view = this.view;
     if (this.isBusy()) return false;
