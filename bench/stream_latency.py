@@ -111,6 +111,7 @@ class Options:
     tiktoken_cache: str
     parley_log_level: str
     warm_up: bool
+    pause: float  # seconds between rounds
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
@@ -129,6 +130,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         tiktoken_cache=args.tiktoken_cache,
         parley_log_level=args.parley_log_level,
         warm_up=not args.no_warm_up,
+        pause=args.pause_ms / 1000,
     )
 
 
@@ -146,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     add("--tiktoken-cache", default=_default_tiktoken_cache())
     add("--parley-log-level", default="WARNING", help="PARLEY_LOG_LEVEL of the server")
     add("--no-warm-up", action="store_true", help="time the very first replies too")
+    add("--pause-ms", type=float, default=100, help="idle time between rounds (default 100)")
     return parser
 
 
@@ -409,15 +412,21 @@ def _checked(result: Sample | BaseException) -> Sample | str:
 
 
 async def run_scenario(
-    clients: Clients, scenario: Scenario, paths: Sequence[str], prefix: str, expected: str
+    clients: Clients, options: Options, scenario: Scenario, prefix: str, expected: str
 ) -> dict[str, Outcome]:
-    """``rounds`` rounds; within each, every path in turn with ``clients`` clients."""
-    outcomes = {path: Outcome() for path in paths}
+    """``rounds`` rounds; within each, every path in turn with ``clients`` clients.
+
+    Rounds are ``options.pause`` apart: the fake vendor's sockets lack TCP_NODELAY,
+    so a request sent on a keep-alive connection within ~40 ms of the previous
+    reply on it waits for a delayed ACK (see docs/benchmarks.md).
+    """
+    outcomes = {path: Outcome() for path in options.paths}
     for _ in range(scenario.rounds):
-        for path in paths:
+        for path in options.paths:
             users = [f"{prefix}.{path}.{i}" for i in range(scenario.clients)]
             for result in await run_round(clients, path, users):
                 _record(outcomes[path], result, expected)
+            await asyncio.sleep(options.pause)
     return outcomes
 
 
@@ -430,10 +439,12 @@ def _record(outcome: Outcome, result: Sample | str, expected: str) -> None:
         outcome.samples.append(result)
 
 
-async def warm_up(clients: Clients, paths: Sequence[str], count: int, prefix: str) -> None:
+async def warm_up(clients: Clients, options: Options, prefix: str) -> None:
     """Fill connection pools (SDK, asyncpg, Redis) before anything is timed."""
-    for path in paths:
+    count = max(scenario.clients for scenario in options.scenarios)
+    for path in options.paths:
         await run_round(clients, path, [f"{prefix}.warm.{path}.{i}" for i in range(count)])
+        await asyncio.sleep(options.pause)
 
 
 async def vendor_ttfts(database_url: str, user_prefix: str) -> list[float]:
@@ -691,13 +702,12 @@ async def scenarios(
 ) -> list[Row]:
     run_id = secrets.token_hex(3)
     if options.warm_up:
-        largest = max(scenario.clients for scenario in options.scenarios)
-        await warm_up(clients, options.paths, largest, f"bench-{run_id}")
+        await warm_up(clients, options, f"bench-{run_id}")
     rows: list[Row] = []
     for scenario in options.scenarios:
         prefix = f"bench-{run_id}.{upstream.key}-{scenario.key}"
         started = time.monotonic()
-        outcomes = await run_scenario(clients, scenario, options.paths, prefix, upstream.text)
+        outcomes = await run_scenario(clients, options, scenario, prefix, upstream.text)
         print(f"  {scenario.clients} client(s): {time.monotonic() - started:.1f} s", flush=True)
         for path, outcome in outcomes.items():
             ttfts = await vendor_ttfts(database_url, f"{prefix}.{path}")

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -64,6 +65,10 @@ def _configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Per-request lines from the HTTP clients and the embedded Postgres's
+    # start-up chatter drown out what an operator needs to see.
+    for noisy in ("httpx", "httpx2", "pgserver"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def serve_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -87,6 +92,9 @@ def serve_command(settings: Settings, args: argparse.Namespace) -> int:
             if embedded.redis_url:
                 os.environ["REDIS_URL"] = embedded.redis_url
             _announce(load_settings(), host, port, embedded.database_url or embedded.redis_url)
+            # uvicorn re-raises SIGTERM after its graceful shutdown; turn it
+            # into SystemExit so the embedded servers are stopped on the way out.
+            signal.signal(signal.SIGTERM, _exit_quietly)
             uvicorn.run(
                 "parley.factory:app",
                 factory=True,
@@ -101,6 +109,10 @@ def serve_command(settings: Settings, args: argparse.Namespace) -> int:
         print(f"parley: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def _exit_quietly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _announce(settings: Settings, host: str, port: int, embedded: str | None) -> None:

@@ -53,10 +53,24 @@ def _start_postgres(folder: Path, handles: list[Any]) -> str:
     except ImportError:
         raise EmbeddedUnavailable(f"DATABASE_URL is not set and {INSTALL_HINT}") from None
     server = pgserver.get_server(folder, cleanup_mode="stop")  # type: ignore[attr-defined]
-    handles.append(server.cleanup)
+    handles.append(lambda: _stop_postgres(server, folder))
     uri: str = server.get_uri()
     log.warning("EMBEDDED POSTGRES in %s (set DATABASE_URL for production)", folder)
     return uri
+
+
+def _stop_postgres(server: Any, folder: Path) -> None:
+    """Stop our Postgres even if pgserver thinks another handle still uses it.
+
+    pgserver counts handles in a file inside the data directory; a Parley that
+    was killed never removed its entry, and pgserver would then leave the
+    server running forever. The data directory is ours alone, so stop it.
+    """
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
+
+    server.cleanup()
+    if (folder / "postmaster.pid").exists():
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=folder, user=server.system_user)
 
 
 def _start_redis(folder: Path, handles: list[Any]) -> str:
