@@ -174,11 +174,17 @@ def _floats(raw: str) -> tuple[float, ...]:
 @dataclass(frozen=True)
 class Sample:
     ttft: float  # seconds from the request to the first text
-    total: float  # seconds from the request to the end of the reply
+    total: float  # seconds from the request to the end of the reply (``done``)
+    last: float  # seconds from the request to the last text
     gaps: tuple[float, ...]  # seconds between consecutive pieces of text
     text: str
     status: str
     accepted: float | None = None  # Parley: seconds from the request to ``accepted``
+
+    @property
+    def closing(self) -> float:
+        """From the last text to the end of the reply (Parley: storing it, then ``done``)."""
+        return self.total - self.last
 
 
 class Stopwatch:
@@ -205,6 +211,7 @@ class Stopwatch:
         return Sample(
             ttft=self.stamps[0] - self.started,
             total=ended - self.started,
+            last=self.stamps[-1] - self.started,
             gaps=gaps,
             text="".join(self.parts),
             status=status,
@@ -357,6 +364,7 @@ class Clients:
     http: httpx.AsyncClient
     ws_url: str
     footprint: Footprint
+    server_cpu: Callable[[], float]  # CPU seconds the Parley process has used so far
 
     async def open(self, path: str, user_id: str) -> Turn:
         if path == "baseline":
@@ -369,13 +377,14 @@ class Clients:
 
 @contextlib.asynccontextmanager
 async def clients_for(
-    vendor_url: str, parley_url: str, footprint: Footprint
+    vendor_url: str, server: Child, footprint: Footprint
 ) -> AsyncIterator[Clients]:
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
     vendor = AsyncOpenAI(api_key="sk-bench", base_url=vendor_url, max_retries=0)
-    async with vendor, httpx.AsyncClient(base_url=parley_url, limits=limits, timeout=60) as http:
-        ws_url = parley_url.replace("http://", "ws://", 1) + "/ws"
-        yield Clients(vendor, http, ws_url, footprint)
+    http = httpx.AsyncClient(base_url=server.url, limits=limits, timeout=60)
+    async with vendor, http:
+        ws_url = server.url.replace("http://", "ws://", 1) + "/ws"
+        yield Clients(vendor, http, ws_url, footprint, server.cpu_seconds)
 
 
 # -- running scenarios ------------------------------------------------------------------
@@ -387,6 +396,20 @@ class Outcome:
 
     samples: list[Sample] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    wall: float = 0.0  # seconds spent in this path's rounds (set-up included)
+    server_cpu: float = 0.0  # CPU seconds the Parley process used meanwhile
+    client_cpu: float = 0.0  # CPU seconds this benchmark process used meanwhile
+
+
+async def metered_round(
+    clients: Clients, path: str, users: Sequence[str], outcome: Outcome
+) -> list[Sample | str]:
+    wall, server, client = time.perf_counter(), clients.server_cpu(), time.process_time()
+    results = await run_round(clients, path, users)
+    outcome.wall += time.perf_counter() - wall
+    outcome.server_cpu += clients.server_cpu() - server
+    outcome.client_cpu += time.process_time() - client
+    return results
 
 
 async def run_round(clients: Clients, path: str, users: Sequence[str]) -> list[Sample | str]:
@@ -424,7 +447,7 @@ async def run_scenario(
     for _ in range(scenario.rounds):
         for path in options.paths:
             users = [f"{prefix}.{path}.{i}" for i in range(scenario.clients)]
-            for result in await run_round(clients, path, users):
+            for result in await metered_round(clients, path, users, outcomes[path]):
                 _record(outcomes[path], result, expected)
             await asyncio.sleep(options.pause)
     return outcomes
@@ -470,6 +493,16 @@ class Child:
     name: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    url: str = ""
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time so far (Linux ``/proc``; NaN elsewhere)."""
+        try:
+            stat = Path(f"/proc/{self.process.pid}/stat").read_text()
+        except OSError:
+            return math.nan
+        fields = stat.rsplit(")", 1)[1].split()  # fields 3.. of proc(5)
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -484,7 +517,7 @@ class Child:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def spawn(name: str, argv: list[str], env: dict[str, str], logs: Path) -> Child:
+def spawn(name: str, argv: list[str], env: dict[str, str], logs: Path, url: str) -> Child:
     log_path = logs / f"{name}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -495,7 +528,7 @@ def spawn(name: str, argv: list[str], env: dict[str, str], logs: Path) -> Child:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a Ctrl-C reaches us only; we stop children in order
         )
-    return Child(name, process, log_path)
+    return Child(name, process, log_path, url)
 
 
 def free_port() -> int:
@@ -517,8 +550,9 @@ async def wait_until(child: Child, ready: Callable[[], Awaitable[bool]]) -> None
     raise BenchError(f"{child.name} not ready in {START_TIMEOUT_SECONDS:g}s:\n{child.tail()}")
 
 
-async def accepts_connections(port: int) -> bool:
-    _, writer = await asyncio.open_connection("127.0.0.1", port)
+async def accepts_connections(url: str) -> bool:
+    address = urlsplit(url)
+    _, writer = await asyncio.open_connection(address.hostname, address.port)
     writer.close()
     await writer.wait_closed()
     return True
@@ -542,16 +576,16 @@ async def running(child: Child, ready: Callable[[], Awaitable[bool]]) -> AsyncIt
         child.stop()
 
 
-def fake_vendor(upstream: Upstream, logs: Path) -> tuple[Child, int]:
+def fake_vendor(upstream: Upstream, logs: Path) -> Child:
     port = free_port()
     argv = [sys.executable, "-m", "tests.support.fake_llm", "--port", str(port)]
     argv += ["--words", str(upstream.words), "--delay", str(upstream.delay_ms / 1000)]
-    return spawn(f"fake-vendor-{upstream.key}", argv, {}, logs), port
+    return spawn(f"fake-vendor-{upstream.key}", argv, {}, logs, f"http://127.0.0.1:{port}/v1")
 
 
 def parley_server(
     options: Options, upstream_key: str, database_url: str, vendor_url: str, logs: Path
-) -> tuple[Child, str]:
+) -> Child:
     port = free_port()
     env = {
         "DATABASE_URL": database_url,
@@ -570,7 +604,7 @@ def parley_server(
         "TIKTOKEN_CACHE_DIR": options.tiktoken_cache,
     }
     argv = [sys.executable, "-m", "parley", "serve", "--port", str(port)]
-    return spawn(f"parley-{upstream_key}", argv, env, logs), f"http://127.0.0.1:{port}"
+    return spawn(f"parley-{upstream_key}", argv, env, logs, f"http://127.0.0.1:{port}")
 
 
 @contextlib.asynccontextmanager
@@ -621,8 +655,9 @@ class Row:
     vendor_ttft_ms: tuple[float, ...] = ()
 
     def ms(self, metric: str, fraction: float) -> float:
+        """A percentile, in ms, of a :class:`Sample` attribute, or of all gaps."""
         samples = self.outcome.samples
-        if metric == "gap":
+        if metric == "gaps":
             return 1000 * percentile([gap for s in samples for gap in s.gaps], fraction)
         values = [getattr(s, metric) for s in samples if getattr(s, metric) is not None]
         return 1000 * percentile(values, fraction)
@@ -631,43 +666,82 @@ class Row:
         samples = self.outcome.samples
         return sum(len(s.gaps) + 1 for s in samples) / len(samples) if samples else math.nan
 
+    def replies(self) -> int:
+        return len(self.outcome.samples) + len(self.outcome.errors)
 
-HEADER = (
-    "| clients | path | n | err | TTFT p50 | TTFT p95 | total p50 | total p95 "
-    "| gap p50 | gap p95 | pieces | accepted p50 | vendor TTFT in Parley p50 "
-    "| TTFT added (p50) | total added (p50) |"
+
+LATENCY_COLUMNS = (
+    "clients",
+    "path",
+    "n",
+    "err",
+    "TTFT p50",
+    "TTFT p95",
+    "total p50",
+    "total p95",
+    "TTFT added (p50)",
+    "total added (p50)",
+)
+BREAKDOWN_COLUMNS = (
+    "clients",
+    "path",
+    "accepted p50",
+    "vendor TTFT seen by Parley p50",
+    "gap p50",
+    "gap p95",
+    "pieces",
+    "last text to done p50",
+    "server CPU/reply",
+    "server busy",
+    "bench busy",
 )
 
 
-def table(rows: Sequence[Row]) -> str:
+def markdown(columns: Sequence[str], lines: Iterable[Sequence[str]]) -> str:
+    rows = [columns, ["---"] * len(columns), *lines]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in rows)
+
+
+def latency_table(rows: Sequence[Row]) -> str:
     baselines = {row.clients: row for row in rows if row.path == "baseline"}
-    lines = [HEADER, "|" + "---|" * HEADER.count(" | ") + "---|"]
-    lines += [_line(row, baselines.get(row.clients)) for row in rows]
-    return "\n".join(lines)
+    return markdown(LATENCY_COLUMNS, (_latency(row, baselines.get(row.clients)) for row in rows))
 
 
-def _line(row: Row, base: Row | None) -> str:
-    cells = [
-        str(row.clients),
-        row.path,
-        str(len(row.outcome.samples)),
-        str(len(row.outcome.errors)),
-    ]
-    cells += [_ms(row.ms(metric, q)) for metric in ("ttft", "total", "gap") for q in (0.5, 0.95)]
-    cells += [f"{row.pieces():.0f}", _ms(row.ms("accepted", 0.5))]
-    cells.append(_ms(percentile(row.vendor_ttft_ms, 0.5)) if row.vendor_ttft_ms else "")
-    for metric in ("ttft", "total"):
-        cells.append(_added(row, base, metric) if row.path != "baseline" else "")
-    return "| " + " | ".join(cells) + " |"
+def _latency(row: Row, base: Row | None) -> list[str]:
+    cells = [str(row.clients), row.path, str(len(row.outcome.samples))]
+    cells += [str(len(row.outcome.errors))]
+    cells += [_ms(row.ms(metric, q)) for metric in ("ttft", "total") for q in (0.5, 0.95)]
+    if row.path == "baseline" or base is None:
+        return [*cells, "", ""]
+    return [*cells, _added(row, base, "ttft"), _added(row, base, "total")]
+
+
+def breakdown_table(rows: Sequence[Row]) -> str:
+    return markdown(BREAKDOWN_COLUMNS, (_breakdown(row) for row in rows))
+
+
+def _breakdown(row: Row) -> list[str]:
+    outcome = row.outcome
+    parley = row.path != "baseline"
+    vendor_ttft = percentile(row.vendor_ttft_ms, 0.5) if row.vendor_ttft_ms else math.nan
+    cells = [str(row.clients), row.path, _ms(row.ms("accepted", 0.5)), _ms(vendor_ttft)]
+    cells += [_ms(row.ms("gaps", 0.5)), _ms(row.ms("gaps", 0.95)), f"{row.pieces():.0f}"]
+    cells.append(_ms(row.ms("closing", 0.5)))
+    cpu_per_reply = 1000 * outcome.server_cpu / row.replies() if row.replies() else math.nan
+    cells.append(f"{_ms(cpu_per_reply)} ms" if parley else "")
+    cells.append(_share(outcome.server_cpu, outcome.wall) if parley else "")
+    return [*cells, _share(outcome.client_cpu, outcome.wall)]
 
 
 def _ms(value: float) -> str:
     return "" if math.isnan(value) else f"{value:.1f}"
 
 
-def _added(row: Row, base: Row | None, metric: str) -> str:
-    if base is None:
-        return ""
+def _share(cpu: float, wall: float) -> str:
+    return "" if math.isnan(cpu) or wall <= 0 else f"{100 * cpu / wall:.0f}%"
+
+
+def _added(row: Row, base: Row, metric: str) -> str:
     mine, theirs = row.ms(metric, 0.5), base.ms(metric, 0.5)
     ratio = f", x{mine / theirs:.1f}" if theirs > 0 else ""
     return f"+{mine - theirs:.1f} ms{ratio}"
@@ -686,13 +760,12 @@ async def run_profile(
     options: Options, upstream: Upstream, database_url: str, logs: Path, footprint: Footprint
 ) -> list[Row]:
     """Start the fake vendor and Parley for one upstream profile and run every scenario."""
-    vendor, port = fake_vendor(upstream, logs)
-    async with running(vendor, lambda: accepts_connections(port)):
-        vendor_url = f"http://127.0.0.1:{port}/v1"
-        server, url = parley_server(options, upstream.key, database_url, vendor_url, logs)
+    vendor = fake_vendor(upstream, logs)
+    async with running(vendor, lambda: accepts_connections(vendor.url)):
+        server = parley_server(options, upstream.key, database_url, vendor.url, logs)
         async with (
-            running(server, lambda: answers_ready(url)),
-            clients_for(vendor_url, url, footprint) as clients,
+            running(server, lambda: answers_ready(server.url)),
+            clients_for(vendor.url, server, footprint) as clients,
         ):
             return await scenarios(options, upstream, clients, database_url)
 
@@ -736,8 +809,14 @@ async def run(options: Options) -> None:
 def report(upstream: Upstream, rows: Sequence[Row]) -> None:
     floor = (upstream.words - 1) * upstream.delay_ms
     print(f"\n### Upstream: {upstream.label} (its own pacing alone: {floor:g} ms)\n")
-    print(table(rows))
-    print("\nTimes in ms. pieces: text chunks/deltas per reply. err: failed or wrong replies.\n")
+    print(latency_table(rows))
+    print("\nWhere the time goes:\n")
+    print(breakdown_table(rows))
+    print(
+        "\nTimes in ms. err: failed or wrong replies. pieces: text chunks per reply."
+        " busy: CPU time / wall time of the rounds (100% = one core).\n",
+        flush=True,
+    )
     print_errors(rows)
 
 

@@ -1,0 +1,243 @@
+"""Helpers for the browser tests: finding Chromium, driving the chat UI, cutting the network.
+
+The UI publishes its state on DOM attributes (``body[data-connection]``,
+``article.msg-assistant[data-status][data-seq]`` ... see docs/ui.md), so the
+helpers wait on those instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from playwright.async_api import BrowserContext, Locator, Page, Playwright, expect
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SYSTEM_CHROMIUM = "/usr/bin/chromium"
+NON_EMPTY = re.compile(r".+")
+
+# Reports every CSP / Trusted Types violation the page sees to the test process
+# (window.__parleyCspViolation is a Playwright binding, installed per context).
+CSP_REPORTER = """
+document.addEventListener('securitypolicyviolation', (event) => {
+  window.__parleyCspViolation({
+    directive: event.effectiveDirective || event.violatedDirective,
+    blocked: event.blockedURI,
+    sample: event.sample,
+    source: event.sourceFile,
+  });
+});
+"""
+
+
+def find_chromium(playwright: Playwright) -> str | None:
+    """``PARLEY_CHROMIUM``, then Debian's ``/usr/bin/chromium``, then playwright's own build."""
+    configured = os.environ.get("PARLEY_CHROMIUM")
+    if configured:
+        found = shutil.which(configured) or (configured if Path(configured).is_file() else None)
+        if found is None:
+            raise FileNotFoundError(f"PARLEY_CHROMIUM={configured} does not exist")
+        return found
+    if Path(SYSTEM_CHROMIUM).is_file():
+        return SYSTEM_CHROMIUM
+    with contextlib.suppress(Exception):  # no managed browser for this platform
+        managed = playwright.chromium.executable_path
+        if managed and Path(managed).is_file():
+            return managed
+    return None
+
+
+@dataclass
+class PageWatch:
+    """What a context's pages reported that a test did not ask for."""
+
+    csp_violations: list[dict[str, Any]] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+
+    def attach(self, page: Page) -> None:
+        page.on("pageerror", lambda error: self.page_errors.append(str(error)))
+        page.on(
+            "console",
+            lambda message: (
+                self.console_errors.append(message.text) if message.type == "error" else None
+            ),
+        )
+
+    @property
+    def csp_console_errors(self) -> list[str]:
+        """Console lines Chromium writes for CSP and Trusted Types refusals."""
+        markers = ("Content Security Policy", "Trusted Type", "TrustedHTML", "TrustedScript")
+        return [text for text in self.console_errors if any(m in text for m in markers)]
+
+
+async def watch_context(context: BrowserContext) -> PageWatch:
+    watch = PageWatch()
+    await context.expose_function("__parleyCspViolation", watch.csp_violations.append)
+    await context.add_init_script(script=CSP_REPORTER)
+    context.on("page", watch.attach)
+    return watch
+
+
+async def session_token(context: BrowserContext) -> str:
+    """The JWT in the httpOnly session cookie (it also works as a bearer token)."""
+    for cookie in await context.cookies():
+        if cookie["name"] == "parley_session":
+            return cookie["value"]
+    raise AssertionError("no parley_session cookie")
+
+
+class ChatPage:
+    """The chat UI in one tab."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.body = page.locator("body")
+        self.input = page.locator("#message-input")
+        self.replies = page.locator("article.msg-assistant")
+        self.user_messages = page.locator("article.msg-user")
+        self.conversations = page.locator("#conversation-list li.conv-item")
+
+    async def open(self, url: str = "/") -> None:
+        await self.page.goto(url)
+        await expect(self.body).not_to_have_attribute("data-screen", "loading")
+
+    async def sign_in(self, name: str) -> None:
+        await expect(self.body).to_have_attribute("data-screen", "signin")
+        await self.page.fill("#signin-name", name)
+        await self.page.click("#signin-submit")
+        await expect(self.body).to_have_attribute("data-screen", "app")
+        await expect(self.body).to_have_attribute("data-connection", "open")
+
+    async def pick_agent(self, agent_id: str) -> None:
+        radio = self.page.locator(f'#agent-picker input[name="agent"][value="{agent_id}"]')
+        await self.page.locator("#agent-picker label.agent-card").filter(has=radio).click()
+        await expect(radio).to_be_checked()
+
+    async def send(self, text: str) -> None:
+        """Put ``text`` in the message box and press Enter."""
+        await expect(self.body).to_have_attribute("data-busy", "false")
+        await self.input.fill(text)
+        await self.input.press("Enter")
+
+    def reply(self, index: int = -1) -> Locator:
+        return self.replies.nth(index) if index >= 0 else self.replies.last
+
+    async def wait_reply(self, status: str = "complete", index: int = -1) -> Locator:
+        reply = self.reply(index)
+        await expect(reply).to_have_attribute("data-status", status)
+        return reply
+
+    async def conversation_id(self) -> str:
+        chat = self.page.locator("#chat")
+        await expect(chat).to_have_attribute("data-conversation-id", NON_EMPTY)
+        value = await chat.get_attribute("data-conversation-id")
+        assert value
+        return value
+
+    async def seq(self, reply: Locator) -> int:
+        return int(await reply.get_attribute("data-seq") or 0)
+
+    async def wait_seq_at_least(self, reply: Locator, seq: int) -> int:
+        """Wait until the reply shows at least ``seq`` deltas; returns the seq shown then."""
+        handle = await reply.element_handle()
+        await self.page.wait_for_function(
+            "([node, seq]) => Number(node.dataset.seq || 0) >= seq", arg=[handle, seq]
+        )
+        return await self.seq(reply)
+
+    async def rendered_markdown(self, text: str) -> str:
+        """``text`` through the page's own Markdown pipeline, as HTML."""
+        html: str = await self.page.evaluate(
+            """async (text) => {
+                const { renderMarkdown } = await import('/static/js/markdown.js');
+                const box = document.createElement('div');
+                box.append(renderMarkdown(text));
+                return box.innerHTML;
+            }""",
+            text,
+        )
+        return html
+
+
+class TcpProxy:
+    """A TCP relay the browser talks through, so a test can cut its connections.
+
+    ``sever()`` aborts every open connection (no WebSocket close frame, like a
+    dropped network) and, while ``down``, new connections are refused by closing
+    them at once. The Host and Origin the server sees are the proxy's, which
+    is consistent: the page is loaded through the proxy too.
+    """
+
+    def __init__(self, target_port: int, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.target_port = target_port
+        self.down = False
+        self.refused = 0
+        self._server: asyncio.Server | None = None
+        self._transports: set[asyncio.WriteTransport] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        port = self._server.sockets[0].getsockname()[1]
+        return f"http://{self.host}:{port}"
+
+    async def start(self) -> TcpProxy:
+        self._server = await asyncio.start_server(self._accept, self.host, 0)
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        self.sever()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    def sever(self) -> None:
+        for transport in list(self._transports):
+            transport.abort()
+        self._transports.clear()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.down:
+            self.refused += 1
+            writer.transport.abort()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(self.host, self.target_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._transports.update({writer.transport, up_writer.transport})
+        pumps = [
+            asyncio.create_task(self._pump(reader, up_writer)),
+            asyncio.create_task(self._pump(up_reader, writer)),
+        ]
+        self._tasks.update(pumps)
+        try:
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in pumps:
+                task.cancel()
+                self._tasks.discard(task)
+            for side in (writer, up_writer):
+                self._transports.discard(side.transport)
+                side.transport.abort()
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
