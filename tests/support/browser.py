@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import BrowserContext, Locator, Page, Playwright, expect
+from playwright.async_api import BrowserContext, Locator, Page, Playwright, WebSocket, expect
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SYSTEM_CHROMIUM = "/usr/bin/chromium"
@@ -79,9 +79,12 @@ class PageWatch:
 
 async def watch_context(context: BrowserContext) -> PageWatch:
     watch = PageWatch()
-    await context.expose_function("__parleyCspViolation", watch.csp_violations.append)
+
+    def report(violation: dict[str, Any]) -> None:
+        watch.csp_violations.append(violation)
+
+    await context.expose_function("__parleyCspViolation", report)
     await context.add_init_script(script=CSP_REPORTER)
-    context.on("page", watch.attach)
     return watch
 
 
@@ -103,6 +106,8 @@ class ChatPage:
         self.replies = page.locator("article.msg-assistant")
         self.user_messages = page.locator("article.msg-user")
         self.conversations = page.locator("#conversation-list li.conv-item")
+        self.sockets: list[WebSocket] = []  # every WebSocket the tab opened, in order
+        page.on("websocket", lambda socket: self.sockets.append(socket))
 
     async def open(self, url: str = "/") -> None:
         await self.page.goto(url)
@@ -117,20 +122,24 @@ class ChatPage:
 
     async def pick_agent(self, agent_id: str) -> None:
         radio = self.page.locator(f'#agent-picker input[name="agent"][value="{agent_id}"]')
-        await self.page.locator("#agent-picker label.agent-card").filter(has=radio).click()
+        inner = self.page.locator(f'input[name="agent"][value="{agent_id}"]')
+        await self.page.locator("#agent-picker label.agent-card").filter(has=inner).click()
         await expect(radio).to_be_checked()
 
-    async def send(self, text: str) -> None:
-        """Put ``text`` in the message box and press Enter."""
+    async def send(self, text: str) -> Locator:
+        """Put ``text`` in the message box and press Enter.
+
+        Returns the bubble the reply to it will appear in (the next one; it
+        may not exist yet: expectations on the locator wait for it).
+        """
         await expect(self.body).to_have_attribute("data-busy", "false")
+        shown = await self.replies.count()
         await self.input.fill(text)
         await self.input.press("Enter")
+        return self.replies.nth(shown)
 
-    def reply(self, index: int = -1) -> Locator:
-        return self.replies.nth(index) if index >= 0 else self.replies.last
-
-    async def wait_reply(self, status: str = "complete", index: int = -1) -> Locator:
-        reply = self.reply(index)
+    @staticmethod
+    async def wait_reply(reply: Locator, status: str = "complete") -> Locator:
         await expect(reply).to_have_attribute("data-status", status)
         return reply
 
@@ -140,6 +149,12 @@ class ChatPage:
         value = await chat.get_attribute("data-conversation-id")
         assert value
         return value
+
+    async def settled(self) -> None:
+        """Wait two animation frames, so text received so far is rendered (once per frame)."""
+        await self.page.evaluate(
+            "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))"
+        )
 
     async def seq(self, reply: Locator) -> int:
         return int(await reply.get_attribute("data-seq") or 0)
@@ -180,6 +195,7 @@ class TcpProxy:
         self.target_port = target_port
         self.down = False
         self.refused = 0
+        self.refusal = asyncio.Event()  # set when a connection was refused while down
         self._server: asyncio.Server | None = None
         self._transports: set[asyncio.WriteTransport] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -213,6 +229,7 @@ class TcpProxy:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.down:
             self.refused += 1
+            self.refusal.set()
             writer.transport.abort()
             return
         try:
