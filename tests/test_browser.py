@@ -7,7 +7,8 @@ the session's fake vendor. Tests wait on the state the UI mirrors into the
 DOM (``data-status``, ``data-seq``, ``data-connection`` ...; docs/ui.md),
 never on sleeps.
 
-``PARLEY_SCREENSHOTS=1`` also refreshes ``docs/screenshots/*.png``.
+``PARLEY_SCREENSHOTS=1`` makes the realistic-conversation test refresh
+``docs/screenshots/*.png``.
 """
 
 from __future__ import annotations
@@ -642,12 +643,12 @@ async def converse(chat: ChatPage, fake: FakeLLM) -> None:
     await expect(chat.body).to_have_attribute("data-busy", "false")
 
 
-@pytest.mark.skipif(
-    os.environ.get("PARLEY_SCREENSHOTS") != "1",
-    reason="set PARLEY_SCREENSHOTS=1 to refresh docs/screenshots/*.png",
-)
-async def test_screenshots(web: Web, fake: FakeLLM) -> None:
-    out = REPO / "docs" / "screenshots"
+async def test_a_realistic_conversation_renders_at_desktop_and_phone_width(
+    web: Web, fake: FakeLLM, tmp_path: Path
+) -> None:
+    """Also the README's screenshots: ``PARLEY_SCREENSHOTS=1`` writes them to docs/."""
+    refresh = os.environ.get("PARLEY_SCREENSHOTS") == "1"
+    out = REPO / "docs" / "screenshots" if refresh else tmp_path
     out.mkdir(parents=True, exist_ok=True)
     name = "Ada Lovelace"  # each test run has a database of its own
     chat = await web.signed_in(None, name=name)
@@ -671,3 +672,5 @@ async def test_screenshots(web: Web, fake: FakeLLM) -> None:
     await phone.sign_in(name)
     await converse(phone, fake)
     await phone.page.screenshot(path=str(out / "phone.png"))
+    for name in ("desktop.png", "phone.png"):
+        assert (out / name).read_bytes().startswith(b"\x89PNG")
