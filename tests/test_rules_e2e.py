@@ -197,3 +197,16 @@ async def test_rule_events_are_recorded(
     )
     assert ("card_number", "redacted") in {(r["rule"], r["action"]) for r in rows}
     assert ("disclaimer", "disclaimer") in {(r["rule"], r["action"]) for r in rows}
+
+
+async def test_history_keeps_each_replys_notices(
+    server: ParleyServer, fake: FakeLLM, make_token: TokenFactory
+) -> None:
+    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
+        session = await client.start(agent="agent_alpha")
+        live = await client.ask("my card is 4111 1111 1111 1111")
+        again = await client.start(conversation_id=session["conversation_id"])
+    user, reply = again["history"]
+    assert "notices" not in user
+    expected = [{k: n[k] for k in ("rule", "action", "detail")} for n in live.notices]
+    assert reply["notices"] == expected

@@ -7,6 +7,7 @@ never reach another user's rows: a foreign id is simply "not found".
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -100,11 +101,22 @@ class ConversationStore:
         return owner
 
     async def messages(self, conversation_id: UUID) -> list[Message]:
+        """Every message, oldest first, with the rule notices of each reply."""
         rows = await self.pool.fetch(
             "SELECT * FROM messages WHERE conversation_id = $1 ORDER BY position",
             conversation_id,
         )
-        return [Message.from_row(row) for row in rows]
+        events = await self.pool.fetch(
+            "SELECT message_id, rule, action, detail FROM rule_events"
+            " WHERE conversation_id = $1 ORDER BY id",
+            conversation_id,
+        )
+        notices: dict[UUID, list[dict[str, str]]] = defaultdict(list)
+        for event in events:
+            notice = {"rule": event["rule"], "action": event["action"], "detail": event["detail"]}
+            if notice not in notices[event["message_id"]]:
+                notices[event["message_id"]].append(notice)
+        return [Message.from_row(row, tuple(notices.get(row["id"], ()))) for row in rows]
 
     async def recent_context(self, conversation_id: UUID, limit: int) -> list[Message]:
         """The newest ``limit`` messages the model should see, oldest first."""

@@ -59,10 +59,12 @@ class Message:
     estimated: bool | None
     catalog_version: str | None
     created_at: datetime
+    notices: tuple[dict[str, str], ...] = ()
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record) -> Message:
-        values = {name: row[name] for name in cls.__slots__}
+    def from_row(cls, row: asyncpg.Record, notices: tuple[dict[str, str], ...] = ()) -> Message:
+        values: dict[str, Any] = {name: row[name] for name in cls.__slots__ if name != "notices"}
+        values["notices"] = notices
         if values["cost_usd"] is not None:
             values["cost_usd"] = float(values["cost_usd"])
         return cls(**values)
@@ -93,4 +95,6 @@ class Message:
         usage = self.usage()
         if usage is not None:
             shape["usage"] = usage
+        if self.notices:
+            shape["notices"] = list(self.notices)
         return shape

@@ -68,7 +68,8 @@ function historyItem(message) {
   return {
     kind: 'assistant', replyId: message.reply_id || null, messageId: message.id,
     text: String(message.content ?? ''), seq: null,
-    status: live ? 'streaming' : message.status || 'complete', final: !live, notices: new Map(),
+    status: live ? 'streaming' : message.status || 'complete', final: !live,
+    notices: new Map((message.notices || []).map((n) => [`${n.rule}\u0000${n.action}`, n])),
     usage: message.usage || null, stopRequested: false, awaitingResume: false, resumeKey: null,
     error: null, fromHistory: true, createdAt: message.created_at,
   };
