@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -44,7 +44,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
-from openai import AsyncOpenAI
+import httpx2
+from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -59,6 +60,7 @@ JWT_SECRET = "bench-secret-" + "x" * 40
 START_TIMEOUT_SECONDS = 60.0
 REPLY_TIMEOUT_SECONDS = 60.0
 PATHS = ("baseline", "ws", "sse")
+KEEP_ALIVE = {"keepalive_expiry": 2.0}  # seconds; below uvicorn's 5 s
 
 Frame = dict[str, Any]
 
@@ -112,6 +114,7 @@ class Options:
     parley_log_level: str
     warm_up: bool
     pause: float  # seconds between rounds
+    logs: Path | None  # keep the servers' logs here (default: a temporary folder)
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
@@ -121,6 +124,8 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         raise SystemExit(f"--paths: choose from {', '.join(PATHS)}, baseline included")
     scenarios = [Scenario(1, args.sequential)] if args.sequential else []
     scenarios += [Scenario(clients, args.rounds) for clients in args.concurrency]
+    if not scenarios or min(scenario.clients for scenario in scenarios) < 1:
+        raise SystemExit("nothing to run: give --sequential and/or --concurrency")
     return Options(
         upstreams=tuple(Upstream(args.words, delay) for delay in args.delays),
         scenarios=tuple(scenarios),
@@ -131,6 +136,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         parley_log_level=args.parley_log_level,
         warm_up=not args.no_warm_up,
         pause=args.pause_ms / 1000,
+        logs=args.logs,
     )
 
 
@@ -139,16 +145,18 @@ def _parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("--words", type=int, default=60, help="words per reply (default 60)")
     add("--delays", type=_floats, default=(10.0, 0.0), help="ms between words (default 10,0)")
-    add("--sequential", type=int, default=30, help="replies one after another (0: skip)")
+    add("--sequential", type=int, default=20, help="replies in a row, one client (0: skip)")
     add("--concurrency", type=_ints, default=(20, 50), help="clients at once (default 20,50)")
     add("--rounds", type=int, default=2, help="rounds per concurrency level (default 2)")
     add("--paths", type=_words, default=PATHS, help="baseline,ws,sse (default: all)")
-    add("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
-    add("--redis-url", default="redis://127.0.0.1:6379/0")
+    postgres = "postgresql://postgres@127.0.0.1:5432/postgres"
+    add("--postgres-url", default=postgres, help="admin DSN; a scratch database is made there")
+    add("--redis-url", default="redis://127.0.0.1:6379/0", help="Parley's REDIS_URL")
     add("--tiktoken-cache", default=_default_tiktoken_cache())
     add("--parley-log-level", default="WARNING", help="PARLEY_LOG_LEVEL of the server")
     add("--no-warm-up", action="store_true", help="time the very first replies too")
     add("--pause-ms", type=float, default=100, help="idle time between rounds (default 100)")
+    add("--logs", type=Path, help="keep the fake vendor's and Parley's logs in this folder")
     return parser
 
 
@@ -379,8 +387,15 @@ class Clients:
 async def clients_for(
     vendor_url: str, server: Child, footprint: Footprint
 ) -> AsyncIterator[Clients]:
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    vendor = AsyncOpenAI(api_key="sk-bench", base_url=vendor_url, max_retries=0)
+    # Idle connections are dropped before the servers' own 5 s keep-alive timeout
+    # (uvicorn's), so a request never races the server closing its connection.
+    vendor_http = DefaultAsyncHttpxClient(
+        limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=200, **KEEP_ALIVE)
+    )
+    vendor = AsyncOpenAI(
+        api_key="sk-bench", base_url=vendor_url, max_retries=0, http_client=vendor_http
+    )
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200, **KEEP_ALIVE)
     http = httpx.AsyncClient(base_url=server.url, limits=limits, timeout=60)
     async with vendor, http:
         ws_url = server.url.replace("http://", "ws://", 1) + "/ws"
@@ -430,8 +445,18 @@ def _checked(result: Sample | BaseException) -> Sample | str:
     if isinstance(result, asyncio.CancelledError | KeyboardInterrupt):
         raise result
     if isinstance(result, BaseException):
-        return f"{type(result).__name__}: {result}"
+        return _describe(result)
     return result
+
+
+def _describe(error: BaseException) -> str:
+    """The error and its causes, e.g. ``APIConnectionError: … <- ReadError: …``."""
+    parts: list[str] = []
+    cause: BaseException | None = error
+    while cause is not None and len(parts) < 3:
+        parts.append(f"{type(cause).__name__}: {cause}".strip().rstrip(":"))
+        cause = cause.__cause__ or cause.__context__
+    return " <- ".join(parts)
 
 
 async def run_scenario(
@@ -470,17 +495,24 @@ async def warm_up(clients: Clients, options: Options, prefix: str) -> None:
         await asyncio.sleep(options.pause)
 
 
-async def vendor_ttfts(database_url: str, user_prefix: str) -> list[float]:
-    """First-token times Parley itself measured upstream (``llm_usage.ttft_ms``), in ms."""
+@dataclass(frozen=True)
+class UpstreamCalls:
+    """Parley's own record of its upstream calls (``llm_usage``) for some users."""
+
+    ttft_ms: tuple[float, ...] = ()  # first-token times it measured
+    failed: int = 0  # calls that did not complete (each one retried or failed a reply)
+
+
+async def upstream_calls(database_url: str, user_prefix: str) -> UpstreamCalls:
     connection = await asyncpg.connect(database_url)
     try:
         rows = await connection.fetch(
-            "SELECT ttft_ms FROM llm_usage WHERE user_id LIKE $1 AND ttft_ms IS NOT NULL",
-            user_prefix + ".%",
+            "SELECT ttft_ms, status FROM llm_usage WHERE user_id LIKE $1", user_prefix + ".%"
         )
     finally:
         await connection.close()
-    return [float(row["ttft_ms"]) for row in rows]
+    ttfts = tuple(float(row["ttft_ms"]) for row in rows if row["ttft_ms"] is not None)
+    return UpstreamCalls(ttfts, sum(row["status"] != "complete" for row in rows))
 
 
 # -- processes and storage ----------------------------------------------------------------
@@ -567,11 +599,12 @@ async def answers_ready(url: str) -> bool:
 async def running(child: Child, ready: Callable[[], Awaitable[bool]]) -> AsyncIterator[Child]:
     """Stop the child however the block ends; show its log if the block failed."""
     try:
-        await wait_until(child, ready)
-        yield child
-    except BaseException:
-        print(f"--- last lines of {child.name}'s log ---\n{child.tail()}", file=sys.stderr)
-        raise
+        await wait_until(child, ready)  # its error carries the log
+        try:
+            yield child
+        except Exception:
+            print(f"--- last lines of {child.name}'s log ---\n{child.tail()}", file=sys.stderr)
+            raise
     finally:
         child.stop()
 
@@ -605,6 +638,17 @@ def parley_server(
     }
     argv = [sys.executable, "-m", "parley", "serve", "--port", str(port)]
     return spawn(f"parley-{upstream_key}", argv, env, logs, f"http://127.0.0.1:{port}")
+
+
+@contextlib.contextmanager
+def logs_folder(keep: Path | None) -> Iterator[Path]:
+    """``keep`` (created if needed), or a temporary folder removed afterwards."""
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep
+        return
+    with tempfile.TemporaryDirectory(prefix="parley-bench-") as folder:
+        yield Path(folder)
 
 
 @contextlib.asynccontextmanager
@@ -652,7 +696,7 @@ class Row:
     clients: int
     path: str
     outcome: Outcome
-    vendor_ttft_ms: tuple[float, ...] = ()
+    upstream: UpstreamCalls = UpstreamCalls()
 
     def ms(self, metric: str, fraction: float) -> float:
         """A percentile, in ms, of a :class:`Sample` attribute, or of all gaps."""
@@ -687,6 +731,7 @@ BREAKDOWN_COLUMNS = (
     "path",
     "accepted p50",
     "vendor TTFT seen by Parley p50",
+    "vendor calls failed",
     "gap p50",
     "gap p95",
     "pieces",
@@ -723,8 +768,9 @@ def breakdown_table(rows: Sequence[Row]) -> str:
 def _breakdown(row: Row) -> list[str]:
     outcome = row.outcome
     parley = row.path != "baseline"
-    vendor_ttft = percentile(row.vendor_ttft_ms, 0.5) if row.vendor_ttft_ms else math.nan
+    vendor_ttft = percentile(row.upstream.ttft_ms, 0.5)
     cells = [str(row.clients), row.path, _ms(row.ms("accepted", 0.5)), _ms(vendor_ttft)]
+    cells.append(str(row.upstream.failed) if parley else "")
     cells += [_ms(row.ms("gaps", 0.5)), _ms(row.ms("gaps", 0.95)), f"{row.pieces():.0f}"]
     cells.append(_ms(row.ms("closing", 0.5)))
     cpu_per_reply = 1000 * outcome.server_cpu / row.replies() if row.replies() else math.nan
@@ -744,7 +790,7 @@ def _share(cpu: float, wall: float) -> str:
 def _added(row: Row, base: Row, metric: str) -> str:
     mine, theirs = row.ms(metric, 0.5), base.ms(metric, 0.5)
     ratio = f", x{mine / theirs:.1f}" if theirs > 0 else ""
-    return f"+{mine - theirs:.1f} ms{ratio}"
+    return f"{mine - theirs:+.1f} ms{ratio}"
 
 
 def print_errors(rows: Iterable[Row]) -> None:
@@ -783,27 +829,29 @@ async def scenarios(
         outcomes = await run_scenario(clients, options, scenario, prefix, upstream.text)
         print(f"  {scenario.clients} client(s): {time.monotonic() - started:.1f} s", flush=True)
         for path, outcome in outcomes.items():
-            ttfts = await vendor_ttfts(database_url, f"{prefix}.{path}")
-            rows.append(Row(scenario.clients, path, outcome, tuple(ttfts)))
+            calls = await upstream_calls(database_url, f"{prefix}.{path}")
+            rows.append(Row(scenario.clients, path, outcome, calls))
     return rows
 
 
-async def run(options: Options) -> None:
+async def run(options: Options) -> int:
+    """Every profile, cleaning up however it ends; returns the number of failed replies."""
     current = asyncio.current_task()
     assert current is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, current.cancel)
     footprint = Footprint()
-    with tempfile.TemporaryDirectory(prefix="parley-bench-") as folder:
+    failed = 0
+    with logs_folder(options.logs) as folder:
         async with scratch_database(options.postgres_url) as database_url:
             try:
                 for upstream in options.upstreams:
                     print(f"upstream: {upstream.label}", flush=True)
-                    rows = await run_profile(
-                        options, upstream, database_url, Path(folder), footprint
-                    )
+                    rows = await run_profile(options, upstream, database_url, folder, footprint)
                     report(upstream, rows)
+                    failed += sum(len(row.outcome.errors) for row in rows)
             finally:
                 await forget_keys(options.redis_url, footprint)
+    return failed
 
 
 def report(upstream: Upstream, rows: Sequence[Row]) -> None:
@@ -829,10 +877,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parse_options(argv)
     print(f"machine: {machine()}", flush=True)
     started = time.monotonic()
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(run(options))
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            failed = runner.run(run(options))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted; processes stopped and the database dropped", file=sys.stderr)
+        return 130
     print(f"finished in {time.monotonic() - started:.0f} s; machine now: {machine()}")
-    return 0
+    if failed:
+        print(f"{failed} replies failed or came back wrong", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
