@@ -18,9 +18,11 @@ from parley.catalog import CatalogStore, load_catalog
 from parley.chat import ChatService
 from parley.config import Settings
 from parley.llm.router import LLMRouter
+from parley.replies.feed import LocalFeeds
 from parley.replies.keys import Keys
 from parley.replies.log import ReplyLog
 from parley.replies.memory import ConversationMemory
+from parley.replies.pipeliner import Pipeliner
 from parley.replies.service import ReplyService
 from parley.replies.task import ReplyDeps
 from parley.rules.budget import TokenBudget
@@ -61,7 +63,9 @@ class Services:
         instance_id = secrets.token_hex(6)
         conversations = ConversationStore(pool)
         ledger = Ledger(pool)
-        reply_log = ReplyLog(redis, keys, retention_seconds=settings.reply_retention_seconds)
+        reply_log = ReplyLog(
+            redis, keys, Pipeliner(redis), retention_seconds=settings.reply_retention_seconds
+        )
         memory = ConversationMemory(redis, keys, conversations, size=settings.history_cache_size)
         budget = TokenBudget(redis, prefix=keys.prefix)
         deps = ReplyDeps(
@@ -70,6 +74,7 @@ class Services:
             router=router,
             budget=budget,
             memory=memory,
+            feeds=LocalFeeds(),
             owner=instance_id,
             lease_ms=int(settings.lease_ttl_seconds * 1000),
         )

@@ -1,28 +1,28 @@
 """The reply log: a Redis Stream of frames per reply, written by one task,
 read by any number of sockets and SSE responses on any instance.
 
-Each delta is appended together with the running copy of the text and the
-last sequence number in one pipelined round trip, so a reader that sees
-delta ``n`` in the stream can trust the text copy up to ``n``.
+Frames are appended through the instance's :class:`Pipeliner`, together with
+the running copy of the text and the last sequence number, so a reader that
+sees delta ``n`` in the stream can trust the text copy up to ``n``.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
+from parley.replies.events import Event
 from parley.replies.keys import Keys
+from parley.replies.pipeliner import Pipeliner
 from parley.storage.redis import as_text
 
 # How long a reader blocks on XREAD before re-checking the reply's state.
 READ_BLOCK_MS = 5_000
 READ_BATCH = 256
-
-Frame = dict[str, Any]
 
 # Deletes the conversation's "busy" marker only if it still names this reply.
 _RELEASE_MARKER = """
@@ -46,8 +46,11 @@ class ReplyState:
 
 
 class ReplyLog:
-    def __init__(self, redis: Redis, keys: Keys, *, retention_seconds: int) -> None:
+    def __init__(
+        self, redis: Redis, keys: Keys, pipeliner: Pipeliner, *, retention_seconds: int
+    ) -> None:
         self.redis = redis
+        self.pipeliner = pipeliner
         self.keys = keys
         self.retention_seconds = retention_seconds
 
@@ -113,24 +116,28 @@ class ReplyLog:
         value = await self.redis.get(self.keys.text(reply_id))
         return as_text(value) if value is not None else ""
 
-    async def append_delta(self, reply_id: str, seq: int, text: str) -> None:
-        frame = {"type": "delta", "reply_id": reply_id, "seq": seq, "text": text}
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(self.keys.events(reply_id), {"f": json.dumps(frame), "at": seq})
-            pipe.append(self.keys.text(reply_id), text)
-            pipe.hset(self.keys.state(reply_id), "last_seq", seq)
-            await pipe.execute()
+    async def append(self, reply_id: str, events: Sequence[Event]) -> None:
+        """Append frames in order; the text copy and last seq move with the deltas."""
+        last_seq = max((e.at for e in events if e.kind == "delta"), default=None)
+        text = "".join(e.text for e in events)
 
-    async def append_frame(self, reply_id: str, frame: Frame, *, at_seq: int) -> None:
-        """A non-delta frame (notice, error), positioned after delta ``at_seq``."""
-        await self.redis.xadd(self.keys.events(reply_id), {"f": json.dumps(frame), "at": at_seq})
+        def commands(pipe: Pipeline) -> None:
+            # Text and seq first: a reader that sees delta n in the stream can
+            # trust the running text copy up to n.
+            if last_seq is not None:
+                pipe.append(self.keys.text(reply_id), text)
+                pipe.hset(self.keys.state(reply_id), "last_seq", last_seq)
+            for event in events:
+                pipe.xadd(self.keys.events(reply_id), _fields(event))
 
-    async def close(self, reply_id: str, conversation_id: str, done: Frame, at_seq: int) -> None:
+        await self.pipeliner.execute(commands)
+
+    async def close(self, reply_id: str, conversation_id: str, done: Event) -> None:
         """Append ``done``, then let the log expire after the resume window."""
         ttl = self.retention_seconds
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(self.keys.events(reply_id), {"f": json.dumps(done), "at": at_seq})
-            pipe.hset(self.keys.state(reply_id), "status", done["status"])
+            pipe.xadd(self.keys.events(reply_id), _fields(done))
+            pipe.hset(self.keys.state(reply_id), "status", done.frame["status"])
             for key in (self.keys.events(reply_id), self.keys.text(reply_id)):
                 pipe.expire(key, ttl)
             pipe.expire(self.keys.state(reply_id), ttl)
@@ -153,11 +160,9 @@ class ReplyLog:
             *_, cancelled = await pipe.execute()
         return not cancelled
 
-    async def follow(self, reply_id: str, after_seq: int = 0) -> AsyncIterator[Frame]:
-        """Frames of a reply from delta ``after_seq + 1`` on, live, until ``done``.
+    async def follow(self, reply_id: str, after_seq: int = 0) -> AsyncIterator[Event]:
+        """Events of a reply that follow ``after_seq``, live, until ``done``.
 
-        Notices positioned at or after ``after_seq`` are repeated, so a
-        client may see a notice twice across a resume but never miss one.
         Ends without ``done`` if the log has expired (the caller resyncs).
         """
         stream = self.keys.events(reply_id)
@@ -172,15 +177,15 @@ class ReplyLog:
                 continue
             for entry_id, fields in response[0][1]:
                 cursor = entry_id
-                frame: Frame = json.loads(fields[b"f"])
-                at = int(fields[b"at"])
-                if frame["type"] == "delta" and at <= after_seq:
-                    continue
-                if frame["type"] != "delta" and at < after_seq:
-                    continue
-                yield frame
-                if frame["type"] == "done":
+                event = Event(as_text(fields[b"t"]), int(fields[b"at"]), as_text(fields[b"f"]))
+                if event.follows(after_seq):
+                    yield event
+                if event.ends_reply:
                     return
 
     async def exists(self, reply_id: str) -> bool:
         return bool(await self.redis.exists(self.keys.events(reply_id), self.keys.state(reply_id)))
+
+
+def _fields(event: Event) -> dict[Any, Any]:
+    return {"f": event.json, "t": event.kind, "at": event.at}

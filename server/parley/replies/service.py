@@ -19,8 +19,8 @@ from uuid import UUID
 from redis.asyncio import Redis
 
 from parley.errors import NotFound
+from parley.replies.events import Event, Frame
 from parley.replies.keys import Keys
-from parley.replies.log import Frame
 from parley.replies.task import ReplyDeps, ReplyJob, StopSignal, done_frame, run_reply
 from parley.storage.conversations import ConversationStore
 from parley.storage.ledger import FinishedReply, ReplyTotals
@@ -54,7 +54,10 @@ class ReplyService:
 
     def start(self, job: ReplyJob) -> None:
         stop = StopSignal()
-        task = asyncio.create_task(run_reply(job, self.deps, stop), name=f"reply-{job.reply_id}")
+        feed = self.deps.feeds.open(job.reply_id, job.user_id)
+        task = asyncio.create_task(
+            run_reply(job, self.deps, stop, feed), name=f"reply-{job.reply_id}"
+        )
         self._running[job.reply_id] = (task, stop)
         task.add_done_callback(lambda _: self._running.pop(job.reply_id, None))
 
@@ -75,18 +78,32 @@ class ReplyService:
 
     # -- reading ---------------------------------------------------------------
 
-    async def follow(self, reply_id: str, user_id: str, after_seq: int = 0) -> AsyncIterator[Frame]:
-        """The reply's frames after ``after_seq``, or one ``resync`` frame when
-        the reply is older than the resume window."""
+    async def follow(self, reply_id: str, user_id: str, after_seq: int = 0) -> AsyncIterator[Event]:
+        """The reply's events after ``after_seq``, live, until ``done``; or one
+        ``resync`` event when the reply is older than the resume window.
+
+        A reply running here is followed in process; any other is read from
+        its Redis Stream.
+        """
+        feed = self.deps.feeds.get(reply_id)
+        if feed is not None:
+            if feed.user_id != user_id:
+                raise NotFound("No such reply.")
+            async for event in feed.follow(after_seq):
+                yield event
+                if event.ends_reply:
+                    return
+                if event.kind == "delta":
+                    after_seq = event.at
         state = await self.log.state(reply_id)
         if state is not None:
             if state.user_id != user_id:
                 raise NotFound("No such reply.")
-            async for frame in self.log.follow(reply_id, after_seq):
-                yield frame
-                if frame["type"] == "done":
+            async for event in self.log.follow(reply_id, after_seq):
+                yield event
+                if event.ends_reply:
                     return
-        yield await self.resync_frame(reply_id, user_id)
+        yield Event.of(await self.resync_frame(reply_id, user_id), at=after_seq)
 
     async def resync_frame(self, reply_id: str, user_id: str) -> Frame:
         message = await self.conversations.message_for_reply(reply_id)
@@ -184,10 +201,14 @@ class ReplyService:
             status="interrupted",
         )
         stored = await self.deps.ledger.finish(reply)
-        log.warning("reply %s lost its owner; stored as interrupted", reply_id)
-        done = done_frame(reply_id, stored or message.id, "interrupted", ReplyTotals.of(()))
+        status = "interrupted"
+        if stored is None:  # its owner stored it after all; publish what it stored
+            final = await self.conversations.message_for_reply(reply_id)
+            status = final.status if final is not None else status
+        log.warning("reply %s lost its owner; closed as %s", reply_id, status)
         state = await self.log.state(reply_id)
-        await self.log.close(
-            reply_id, str(message.conversation_id), done, at_seq=state.last_seq if state else 0
-        )
+        at = state.last_seq if state else 0
+        totals = ReplyTotals.of(())
+        done = Event.of(done_frame(reply_id, message.id, status, totals), at=at)
+        await self.log.close(reply_id, str(message.conversation_id), done)
         return True

@@ -1,7 +1,8 @@
 """One reply, from the first upstream byte to its stored final state.
 
-The task publishes every frame to the reply log and nothing else: it never
-touches a socket, so it carries on when its client goes away. It holds a
+The task publishes every frame to the reply log (and, once written there, to
+the followers on this instance); it never touches a socket, so it carries on
+when its client goes away. It holds a
 lease in Redis while it runs; when it stops, the assistant message, its
 usage and the rule events are stored before ``done`` is published.
 """
@@ -16,11 +17,14 @@ from typing import Any, Literal
 from uuid import UUID
 
 from parley.catalog import Agent
-from parley.errors import ParleyError, UpstreamUnavailable, error_body
+from parley.errors import ParleyError, UpstreamUnavailable
 from parley.llm.base import CallRecord, ChatMessage, ModelRef, TextDelta
 from parley.llm.router import LLMRouter
+from parley.replies.events import Event
+from parley.replies.feed import LocalFeeds, ReplyFeed
 from parley.replies.log import ReplyLog
 from parley.replies.memory import ConversationMemory
+from parley.replies.writer import ReplyWriter
 from parley.rules import RuleEvent
 from parley.rules.budget import Reservation, TokenBudget
 from parley.storage.ledger import FinishedReply, Ledger, ReplyTotals
@@ -70,64 +74,31 @@ class ReplyDeps:
     router: LLMRouter
     budget: TokenBudget
     memory: ConversationMemory
+    feeds: LocalFeeds
     owner: str
     lease_ms: int
 
 
-class _Writer:
-    """Numbers deltas and keeps the text the client has been sent."""
-
-    def __init__(self, reply_log: ReplyLog, reply_id: str) -> None:
-        self.log = reply_log
-        self.reply_id = reply_id
-        self.seq = 0
-        self.parts: list[str] = []
-        self.events: list[RuleEvent] = []
-
-    @property
-    def text(self) -> str:
-        return "".join(self.parts)
-
-    async def delta(self, text: str) -> None:
-        if text:
-            self.seq += 1
-            self.parts.append(text)
-            await self.log.append_delta(self.reply_id, self.seq, text)
-
-    async def notice(self, event: RuleEvent) -> None:
-        self.events.append(event)
-        frame = {
-            "type": "notice",
-            "reply_id": self.reply_id,
-            "rule": event.rule,
-            "action": event.action,
-            "detail": event.detail,
-        }
-        await self.log.append_frame(self.reply_id, frame, at_seq=self.seq)
-
-    async def error(self, error: ParleyError) -> None:
-        frame = {"type": "error", "reply_id": self.reply_id, **error_body(error)}
-        await self.log.append_frame(self.reply_id, frame, at_seq=self.seq)
-
-
-async def run_reply(job: ReplyJob, deps: ReplyDeps, stop: StopSignal) -> None:
-    writer = _Writer(deps.log, job.reply_id)
+async def run_reply(job: ReplyJob, deps: ReplyDeps, stop: StopSignal, feed: ReplyFeed) -> None:
+    writer = ReplyWriter(deps.log, feed, job.reply_id)
     lease = asyncio.create_task(_keep_lease(job, deps, stop))
     calls: list[CallRecord] = []
     status = "failed"
     try:
         for event in job.input_events:
-            await writer.notice(event)
+            writer.notice(event)
         if job.blocked_reply is not None:
-            await writer.delta(job.blocked_reply)
+            writer.delta(job.blocked_reply)
             status = "blocked"
         else:
             status = await _generate(job, deps, stop, writer, calls)
+        await writer.drain()
     except Exception:
         log.exception("reply %s failed", job.reply_id)
-        status = "interrupted" if stop.reason == "interrupted" and stop.event.is_set() else "failed"
+        status = "interrupted" if stop.event.is_set() and stop.reason == "interrupted" else "failed"
         with contextlib.suppress(Exception):
-            await writer.error(ParleyError("The reply stopped because of a server error."))
+            writer.error(ParleyError("The reply stopped because of a server error."))
+            await writer.drain()
     finally:
         lease.cancel()
         await _finish(job, deps, writer, calls, status)
@@ -137,7 +108,7 @@ async def _generate(
     job: ReplyJob,
     deps: ReplyDeps,
     stop: StopSignal,
-    writer: _Writer,
+    writer: ReplyWriter,
     calls: list[CallRecord],
 ) -> str:
     output = job.agent.rules.output_filter()
@@ -153,20 +124,20 @@ async def _generate(
             if isinstance(item, TextDelta):
                 released, events = output.feed(item.text)
                 for event in events:
-                    await writer.notice(event)
-                await writer.delta(released)
+                    writer.notice(event)
+                writer.delta(released)
             else:
                 calls.append(item.record)
     except UpstreamUnavailable as error:
-        await writer.error(error)
+        writer.error(error)
         return "failed"
     status = _status(calls, stop)
     tail, events = output.finish()
     # A reply stopped before its first word gets no disclaimer on its own.
-    if writer.seq or status == "complete":
+    if writer.parts or status == "complete":
         for event in events:
-            await writer.notice(event)
-        await writer.delta(tail)
+            writer.notice(event)
+        writer.delta(tail)
     return status
 
 
@@ -192,7 +163,7 @@ async def _keep_lease(job: ReplyJob, deps: ReplyDeps, stop: StopSignal) -> None:
 
 
 async def _finish(
-    job: ReplyJob, deps: ReplyDeps, writer: _Writer, calls: list[CallRecord], status: str
+    job: ReplyJob, deps: ReplyDeps, writer: ReplyWriter, calls: list[CallRecord], status: str
 ) -> None:
     reply = FinishedReply(
         reply_id=UUID(job.reply_id),
@@ -202,25 +173,28 @@ async def _finish(
         text=writer.text,
         status=status,
         calls=tuple(calls),
-        events=tuple(writer.events),
-        needs_human=job.handoff or any(e.action == "handoff" for e in writer.events),
+        events=tuple(writer.rule_events),
+        needs_human=job.handoff or any(e.action == "handoff" for e in writer.rule_events),
     )
     if job.reservation is not None:
         with contextlib.suppress(Exception):
             await deps.budget.settle(job.reservation, reply.totals.total_tokens)
     message_id = await _store(deps.ledger, reply)
-    if message_id is None:
-        return  # left for the sweeper, which retries until Postgres is back
+    if message_id is None:  # left for the sweeper, which retries until Postgres is back
+        writer.feed.detach()
+        deps.feeds.close(job.reply_id)
+        return
     if status != "blocked" and reply.text:
         turn = (ChatMessage("user", job.user_text), ChatMessage("assistant", reply.text))
         with contextlib.suppress(Exception):
             await deps.memory.append(job.conversation_id, turn)
-    await deps.log.close(
-        job.reply_id,
-        str(job.conversation_id),
-        done_frame(job.reply_id, message_id, status, reply.totals),
-        at_seq=writer.seq,
-    )
+    done = Event.of(done_frame(job.reply_id, message_id, status, reply.totals), at=writer.seq)
+    try:
+        await deps.log.close(job.reply_id, str(job.conversation_id), done)
+    except Exception as error:  # stored in Postgres; the sweeper closes the log later
+        log.warning("could not close the log of reply %s: %s", job.reply_id, error)
+    writer.feed.publish([done])
+    deps.feeds.close(job.reply_id)
 
 
 async def _store(ledger: Ledger, reply: FinishedReply) -> UUID | None:

@@ -26,6 +26,7 @@ from parley.errors import (
     UpstreamUnavailable,
     error_body,
 )
+from parley.replies.events import Event
 from parley.services import Services
 from parley.storage.records import Conversation
 from parley.transport.http import current_user, error_response
@@ -122,25 +123,25 @@ async def _conversation_for(
     return conversation
 
 
-async def _sse(accepted: Accepted, frames: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
-    yield _event(accepted.frame())
-    async for frame in frames:
-        yield _event(frame)
+async def _sse(accepted: Accepted, events: AsyncIterator[Event]) -> AsyncIterator[str]:
+    yield _sse_event("accepted", json.dumps(accepted.frame(), separators=(",", ":")))
+    async for event in events:
+        yield _sse_event(event.kind, event.json)
 
 
-def _event(frame: dict[str, Any]) -> str:
-    return f"event: {frame['type']}\ndata: {json.dumps(frame, separators=(',', ':'))}\n\n"
+def _sse_event(kind: str, data: str) -> str:
+    return f"event: {kind}\ndata: {data}\n\n"
 
 
 async def _collect(
-    conversation: Conversation, accepted: Accepted, frames: AsyncIterator[dict[str, Any]]
+    conversation: Conversation, accepted: Accepted, events: AsyncIterator[Event]
 ) -> Response:
     parts: list[str] = []
     notices: list[dict[str, Any]] = []
     error: dict[str, Any] | None = None
     result: dict[str, Any] = {}
-    async for frame in frames:
-        kind = frame["type"]
+    async for event in events:
+        kind, frame = event.kind, event.frame
         if kind == "delta":
             parts.append(frame["text"])
         elif kind == "notice":

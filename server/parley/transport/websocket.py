@@ -165,8 +165,8 @@ class ChatConnection:
 
     async def _forward(self, reply_id: str, after_seq: int) -> None:
         try:
-            async for frame in self.services.replies.follow(reply_id, self.user.user_id, after_seq):
-                await self.send(frame)
+            async for event in self.services.replies.follow(reply_id, self.user.user_id, after_seq):
+                await self.send_encoded(event.json)
         except (WebSocketDisconnect, asyncio.CancelledError):
             raise
         except Exception as error:
@@ -174,5 +174,8 @@ class ChatConnection:
                 await self.send(error_frame(client_error(error, context="ws follow")))
 
     async def send(self, frame: dict[str, Any]) -> None:
+        await self.send_encoded(json.dumps(frame, separators=(",", ":")))
+
+    async def send_encoded(self, text: str) -> None:
         async with self._send_lock:
-            await self.websocket.send_text(json.dumps(frame, separators=(",", ":")))
+            await self.websocket.send_text(text)

@@ -1,0 +1,47 @@
+"""A server frame of a reply, encoded to JSON once and sent as is everywhere."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+Frame = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: str  # the frame's type: delta, notice, error, done or resync
+    at: int  # a delta's seq; for other frames, the seq of the delta before them
+    json: str
+    text: str = ""  # a delta's text, when this instance wrote it (else read ``frame``)
+
+    @classmethod
+    def of(cls, frame: Frame, at: int) -> Event:
+        return cls(frame["type"], at, _encode(frame))
+
+    @classmethod
+    def delta(cls, reply_id: str, seq: int, text: str) -> Event:
+        frame = {"type": "delta", "reply_id": reply_id, "seq": seq, "text": text}
+        return cls("delta", seq, _encode(frame), text)
+
+    @property
+    def frame(self) -> Frame:
+        decoded: Frame = json.loads(self.json)
+        return decoded
+
+    @property
+    def ends_reply(self) -> bool:
+        return self.kind in ("done", "resync")
+
+    def follows(self, after_seq: int) -> bool:
+        """Whether a client that has seen deltas up to ``after_seq`` should get it.
+
+        Deltas are never repeated. Other frames at the resume point are, so a
+        notice that raced a disconnect is seen twice rather than never.
+        """
+        return self.at > after_seq if self.kind == "delta" else self.at >= after_seq
+
+
+def _encode(frame: Frame) -> str:
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
