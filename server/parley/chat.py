@@ -165,10 +165,9 @@ class ChatService:
         The same ``client_id`` again returns the first acceptance and starts
         nothing. Order matters: rules first (so blocked or redacted text is
         what we store), then the busy check, the budget, Postgres, the task.
+        Resends are recognised by Postgres's unique (conversation, client_id),
+        so a first send costs no extra look-up.
         """
-        existing = await self.conversations.find_turn(conversation.id, client_id)
-        if existing is not None:
-            return _accepted(client_id, existing, duplicate=True)
         agent = self.resolve_agent(conversation.agent_id)
         verdict = agent.rules.check_input(text)
         reply_id = str(uuid.uuid4())
@@ -180,8 +179,8 @@ class ChatService:
             owner=self.replies.deps.owner,
             lease_ms=self.replies.deps.lease_ms,
         )
-        if not opened:
-            raise Busy()
+        if not opened:  # busy, unless this is a resend of the running reply's message
+            return await self._earlier(conversation, client_id)
         job = ReplyJob(
             reply_id=reply_id,
             user_id=user.user_id,
@@ -209,12 +208,9 @@ class ChatService:
         except BaseException:
             await self._abandon(job)
             raise
-        if ids is None:  # a concurrent resend of the same client_id won
+        if ids is None:  # this client_id was used before: a resend
             await self._abandon(job)
-            existing = await self.conversations.find_turn(conversation.id, client_id)
-            if existing is None:
-                raise Busy()
-            return _accepted(client_id, existing, duplicate=True)
+            return await self._earlier(conversation, client_id)
         self.replies.start(job)
         return _accepted(client_id, ids)
 
@@ -247,6 +243,13 @@ class ChatService:
             temperature=agent.temperature,
             reservation=reservation,
         )
+
+    async def _earlier(self, conversation: Conversation, client_id: str) -> Accepted:
+        """The first acceptance of a resent ``client_id``; else the conversation is busy."""
+        existing = await self.conversations.find_turn(conversation.id, client_id)
+        if existing is None:
+            raise Busy()
+        return _accepted(client_id, existing, duplicate=True)
 
     def _models(self, agent: Agent) -> tuple[ModelRef, ...]:
         """The agent's models this server can reach, else the default model."""

@@ -156,38 +156,32 @@ class ConversationStore:
         conversation (a concurrent resend won the race).
         """
         ids = TurnIds(uuid.uuid4(), uuid.uuid4(), turn.reply_id)
-        async with self.pool.acquire() as connection, connection.transaction():
-            inserted = await connection.fetchval(
-                "INSERT INTO messages (id, conversation_id, role, content, status, client_id,"
-                " redacted, catalog_version) VALUES ($1, $2, 'user', $3, $4, $5, $6, $7)"
-                " ON CONFLICT (conversation_id, client_id) DO NOTHING RETURNING id",
-                ids.message_id,
-                turn.conversation_id,
-                turn.text,
-                turn.user_status,
-                turn.client_id,
-                turn.redacted,
-                turn.catalog_version,
-            )
-            if inserted is None:
-                return None
-            await connection.execute(
-                "INSERT INTO messages (id, conversation_id, role, content, status, reply_id,"
-                " reply_to, catalog_version) VALUES ($1, $2, 'assistant', '', 'streaming',"
-                " $3, $4, $5)",
-                ids.reply_message_id,
-                turn.conversation_id,
-                turn.reply_id,
-                ids.message_id,
-                turn.catalog_version,
-            )
-            await connection.execute(
-                "UPDATE conversations SET message_count = message_count + 2,"
-                " updated_at = now(), title = coalesce(title, $2) WHERE id = $1",
-                turn.conversation_id,
-                _title(turn.text),
-            )
-        return ids
+        # One statement, so one round trip and one implicit transaction.
+        inserted = await self.pool.fetchval(
+            "WITH question AS ("
+            "  INSERT INTO messages (id, conversation_id, role, content, status, client_id,"
+            "  redacted, catalog_version) VALUES ($1, $2, 'user', $3, $4, $5, $6, $7)"
+            "  ON CONFLICT (conversation_id, client_id) DO NOTHING RETURNING id),"
+            " answer AS ("
+            "  INSERT INTO messages (id, conversation_id, role, content, status, reply_id,"
+            "  reply_to, catalog_version) SELECT $8, $2, 'assistant', '', 'streaming', $9,"
+            "  question.id, $7 FROM question RETURNING id),"
+            " counted AS ("
+            "  UPDATE conversations SET message_count = message_count + 2, updated_at = now(),"
+            "  title = coalesce(title, $10) WHERE id = $2 AND EXISTS (SELECT FROM answer))"
+            " SELECT id FROM question",
+            ids.message_id,
+            turn.conversation_id,
+            turn.text,
+            turn.user_status,
+            turn.client_id,
+            turn.redacted,
+            turn.catalog_version,
+            ids.reply_message_id,
+            turn.reply_id,
+            _title(turn.text),
+        )
+        return ids if inserted is not None else None
 
     async def claim_idempotency_key(
         self, user_id: str, key: str, request_hash: str, conversation_id: UUID
