@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -210,3 +211,32 @@ async def test_history_keeps_each_replys_notices(
     assert "notices" not in user
     expected = [{k: n[k] for k in ("rule", "action", "detail")} for n in live.notices]
     assert reply["notices"] == expected
+
+
+async def test_a_reload_does_not_change_replies_in_flight(
+    server: ParleyServer, fake: FakeLLM, make_token: TokenFactory, catalog_dir: Path
+) -> None:
+    rules_file = catalog_dir / "rules" / "financial_advisor.yaml"
+    original = rules_file.read_text()
+    _, admin = make_token(admin=True)
+    fake.enqueue(Script(chunks=["Diversify. "], hold=True), Script(chunks=["Rebalance. "]))
+    async with (
+        await ChatClient.connect(server.ws_url, make_token()[1]) as client,
+        httpx.AsyncClient(
+            base_url=server.url, headers={"Authorization": f"Bearer {admin}"}
+        ) as http,
+    ):
+        await client.start(agent="agent_alpha")
+        accepted = await client.say("How should I invest?")
+        await client.reply(accepted["reply_id"], until_seq=1)
+        rules_file.write_text(original.replace("This is general information", "NEW WORDING"))
+        try:
+            assert (await http.post("/v1/admin/reload")).status_code == 200
+            fake.release()
+            in_flight = await client.reply(accepted["reply_id"])
+            after = await client.ask("And then?")
+        finally:
+            rules_file.write_text(original)
+            assert (await http.post("/v1/admin/reload")).status_code == 200
+    assert in_flight.text.endswith(DISCLAIMER)
+    assert after.text.endswith(DISCLAIMER.replace("This is general information", "NEW WORDING"))
