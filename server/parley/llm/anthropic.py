@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager as AsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any
 
 import anthropic
 import httpx2
+from anthropic import AsyncStream
+from anthropic._response import AsyncAPIResponse
 from anthropic.types import (
     AssistantMessageParam,
     MessageParam,
@@ -25,6 +28,7 @@ from parley.llm.base import (
     Usage,
 )
 from parley.llm.failures import is_transient_status, redact, vendor_message
+from parley.llm.sse import sse_json
 
 READ_TIMEOUT = 600.0  # the router enforces first-token and idle timeouts
 
@@ -73,44 +77,29 @@ class AnthropicProvider:
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        state = _StreamState()
         try:
-            events = await self._create(request)
-        except (anthropic.APIError, httpx2.HTTPError) as error:
+            async with self._create(request) as response:
+                async for event in sse_json(response.iter_lines()):
+                    text = state.read(event)
+                    if text:
+                        yield TextDelta(text)
+        except (anthropic.APIError, httpx2.HTTPError, ValueError) as error:
             raise self._provider_error(error) from error
-        prompt_tokens: int | None = None
-        completion_tokens = 0
-        finish: str | None = None
-        try:
-            async for event in events:
-                if event.type == "message_start":
-                    prompt_tokens = _input_tokens(event.message.usage)
-                    completion_tokens = event.message.usage.output_tokens
-                elif event.type == "content_block_delta" and event.delta.type == "text_delta":
-                    if event.delta.text:
-                        yield TextDelta(event.delta.text)
-                elif event.type == "message_delta":
-                    completion_tokens = event.usage.output_tokens  # cumulative
-                    if event.usage.input_tokens is not None:
-                        prompt_tokens = _input_tokens(event.usage)
-                    finish = event.delta.stop_reason or finish
-                elif event.type == "message_stop":
-                    finish = finish or "end_turn"
-        except (anthropic.APIError, httpx2.HTTPError) as error:
-            raise self._provider_error(error) from error
-        finally:
-            await events.close()
-        if finish is None:
+        if state.finish is None:
             raise ProviderError("the stream ended before message_stop", transient=True)
-        if prompt_tokens is not None:
-            yield Usage(prompt_tokens, completion_tokens)
-        yield Finish(finish)
+        if state.prompt_tokens is not None:
+            yield Usage(state.prompt_tokens, state.completion_tokens)
+        yield Finish(state.finish)
 
     async def aclose(self) -> None:
         await self._client.close()
 
-    async def _create(self, request: ChatRequest) -> anthropic.AsyncStream[RawMessageStreamEvent]:
+    def _create(
+        self, request: ChatRequest
+    ) -> AsyncContextManager[AsyncAPIResponse[AsyncStream[RawMessageStreamEvent]]]:
         prompt = to_anthropic(request.messages)
-        return await self._client.messages.create(
+        return self._client.messages.with_streaming_response.create(
             model=request.model,
             system=prompt.system or anthropic.omit,
             messages=[_message_param(role, text) for role, text in prompt.messages],
@@ -133,6 +122,8 @@ class AnthropicProvider:
                 text = f"stream error: {error_type or 'unknown'}: {vendor_message(error.body, '')}"
         elif isinstance(error, anthropic.APITimeoutError):
             text, transient = "timed out talking to the Anthropic API", True
+        elif isinstance(error, ValueError):
+            text, transient = f"stream error: malformed event: {error}", True
         else:
             cause = error.__cause__ or error
             text, transient = (
@@ -142,22 +133,49 @@ class AnthropicProvider:
         return ProviderError(redact(text, [self._api_key]), transient=transient, status=status)
 
 
-class _InputUsage(Protocol):
-    @property
-    def input_tokens(self) -> int | None: ...
-    @property
-    def cache_creation_input_tokens(self) -> int | None: ...
-    @property
-    def cache_read_input_tokens(self) -> int | None: ...
+@dataclass(slots=True)
+class _StreamState:
+    """What the Messages stream has said so far about usage and how it ended."""
 
+    prompt_tokens: int | None = None
+    completion_tokens: int = 0
+    finish: str | None = None
 
-def _input_tokens(usage: _InputUsage) -> int:
-    # Cached prompt tokens are still prompt tokens; the total is their sum.
-    return (
-        (usage.input_tokens or 0)
-        + (usage.cache_creation_input_tokens or 0)
-        + (usage.cache_read_input_tokens or 0)
-    )
+    def read(self, event: dict[str, Any]) -> str:
+        """Take in one event; return the text it adds, if any."""
+        kind = event.get("type")
+        if kind == "content_block_delta":
+            delta = event.get("delta") or {}
+            return str(delta.get("text") or "") if delta.get("type") == "text_delta" else ""
+        if kind == "message_start":
+            self._usage((event.get("message") or {}).get("usage") or {})
+        elif kind == "message_delta":
+            self._usage(event.get("usage") or {})  # output_tokens is cumulative
+            self.finish = (event.get("delta") or {}).get("stop_reason") or self.finish
+        elif kind == "message_stop":
+            self.finish = self.finish or "end_turn"
+        elif kind == "error":
+            error = event.get("error") or {}
+            error_type = str(error.get("type") or "unknown")
+            raise ProviderError(
+                f"stream error: {error_type}: {error.get('message') or ''}",
+                transient=error_type in _TRANSIENT_TYPES,
+            )
+        return ""
+
+    def _usage(self, usage: dict[str, Any]) -> None:
+        if usage.get("input_tokens") is not None:
+            # Cached prompt tokens are still prompt tokens; the total is their sum.
+            self.prompt_tokens = sum(
+                int(usage.get(name) or 0)
+                for name in (
+                    "input_tokens",
+                    "cache_creation_input_tokens",
+                    "cache_read_input_tokens",
+                )
+            )
+        if usage.get("output_tokens") is not None:
+            self.completion_tokens = int(usage["output_tokens"])
 
 
 def _message_param(role: str, text: str) -> MessageParam:

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager as AsyncContextManager
+from typing import Any
 
 import httpx2
 import openai
+from openai import AsyncStream
+from openai._response import AsyncAPIResponse
 from openai.types.chat import (
     ChatCompletionAssistantMessageParam,
+    ChatCompletionChunk,
     ChatCompletionMessageParam,
     ChatCompletionSystemMessageParam,
     ChatCompletionUserMessageParam,
@@ -24,6 +29,7 @@ from parley.llm.base import (
     Usage,
 )
 from parley.llm.failures import is_transient_status, redact, vendor_message
+from parley.llm.sse import sse_json
 
 # Local servers ignore the key, but the SDK refuses to start without one.
 PLACEHOLDER_API_KEY = "not-needed"
@@ -51,25 +57,23 @@ class OpenAIProvider:
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
-        try:
-            chunks = await self._create(request)
-        except (openai.APIError, httpx2.HTTPError) as error:
-            raise self._provider_error(error) from error
         usage: Usage | None = None
         finish = "unknown"
         try:
-            async for chunk in chunks:
-                if chunk.usage is not None:
-                    usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-                for choice in chunk.choices:
-                    if choice.delta is not None and choice.delta.content:
-                        yield TextDelta(choice.delta.content)
-                    if choice.finish_reason:
-                        finish = choice.finish_reason
-        except (openai.APIError, httpx2.HTTPError) as error:
+            async with self._create(request) as response:
+                async for chunk in sse_json(response.iter_lines()):
+                    if "error" in chunk:  # an error event inside a healthy stream
+                        raise ProviderError(
+                            f"stream error: {vendor_message(chunk, 'unknown')}", transient=True
+                        )
+                    usage = _usage(chunk) or usage
+                    for choice in chunk.get("choices") or ():
+                        content = (choice.get("delta") or {}).get("content")
+                        if content:
+                            yield TextDelta(content)
+                        finish = choice.get("finish_reason") or finish
+        except (openai.APIError, httpx2.HTTPError, ValueError) as error:
             raise self._provider_error(error) from error
-        finally:
-            await chunks.close()
         # Usage arrives after the finish chunk; report both once the stream is done.
         if usage is not None:
             yield usage
@@ -78,14 +82,14 @@ class OpenAIProvider:
     async def aclose(self) -> None:
         await self._client.close()
 
-    async def _create(
+    def _create(
         self, request: ChatRequest
-    ) -> openai.AsyncStream[openai.types.chat.ChatCompletionChunk]:
+    ) -> AsyncContextManager[AsyncAPIResponse[AsyncStream[ChatCompletionChunk]]]:
         reasoning = bool(_REASONING_MODELS.match(request.model))
         temperature = (
             request.temperature if request.temperature is not None and not reasoning else None
         )
-        return await self._client.chat.completions.create(
+        return self._client.chat.completions.with_streaming_response.create(
             model=request.model,
             messages=[_message_param(m) for m in request.messages],
             stream=True,
@@ -107,9 +111,16 @@ class OpenAIProvider:
         elif isinstance(error, openai.APIConnectionError | httpx2.HTTPError):
             text, transient = f"connection to the OpenAI API failed: {_cause(error)}", True
         else:
-            # An error event inside an otherwise healthy stream: a server-side hiccup.
+            # A malformed event inside an otherwise healthy stream: a server-side hiccup.
             text, transient = f"stream error: {error}", True
         return ProviderError(redact(text, [self._api_key]), transient=transient, status=status)
+
+
+def _usage(chunk: dict[str, Any]) -> Usage | None:
+    usage = chunk.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    return Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
 
 
 def _cause(error: Exception) -> str:
