@@ -188,6 +188,35 @@ def test_every_shipped_pattern_completes_on_adversarial_4000_char_messages() -> 
     assert completed == len(rules) * len(messages)
 
 
+# Where the streaming filter's text may stop: at the end, inside a pump, or one
+# character in, so that match attempts run into the end at every phase of a pump.
+CUTS = (4000, 3999, 2017, 1)
+
+
+def test_partial_match_search_completes_on_adversarial_4000_char_messages() -> None:
+    """The streaming filter's partial-match patterns: every attempt may run into the
+    end of the text and succeed there, and a failing one may try more paths than
+    the original. Both stay bounded: attempts from every position of the last 200
+    characters (the unsettled tail the filter searches) before several cuts, and a
+    scan of the whole message.
+    """
+    rules = shipped_rules()
+    messages = adversarial_messages()
+    completed = 0
+    with watchdog(20.0):
+        for _name, rule in rules:
+            partial = re.compile(rule.partial_source())
+            for message in messages:
+                sum(1 for _ in partial.finditer(message))
+                for cut in CUTS:
+                    for start in range(max(0, cut - 200), cut):
+                        partial.match(message, start, cut)
+                    # At the cut itself every attempt runs straight into the end.
+                    assert partial.match(message, cut, cut) is not None
+                completed += 1
+    assert completed == len(rules) * len(messages)
+
+
 def test_whole_pipeline_completes_on_adversarial_messages() -> None:
     catalog = load_catalog(ROOT)
     messages = adversarial_messages()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from parley.rules.checks import CHECKS
 from parley.rules.events import RuleEvent
 from parley.rules.patterns import PatternSpec
-from parley.rules.prefixes import prefix_source
+from parley.rules.regex_tree import partial_source
 from parley.rules.safety import Shape
 
 
@@ -57,6 +57,10 @@ class Rule:
     def scoped_source(self) -> str:
         return f"(?{'i' if self.ignore_case else '-i'}:{self.source})"
 
+    def partial_source(self) -> str:
+        """Matches where this rule matches or could once more text arrives."""
+        return partial_source(self.source, ignore_case=self.ignore_case)
+
     def accepts(self, matched: str) -> bool:
         return self.check is None or CHECKS[self.check](matched)
 
@@ -89,9 +93,10 @@ class PatternSet:
         shapes = [rule.shape for rule in self.rules]
         self.reach = max((s.reach for s in shapes), default=0)
         self.behind = max((s.behind for s in shapes), default=0)
-        # Succeeds where a match could still begin; text before that can be released.
-        prefixes = [prefix_source(r.source, ignore_case=r.ignore_case) for r in self.rules]
-        self.viable = re.compile("|".join(f"(?:{p})" for p in prefixes)) if prefixes else None
+        # Succeeds where a match, or a partial match running into the end of the text,
+        # begins: the streaming filter releases the text before that position.
+        partials = "|".join(rule.partial_source() for rule in self.rules)
+        self.viable: re.Pattern[str] | None = re.compile(partials) if self.rules else None
 
     def __bool__(self) -> bool:
         return bool(self.rules)

@@ -9,13 +9,17 @@ reply and releases text as soon as its fate is settled:
   ``[p - behind, p + reach)`` (measured from the patterns at load), so once
   all of those have arrived the attempt is final. Matches found at such
   positions are rewritten and released;
-* a position where the text received so far already disagrees with how
-  every pattern can begin (see :mod:`parley.rules.prefixes`) can never
-  start a match, so text up to the first possible match start is released
-  without waiting for the ``reach`` window to fill.
+* beyond that, text is held from the first position where a match attempt
+  succeeds or runs into the end of the text received so far (a partial
+  match, which more text could complete; see
+  :func:`parley.rules.regex_tree.partial_source`). Where every attempt
+  already fails, no continuation can start a match there, so the text up to
+  that first position is released without waiting for the ``reach`` window.
 
 So the hold-back is under ``reach`` characters (the longest match plus a
-character of look-ahead for a trailing ``\b``), and usually much less.
+character of look-ahead for a trailing ``\b``), and in ordinary text it is
+just the tail that still looks like the start of a match: ``"078-05-1"``
+(a possible SSN), not ``"2024-11-21 the"``.
 """
 
 from __future__ import annotations
@@ -83,7 +87,7 @@ class OutputFilter:
         return "".join(out), events
 
     def _release_point(self, buffer: str, unsettled: int) -> int:
-        """The first unsettled position where a match could still begin."""
+        """The first unsettled position where a match or a partial match begins."""
         viable = self._patterns.viable
         found = viable.search(buffer, unsettled) if viable is not None else None
         return found.start() if found is not None else len(buffer)
