@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -76,60 +77,57 @@ class Ledger:
         (its task and a sweeper racing) is recorded exactly once.
         """
         totals = reply.totals
-        async with self.pool.acquire() as connection, connection.transaction():
-            message_id: UUID | None = await connection.fetchval(
-                "UPDATE messages SET content = $2, status = $3, prompt_tokens = $4,"
-                " completion_tokens = $5, total_tokens = $6, cost_usd = $7, estimated = $8,"
-                " completed_at = now() WHERE reply_id = $1 AND status = 'streaming'"
-                " RETURNING id",
-                reply.reply_id,
-                reply.text,
-                reply.status,
-                totals.prompt_tokens,
-                totals.completion_tokens,
-                totals.total_tokens,
-                totals.cost_usd,
-                totals.estimated,
-            )
-            if message_id is None:
-                return None
-            await connection.executemany(
-                "INSERT INTO llm_usage (user_id, conversation_id, message_id, agent_id,"
-                " provider, model, prompt_tokens, completion_tokens, total_tokens, cost_usd,"
-                " estimated, ttft_ms, latency_ms, status, error)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-                [_usage_row(reply, message_id, call) for call in reply.calls],
-            )
-            await self._record_events(connection, reply.conversation_id, message_id, reply.events)
-            if reply.needs_human:
-                await connection.execute(
-                    "UPDATE conversations SET needs_human = true WHERE id = $1",
-                    reply.conversation_id,
-                )
-            await connection.execute(
-                "UPDATE conversations SET updated_at = now() WHERE id = $1",
-                reply.conversation_id,
-            )
-        return message_id
-
-    async def record_events(
-        self, conversation_id: UUID, message_id: UUID | None, events: Sequence[RuleEvent]
-    ) -> None:
-        async with self.pool.acquire() as connection:
-            await self._record_events(connection, conversation_id, message_id, events)
-
-    @staticmethod
-    async def _record_events(
-        connection: asyncpg.Connection,
-        conversation_id: UUID,
-        message_id: UUID | None,
-        events: Sequence[RuleEvent],
-    ) -> None:
-        await connection.executemany(
-            "INSERT INTO rule_events (conversation_id, message_id, rule, action, detail)"
-            " VALUES ($1, $2, $3, $4, $5)",
-            [(conversation_id, message_id, e.rule, e.action, e.detail) for e in events],
+        calls = reply.calls
+        events = reply.events
+        # One statement: one round trip, and atomic without a transaction block.
+        message_id: UUID | None = await self.pool.fetchval(
+            "WITH answer AS ("
+            "  UPDATE messages SET content = $2, status = $3, prompt_tokens = $4,"
+            "  completion_tokens = $5, total_tokens = $6, cost_usd = $7, estimated = $8,"
+            "  completed_at = now() WHERE reply_id = $1 AND status = 'streaming'"
+            "  RETURNING id, conversation_id),"
+            " calls AS ("
+            "  INSERT INTO llm_usage (user_id, conversation_id, message_id, agent_id, provider,"
+            "  model, prompt_tokens, completion_tokens, total_tokens, cost_usd, estimated,"
+            "  ttft_ms, latency_ms, status, error)"
+            "  SELECT $9, answer.conversation_id, answer.id, $10, c.* FROM answer,"
+            "  unnest($11::text[], $12::text[], $13::int[], $14::int[], $15::int[],"
+            "  $16::numeric[], $17::bool[], $18::int[], $19::int[], $20::text[], $21::text[]) c),"
+            " events AS ("
+            "  INSERT INTO rule_events (conversation_id, message_id, rule, action, detail)"
+            "  SELECT answer.conversation_id, answer.id, e.* FROM answer,"
+            "  unnest($22::text[], $23::text[], $24::text[]) e),"
+            " touched AS ("
+            "  UPDATE conversations SET updated_at = now(), needs_human = needs_human OR $25"
+            "  WHERE id = (SELECT conversation_id FROM answer))"
+            " SELECT id FROM answer",
+            reply.reply_id,
+            reply.text,
+            reply.status,
+            totals.prompt_tokens,
+            totals.completion_tokens,
+            totals.total_tokens,
+            totals.cost_usd,
+            totals.estimated,
+            reply.user_id,
+            reply.agent_id,
+            [c.model.provider for c in calls],
+            [c.model.name for c in calls],
+            [c.prompt_tokens for c in calls],
+            [c.completion_tokens for c in calls],
+            [c.total_tokens for c in calls],
+            [Decimal(str(c.cost_usd)) for c in calls],
+            [c.estimated for c in calls],
+            [c.ttft_ms for c in calls],
+            [c.latency_ms for c in calls],
+            [c.status for c in calls],
+            [c.error for c in calls],
+            [e.rule for e in events],
+            [e.action for e in events],
+            [e.detail for e in events],
+            reply.needs_human,
         )
+        return message_id
 
     async def usage_report(self, user_id: str, *, days: int = 30) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
@@ -189,23 +187,3 @@ class Ledger:
             older_than_seconds,
         )
         return [row["reply_id"] for row in rows]
-
-
-def _usage_row(reply: FinishedReply, message_id: UUID, call: CallRecord) -> tuple[Any, ...]:
-    return (
-        reply.user_id,
-        reply.conversation_id,
-        message_id,
-        reply.agent_id,
-        call.model.provider,
-        call.model.name,
-        call.prompt_tokens,
-        call.completion_tokens,
-        call.total_tokens,
-        call.cost_usd,
-        call.estimated,
-        call.ttft_ms,
-        call.latency_ms,
-        call.status,
-        call.error,
-    )
