@@ -340,7 +340,11 @@ class FakeLLM:
 def _listen(host: str, port: int) -> socket.socket:
     # Bound and listening before uvicorn starts, so the port is known at once
     # and early connections wait in the backlog instead of being refused.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only
+    # when the listening socket's ``proto`` says TCP, and without it a request sent
+    # on a kept-alive connection waits ~40 ms for a delayed ACK (Nagle).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(128)

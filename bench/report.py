@@ -1,0 +1,551 @@
+"""The run's output: the JSON file, the Markdown tables, the plot, and the docs update.
+
+``--publish`` replaces the block between :data:`START` and :data:`END` in
+``docs/performance.md`` with this run's Markdown and copies the plot next to it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.figures import TARGETS
+
+START = "<!-- bench:figures:start -->"
+END = "<!-- bench:figures:end -->"
+Results = dict[str, Any]
+
+
+# -- targets -----------------------------------------------------------------------------
+
+
+def evaluate(results: Results) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for source in results["meta"]["sources"]:
+        label = source["label"]
+        for row in _judged(results, label):
+            rows.append({**row, "source": label})
+    return rows
+
+
+def _judged(results: Results, source: str) -> Iterable[dict[str, Any]]:
+    ladders = [lad for lad in results.get("ladders", []) if lad["vendor"] == "openai"]
+
+    def added(level: int, key: str, transport: str = "ws") -> tuple[float | None, str]:
+        """The worst ladder's figure; time to first token at 1 stream from the ladder
+        with the most samples there (it does not depend on the pacing)."""
+        found = []
+        for ladder in ladders:
+            cell = _cell(ladder, level, transport, source)
+            if cell is not None and "added" in cell:
+                found.append((cell["added"][key], ladder["name"], cell))
+        if not found:
+            return None, ""
+        if key.startswith("ttft") and level == 1:
+            chosen = max(found, key=lambda item: item[2]["streams"])
+        else:
+            chosen = max(found, key=lambda item: item[0])
+        notes = [
+            f"{name}: {_ms(value)} (n={cell['streams']}{_failures(cell)})"
+            for value, name, cell in found
+        ]
+        return chosen[0], "; ".join(notes)
+
+    for key, level, metric in (
+        ("ttft_1_p50", 1, "ttft_p50"),
+        ("ttft_1_p99", 1, "ttft_p99"),
+        ("ttft_128_p99", 128, "ttft_p99"),
+        ("gap_1_p99", 1, "gap_p99"),
+        ("gap_200_p99", 200, "gap_p99"),
+    ):
+        value, note = added(level, metric)
+        sse, _ = added(level, metric, "sse")
+        if sse is not None:
+            note += f"; SSE (worst): {_ms(sse)}"
+        yield TARGETS[key].judge(value, note)
+    yield _cpu_per_token(ladders, source)
+    for key, read in PHASE_TARGETS:
+        phase = key.split(":")[0]
+        entry = _for(results, phase, source)
+        if entry is None:
+            yield TARGETS[key.split(":")[1]].judge(None)
+        else:
+            value, note = read(entry)
+            yield TARGETS[key.split(":")[1]].judge(value, note)
+
+
+Reading = tuple[float, str]
+
+
+def _stall(e: Results) -> Reading:
+    note = f"{e['max_streams']} streams clean on {e['parley_cores']} core(s)"
+    return e["per_core"], note + f"; first unclean level: {e['first_unclean'] or 'none'}"
+
+
+def _idle(e: Results) -> Reading:
+    first, last = int(e["points"][1][0]), int(e["points"][-1][0])
+    return e["kib_per_socket"], f"RSS slope from {first} to {last} sockets"
+
+
+def _burst(e: Results) -> str:
+    failed = f"; {e['failed']} failed" if e["failed"] else ""
+    return f"{e['streams']} concurrent replies of {e['profile']['tokens']} tokens{failed}"
+
+
+def _rows(e: Results) -> Reading:
+    return e["rows_per_s"], _burst(e)
+
+
+def _lag(e: Results) -> Reading:
+    return e["lag_ms"]["p99"], _burst(e) + "; last token to done at the client"
+
+
+def _redis(e: Results) -> Reading:
+    note = f"{e['round_trips_per_reply']:.0f} round trips per reply"
+    return e["round_trips_per_token"], note + f"; {e['commands_per_token']:.2f} commands/token"
+
+
+def _soak_note(e: Results) -> str:
+    return f"{e['seconds']:g} s, {e['streams']} streams, {e['replies']} replies"
+
+
+def _growth(e: Results) -> Reading:
+    return e["growth_mib_per_min"], _soak_note(e)
+
+
+def _return(e: Results) -> Reading:
+    note = f"{e['rss_before_mib']:.1f} MiB before, {e['rss_after_mib']:.1f} MiB after"
+    return abs(e["after_vs_before_pct"]), note
+
+
+PHASE_TARGETS: tuple[tuple[str, Callable[[Results], Reading]], ...] = (
+    ("stall_free:stall_free", _stall),
+    ("idle:idle_ws_kib", _idle),
+    ("persistence:rows_per_s", _rows),
+    ("persistence:commit_lag_p99", _lag),
+    ("redis:redis_rt_per_token", _redis),
+    ("soak:soak_growth", _growth),
+    ("soak:soak_return", _return),
+)
+
+
+def _cpu_per_token(ladders: Sequence[Results], source: str) -> dict[str, Any]:
+    """At 32 WebSocket streams, 20 ms apart (the largest level up to 32 if 32 was not run)."""
+    paced = [lad for lad in ladders if lad["profile"]["interval_ms"] == 20] or ladders
+    cells = [c for lad in paced for c in lad["cells"] if _is(c, "ws", source) and c["level"] <= 32]
+    if not cells:
+        return TARGETS["cpu_per_token"].judge(None)
+    cell = max(cells, key=lambda c: c["level"])
+    others = [
+        f"x{c['level']}: {c['parley_cpu_us_per_token']:.0f}"
+        for lad in paced
+        for c in lad["cells"]
+        if _is(c, "ws", source) and c is not cell
+    ]
+    note = f"at {cell['level']} streams; other levels (µs): " + ", ".join(others)
+    return TARGETS["cpu_per_token"].judge(cell["parley_cpu_us_per_token"], note)
+
+
+def _is(cell: dict[str, Any], transport: str, source: str) -> bool:
+    return bool(cell["kind"] == transport and cell["source"] == source)
+
+
+def _cell(ladder: Results, level: int, transport: str, source: str) -> dict[str, Any] | None:
+    for cell in ladder["cells"]:
+        if cell["level"] == level and _is(cell, transport, source):
+            return dict(cell)
+    return None
+
+
+def _for(results: Results, phase: str, source: str) -> dict[str, Any] | None:
+    for entry in results.get(phase, []):
+        if entry["source"] == source:
+            return dict(entry)
+    return None
+
+
+def _failures(cell: dict[str, Any]) -> str:
+    return f", {cell['failed']} failed" if cell["failed"] else ""
+
+
+# -- Markdown ------------------------------------------------------------------------------
+
+
+def _ms(value: float | None, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:+.{digits}f} ms" if digits >= 0 else f"{value:.0f} ms"
+
+
+def _n(value: float | None, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _pct(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{100 * value:.0f}%"
+
+
+def table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    lines = [columns, ["---"] * len(columns), *rows]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
+
+
+def markdown(results: Results) -> str:
+    meta = results["meta"]
+    several = len(meta["sources"]) > 1
+    parts = [_header(meta), "### Targets", _targets_table(results["targets"], several)]
+    for ladder in results.get("ladders", []):
+        parts += [_ladder_title(ladder), _ladder_table(ladder), _ladder_notes(ladder)]
+    parts += _phase_sections(results)
+    return "\n\n".join(part for part in parts if part) + "\n"
+
+
+def _header(meta: Results) -> str:
+    sources = "; ".join(f"`{s['label']}`: {s['describe']}" for s in meta["sources"])
+    lines = [
+        f"Measured {meta['date']} with `{meta['command']}` ({meta['seconds']:.0f} s).",
+        f"Parley: {sources}.",
+        f"Machine: {meta['machine']}, {meta.get('load_after', '?')} at the end.",
+        f"Pinning: {meta['pinning']}.",
+    ]
+    return "\n".join(lines)
+
+
+def _targets_table(rows: Sequence[dict[str, Any]], several: bool) -> str:
+    columns = ["figure", "target", "measured", "verdict", "notes"]
+    if several:
+        columns.insert(0, "source")
+    body = []
+    for row in rows:
+        cells = [row["figure"], row["target"], row["measured"], row["verdict"], row["note"] or ""]
+        body.append(([row["source"]] if several else []) + cells)
+    return table(columns, body)
+
+
+def _ladder_title(ladder: Results) -> str:
+    profile = ladder["profile"]
+    title = (
+        f"### Ladder: {ladder['vendor']} stub, {profile['tokens']} tokens "
+        f"{profile['interval_ms']:g} ms apart"
+    )
+    if ladder["stopped_after"] is not None:
+        title += f" (stopped after {ladder['stopped_after']} streams: Parley failed most streams)"
+    return title
+
+
+LATENCY_COLUMNS = (
+    "streams",
+    "path",
+    "failed",
+    "lost",
+    "TTFT p50",
+    "TTFT p99",
+    "+TTFT p50",
+    "+TTFT p99",
+    "gap p50",
+    "gap p99",
+    "+gap p99",
+    "stalls",
+)
+BREAKDOWN_COLUMNS = (
+    "streams",
+    "path",
+    "accepted p50",
+    "upstream TTFT p50",
+    "done lag p99",
+    "frames/token",
+    "CPU/token",
+    "Parley busy",
+    "gen busy",
+    "stub busy",
+    "stub late p99",
+    "limit",
+)
+
+
+def _ladder_table(ladder: Results) -> str:
+    latency = table(LATENCY_COLUMNS, (_latency_row(cell) for cell in ladder["cells"]))
+    breakdown = table(BREAKDOWN_COLUMNS, (_breakdown_row(cell) for cell in ladder["cells"]))
+    return latency + "\n\nWhere the time goes:\n\n" + breakdown
+
+
+def _latency_row(cell: dict[str, Any]) -> list[str]:
+    added = cell.get("added", {})
+    parley = cell["source"] is not None
+    return [
+        str(cell["level"]),
+        cell["target"],
+        f"{cell['failed']}/{cell['streams']}",
+        str(cell["lost_tokens"]),
+        _n(cell["ttft_ms"]["p50"]),
+        _n(cell["ttft_ms"]["p99"]),
+        _ms(added.get("ttft_p50")) if parley else "",
+        _ms(added.get("ttft_p99")) if parley else "",
+        _n(cell["gap_ms"]["p50"]),
+        _n(cell["gap_ms"]["p99"]),
+        _ms(added.get("gap_p99")) if parley else "",
+        str(cell["stalls"]),
+    ]
+
+
+def _breakdown_row(cell: dict[str, Any]) -> list[str]:
+    busy = cell["busy"]
+    parley = cell["source"] is not None
+    return [
+        str(cell["level"]),
+        cell["target"],
+        _n(cell["accepted_ms"]["p50"]) if parley else "",
+        _n(cell["upstream_ttft_ms"]["p50"], 0) if parley else "",
+        _n(cell["done_lag_ms"]["p99"]) if parley else "",
+        _n(cell["frames_per_token"], 2),
+        f"{cell['parley_cpu_us_per_token']:.0f} µs" if parley else "",
+        _pct(busy["parley"]) if parley else "",
+        _pct(busy["generator"]),
+        _pct(busy["stub"]),
+        _n(cell["stub_late_p99_ms"]),
+        cell["limit"],
+    ]
+
+
+def _ladder_notes(ladder: Results) -> str:
+    notes = []
+    for cell in ladder["cells"]:
+        if cell["error_samples"]:
+            notes.append(
+                f"- {cell['target']} x{cell['level']}: " + "; ".join(cell["error_samples"])
+            )
+    return "Failures:\n\n" + "\n".join(notes) if notes else ""
+
+
+def _phase_sections(results: Results) -> list[str]:
+    parts: list[str] = []
+    if results.get("stall_free"):
+        parts += ["### Stall-free streams at 50 tokens/s", _stall_table(results["stall_free"])]
+    if results.get("persistence"):
+        parts += ["### Persistence", _persistence_table(results["persistence"])]
+    if results.get("redis"):
+        parts += ["### Redis round trips", _redis_table(results["redis"])]
+    if results.get("idle"):
+        parts += ["### Idle authenticated WebSockets", _idle_table(results["idle"])]
+    if results.get("soak"):
+        parts += ["### Soak", _soak_table(results["soak"])]
+    if results.get("profiles"):
+        parts += ["### Profiles (py-spy, busy samples only)", *map(_profile, results["profiles"])]
+    return parts
+
+
+def _stall_table(entries: Sequence[Results]) -> str:
+    rows = []
+    for entry in entries:
+        for probe in entry["probes"]:
+            rows.append(
+                [
+                    entry["source"],
+                    str(probe["level"]),
+                    "clean" if probe["clean"] else "stalled",
+                    str(probe["stalls"]),
+                    _n(probe["max_gap_ms"]),
+                    f"{probe['failed']}/{probe['streams']}",
+                    str(probe["lost_tokens"]),
+                    _n(probe["baseline_max_gap_ms"]),
+                ]
+            )
+    columns = ["source", "streams", "verdict", "stalls", "max gap", "failed", "lost"]
+    return (
+        table([*columns, "baseline max gap"], rows)
+        + "\n\n"
+        + "\n".join(
+            f"`{e['source']}`: at most **{e['max_streams']}** streams stall-free "
+            f"({e['per_core']:.0f} per core; Parley on {e['parley_cores']} core(s))."
+            for e in entries
+        )
+    )
+
+
+def _persistence_table(entries: Sequence[Results]) -> str:
+    columns = ["source", "streams", "replies", "failed", "rows", "rows/s", "lag p50", "lag p99"]
+    rows = [
+        [
+            e["source"],
+            str(e["streams"]),
+            str(e["replies"]),
+            str(e["failed"]),
+            str(e["rows"]),
+            _n(e["rows_per_s"], 0),
+            _n(e["lag_ms"]["p50"]),
+            _n(e["lag_ms"]["p99"]),
+        ]
+        for e in entries
+    ]
+    return table(columns, rows)
+
+
+def _redis_table(entries: Sequence[Results]) -> str:
+    columns = ["source", "streams", "tokens", "round trips", "per token", "per reply"]
+    columns += ["commands/token", "by command (per token)"]
+    rows = []
+    for e in entries:
+        by_name = ", ".join(
+            f"{name} {n:.2f}" for name, n in e["commands_per_token_by_name"].items()
+        )
+        rows.append(
+            [
+                e["source"],
+                str(e["streams"]),
+                str(e["tokens"]),
+                str(e["round_trips"]),
+                _n(e["round_trips_per_token"], 2),
+                _n(e["round_trips_per_reply"], 0),
+                _n(e["commands_per_token"], 2),
+                by_name,
+            ]
+        )
+    return table(columns, rows)
+
+
+def _idle_table(entries: Sequence[Results]) -> str:
+    rows = []
+    for e in entries:
+        points = ", ".join(f"{int(n)}: {rss / 2**20:.1f}" for n, rss in e["points"])
+        errors = "; ".join(e["errors"]) or ""
+        rows.append([e["source"], points, _n(e["kib_per_socket"]), errors])
+    return table(["source", "sockets: RSS MiB", "KiB per socket", "errors"], rows)
+
+
+def _soak_table(entries: Sequence[Results]) -> str:
+    columns = ["source", "seconds", "streams", "replies", "failed", "lost", "RSS before"]
+    columns += ["peak", "after", "growth MiB/min"]
+    rows = [
+        [
+            e["source"],
+            f"{e['seconds']:g}",
+            str(e["streams"]),
+            str(e["replies"]),
+            str(e["failed"]),
+            str(e["lost_tokens"]),
+            _n(e["rss_before_mib"]),
+            _n(e["rss_peak_mib"]),
+            _n(e["rss_after_mib"]),
+            _n(e["growth_mib_per_min"], 2),
+        ]
+        for e in entries
+    ]
+    return table(columns, rows)
+
+
+def _profile(entry: Results) -> str:
+    head = (
+        f"**{entry['scenario']}** (`{entry['source']}`, {entry['streams']} streams x "
+        f"{entry['rounds']} rounds, {entry['samples']} samples of the thread holding the GIL)"
+    )
+    packages = ", ".join(f"{name} {share}%" for name, share in entry["packages"][:8])
+    rows = []
+    for i in range(min(12, max(len(entry["self"]), len(entry["parley"])))):
+        own = entry["self"][i] if i < len(entry["self"]) else ["", ""]
+        ours = entry["parley"][i] if i < len(entry["parley"]) else ["", ""]
+        rows.append([_code(own[0]), _share(own[1]), _code(ours[0]), _share(ours[1])])
+    columns = ["self (innermost frame)", "%", "Parley function (inclusive)", "%"]
+    return f"{head}\n\nSelf time by package: {packages}.\n\n" + table(columns, rows)
+
+
+def _code(name: str) -> str:
+    return f"`{name}`" if name else ""
+
+
+def _share(value: Any) -> str:
+    return f"{value}%" if value != "" else ""
+
+
+# -- plot ----------------------------------------------------------------------------------
+
+
+def plot(results: Results, path: Path) -> str | None:
+    """Added TTFT (p50, p99) and added gap (p99) against concurrency; None if drawn."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import matplotlib.ticker
+    except ImportError:
+        return "matplotlib is not installed (pip install -e '.[bench]'): no plot"
+    panels = (
+        ("ttft_p50", "added time to first token, p50"),
+        ("ttft_p99", "added time to first token, p99"),
+        ("gap_p99", "added inter-token gap, p99"),
+    )
+    figure, axes = plt.subplots(1, 3, figsize=(15, 4.8), constrained_layout=True)
+    for axis, (key, title) in zip(axes, panels, strict=True):
+        for label, xs, ys in _series(results, key):
+            axis.plot(xs, ys, marker="o", label=label)
+        axis.set_xscale("log", base=2)
+        axis.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        axis.set_yscale("symlog", linthresh=1.0)
+        axis.set_title(title)
+        axis.set_xlabel("concurrent streams")
+        axis.set_ylabel("ms over the baseline")
+        axis.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize="small")
+    meta = results["meta"]
+    figure.suptitle(f"Parley minus direct streaming ({meta['date']}, {meta['commit'][:8]})")
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return None
+
+
+def _series(results: Results, key: str) -> list[tuple[str, list[int], list[float]]]:
+    out = []
+    for ladder in results.get("ladders", []):
+        lines: dict[str, tuple[list[int], list[float]]] = {}
+        for cell in ladder["cells"]:
+            value = cell.get("added", {}).get(key)
+            if value is None or math.isnan(value):
+                continue
+            xs, ys = lines.setdefault(cell["target"], ([], []))
+            xs.append(cell["level"])
+            ys.append(value)
+        for target, (xs, ys) in lines.items():
+            profile = ladder["profile"]
+            label = f"{target}, {ladder['vendor']} {profile['interval_ms']:g} ms"
+            out.append((label, xs, ys))
+    return out
+
+
+# -- files -----------------------------------------------------------------------------------
+
+
+def write(results: Results, out: Path) -> tuple[Path, Path, Path, str | None]:
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, md_path, png_path = out / "bench.json", out / "bench.md", out / "bench.png"
+    json_path.write_text(json.dumps(results, indent=1, default=_jsonable) + "\n")
+    md_path.write_text(markdown(results))
+    problem = plot(results, png_path)
+    return json_path, md_path, png_path, problem
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def publish(results: Results, png: Path, docs: Path) -> None:
+    """Put this run's figures into ``docs/performance.md`` and its plot beside it."""
+    page = docs / "performance.md"
+    text = page.read_text()
+    if START not in text or END not in text:
+        raise ValueError(f"{page}: no {START} … {END} block to replace")
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    block = markdown(results).replace("### ", "#### ")
+    page.write_text(f"{head}{START}\n\n{block}\n{END}{tail}")
+    if png.exists():
+        shutil.copyfile(png, docs / "performance.png")
