@@ -45,7 +45,7 @@ class Round:
 
     results: list[StreamResult]
     usage: Usage
-    stub_late_p99: float = math.nan
+    stub_late: list[float] = field(default_factory=list)  # ms behind schedule, per token
     users: str = ""  # the user-id prefix of the round's streams
     upstream_ttft: list[float] = field(default_factory=list)  # Parley's own, from llm_usage
 
@@ -54,11 +54,11 @@ class Round:
 class Cell:
     level: int
     target: str
-    kind: str  # openai | anthropic | ws | sse
+    kind: str  # openai | anthropic (the baseline) | ws | sse | ws-anthropic
     source: str | None  # the Parley source label; None for the baseline
     results: list[StreamResult] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
-    stub_late_p99: float = 0.0
+    stub_late: list[float] = field(default_factory=list)
     rounds: int = 0
     upstream_ttft: list[float] = field(default_factory=list)
 
@@ -66,8 +66,7 @@ class Cell:
         self.results += round_.results
         self.upstream_ttft += round_.upstream_ttft
         self.usage.add(round_.usage)
-        if not math.isnan(round_.stub_late_p99):
-            self.stub_late_p99 = max(self.stub_late_p99, round_.stub_late_p99)
+        self.stub_late += round_.stub_late
         self.rounds += 1
 
     @property
@@ -136,7 +135,7 @@ def summarise(cell: Cell, profile: Profile, baseline: Cell | None) -> dict[str, 
             "redis": usage.busy(usage.redis),
         },
         "parley_cpu_us_per_token": 1e6 * usage.parley / tokens if tokens else math.nan,
-        "stub_late_p99_ms": cell.stub_late_p99,
+        "stub_late_p99_ms": percentile(cell.stub_late, 0.99),
     }
     summary["limit"] = limit_of(summary, profile)
     if cell.parley and baseline is not None:

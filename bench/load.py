@@ -53,6 +53,11 @@ OPEN_CONCURRENCY = 64  # connections opened at once while preparing
 Command = dict[str, Any]
 
 
+def _compression(deflate: bool) -> str | None:
+    """Offer permessage-deflate (as browsers do) or nothing."""
+    return "deflate" if deflate else None
+
+
 class StreamError(Exception):
     """A stream that could not be timed; its message becomes the result's error."""
 
@@ -120,9 +125,11 @@ class WsTurn:
         self.connection = connection
 
     @classmethod
-    async def open(cls, url: str, token: str, agent: str) -> WsTurn:
+    async def open(cls, url: str, token: str, agent: str, deflate: bool) -> WsTurn:
         headers = {"Authorization": f"Bearer {token}"}
-        connection = await connect(url, additional_headers=headers, max_size=None)
+        connection = await connect(
+            url, additional_headers=headers, max_size=None, compression=_compression(deflate)
+        )
         turn = cls(connection)
         await connection.send(json.dumps({"type": "start", "agent": agent}))
         session = json.loads(await connection.recv())
@@ -284,7 +291,8 @@ async def open_turn(command: Command, index: int) -> Turn:
     kind, url = command["kind"], command["url"]
     user = f"{command['users']}.{index}"
     if kind == "ws":
-        return await WsTurn.open(url, bearer(command, user), command["agent"])
+        deflate = bool(command.get("deflate", True))
+        return await WsTurn.open(url, bearer(command, user), command["agent"], deflate)
     token = f"Bearer {bearer(command, user)}" if kind == "sse" else ""
     return await HttpTurn.open(url, request_for(command, token), kind)
 
@@ -367,7 +375,10 @@ class Generator:
             async with gate:
                 headers = {"Authorization": f"Bearer {token}"}
                 connection = await connect(
-                    command["url"], additional_headers=headers, ping_interval=None
+                    command["url"],
+                    additional_headers=headers,
+                    ping_interval=None,
+                    compression=_compression(bool(command.get("deflate", True))),
                 )
                 await connection.send('{"type":"ping"}')
                 reply = json.loads(await connection.recv())

@@ -50,7 +50,7 @@ class Route:
     """One way of getting a reply: straight from the stub, or through a Parley instance."""
 
     label: str
-    kind: str  # openai | anthropic | ws | sse
+    kind: str  # openai | anthropic (the baseline) | ws | sse | ws-anthropic
     instance: Instance | None = None
 
     @property
@@ -87,6 +87,8 @@ class Harness:
     parley_cpu: int | None
     tools_cpu: int | None
     out: pathlib.Path
+    server_env: dict[str, str]
+    deflate: bool = True  # WebSocket clients offer permessage-deflate, as browsers do
     redis: dict[str, Child] = field(default_factory=dict)  # source label -> redis-server
     storage: dict[str, Storage] = field(default_factory=dict)
     live: list[Instance] = field(default_factory=list)  # running Parley instances
@@ -101,7 +103,7 @@ class Harness:
         await http_json(f"{self.stub_url}/bench/profile", "PUT", body)
 
     async def stub_stats(self) -> dict[str, Any]:
-        stats: dict[str, Any] = await http_json(f"{self.stub_url}/bench/stats?reset=1")
+        stats: dict[str, Any] = await http_json(f"{self.stub_url}/bench/stats?reset=1&samples=1")
         return stats
 
     def cpu(self, instance: Instance | None) -> Usage:
@@ -132,6 +134,7 @@ class Harness:
             stub_url=self.stub_url,
             redis_url=redis_url,
             cpu=self.parley_cpu,
+            extra_env=self.server_env,
         )
         self.live.append(instance)
         return instance
@@ -153,7 +156,7 @@ def window(before: Usage, after: Usage) -> Usage:
 async def quiet(instance: Instance, limit_s: float = QUIET_TIMEOUT) -> None:
     """Wait until no reply runs and the server's CPU is (nearly) idle."""
     deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and instance.child.alive():
         if await instance.active_replies() == 0:
             before, started = instance.child.cpu(), time.perf_counter()
             await asyncio.sleep(0.05)
@@ -167,7 +170,7 @@ async def quiet(instance: Instance, limit_s: float = QUIET_TIMEOUT) -> None:
 async def drained(instance: Instance, limit_s: float = DRAIN_TIMEOUT) -> bool:
     """Wait until every reply has been stored (``done`` appended); ``False`` on timeout."""
     deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and instance.child.alive():
         if await instance.active_replies() == 0:
             return True
         await asyncio.sleep(0.02)
@@ -195,6 +198,7 @@ async def run_round(h: Harness, path: Route, level: int, profile: Profile) -> Ro
         "agent": path.agent,
         "tokens": profile.tokens,
         "secret": JWT_SECRET,
+        "deflate": h.deflate,
     }
     await h.generator.call(prepare)
     await h.stub_stats()  # reset
@@ -206,7 +210,7 @@ async def run_round(h: Harness, path: Route, level: int, profile: Profile) -> Ro
     stub = await h.stub_stats()
     await h.generator.call({"op": "close"})
     results = [StreamResult.from_json(raw) for raw in fired["results"]]
-    late = float(stub.get("late_p99_ms", math.nan))
+    late = [float(value) for value in stub.get("late_ms", [])]
     users = str(prepare["users"])
     upstream = await instance.upstream_ttfts(users) if instance is not None else []
     return Round(results, usage, late, users, upstream)
@@ -498,6 +502,7 @@ async def idle_sockets(h: Harness, source: Source) -> dict[str, Any]:
                     "count": total - int(points[-1][0]),
                     "users": users,
                     "secret": JWT_SECRET,
+                    "deflate": h.deflate,
                 }
             )
             errors += answer["error_samples"]
@@ -544,6 +549,7 @@ async def soak(h: Harness, source: Source, profile: Profile) -> dict[str, Any]:
         "tokens": profile.tokens,
         "per_conversation": 10,
         "secret": JWT_SECRET,
+        "deflate": h.deflate,
     }
     try:
         await h.generator.call({**command, "seconds": 60, "users": h.users("soak-warm")})

@@ -214,7 +214,8 @@ def _header(meta: Results) -> str:
         f"Measured {meta['date']} with `{meta['command']}` ({meta['seconds']:.0f} s).",
         f"Parley: {sources}.",
         f"Machine: {meta['machine']}, {meta.get('load_after', '?')} at the end.",
-        f"Pinning: {meta['pinning']}.",
+        f"Pinning: {meta['pinning']}. WebSocket clients "
+        f"{'offer' if meta.get('ws_deflate', True) else 'do not offer'} permessage-deflate.",
     ]
     return "\n".join(lines)
 

@@ -79,6 +79,8 @@ class Options:
     logs: Path | None
     skip: frozenset[str]
     from_json: Path | None
+    server_env: tuple[tuple[str, str], ...]
+    deflate: bool
     argv: tuple[str, ...]
 
 
@@ -119,6 +121,8 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         logs=args.logs,
         skip=frozenset(args.skip),
         from_json=args.from_json,
+        server_env=tuple(_assignment(raw) for raw in args.server_env),
+        deflate=not args.no_ws_deflate,
         argv=tuple(sys.argv[1:] if argv is None else argv),
     )
 
@@ -153,10 +157,25 @@ def _parser() -> argparse.ArgumentParser:
     add("--redis-streams", type=int, help="streams while counting Redis (default 32)")
     add("--profile", action="store_true", help="record py-spy profiles of the server")
     add("--no-pin", action="store_true", help="do not pin processes to cores")
+    add("--no-ws-deflate", action="store_true", help="clients do not offer permessage-deflate")
     add("--logs", type=Path, help="keep every process's log in this folder")
     add("--skip", type=_words, default=(), help=f"phases to skip: {','.join(PHASES)}")
     add("--from-json", type=Path, help="measure nothing: report (and --publish) a saved run")
+    add(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for every Parley (repeatable; PYTHONPATH is prepended)",
+    )
     return parser
+
+
+def _assignment(raw: str) -> tuple[str, str]:
+    name, sep, value = raw.partition("=")
+    if not sep or not name:
+        raise SystemExit(f"--server-env: expected NAME=VALUE, got {raw!r}")
+    return name, value
 
 
 def _words(raw: str) -> tuple[str, ...]:
@@ -357,7 +376,7 @@ async def profile_runs(
 ) -> list[dict[str, Any]]:
     paced, fast = profiles(options)
     runs = [
-        ("one stream, accept path", 1, 40, fast),
+        ("1 stream, 5 ms", 1, 40, fast),
         ("32 streams, 20 ms", 32, 3, paced),
         ("128 streams, 20 ms", 128, 2, paced),
     ]
@@ -410,6 +429,7 @@ async def main_async(options: Options) -> int:
             for s in sources
         ],
         "machine": machine(),
+        "ws_deflate": options.deflate,
         "pinning": "Parley on CPU 0; stub, load generator, Redis and harness on CPU 1; "
         "Postgres (shared) unpinned"
         if options.pin
@@ -432,6 +452,8 @@ async def main_async(options: Options) -> int:
                     parley_cpu=0 if options.pin else None,
                     tools_cpu=tools_cpu,
                     out=options.out,
+                    server_env=dict(options.server_env),
+                    deflate=options.deflate,
                     redis=redis,
                     storage=storage,
                 )

@@ -191,11 +191,14 @@ async def start_instance(
     stub_url: str,
     redis_url: str | None = None,
     cpu: int | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Instance:
     """``python -m parley serve`` from ``source``, ready when ``/ready`` answers 200."""
     port = free_port()
     data_dir = children.logs / f"{name}-data"
     env = server_env(source, storage, redis_url or storage.redis_url, stub_url, data_dir)
+    for name, value in (extra_env or {}).items():
+        env[name] = f"{value}:{env[name]}" if name == "PYTHONPATH" else value
     argv = [sys.executable, "-m", "parley", "serve", "--port", str(port)]
     child = children.spawn(name, argv, env=env, cwd=source.root, cpu=cpu)
     instance = Instance(name, source, storage, child, port)

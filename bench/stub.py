@@ -12,7 +12,8 @@ Run as its own process (the harness starts it)::
   schedule (token ``k`` is due at ``start + k * interval``: no drift);
 * ``PUT /bench/profile`` ``{"tokens": 64, "interval_ms": 5}`` switches the profile;
   ``GET /bench/stats`` reports what was served and how late tokens were written
-  (``late_p99_ms``: the stub itself falling behind), ``?reset=1`` starts afresh.
+  (``late_p99_ms``: the stub itself falling behind; ``?samples=1`` adds every
+  token's lateness), ``?reset=1`` starts afresh.
 
 It is a hand-written HTTP/1.1 server (keep-alive, chunked responses, TCP_NODELAY) on
 uvloop, so that its own cost per token stays far below Parley's.
@@ -25,6 +26,7 @@ import asyncio
 import json
 import signal
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -44,8 +46,10 @@ class Stats:
     active: int = 0
     late: list[float] = field(default_factory=list)  # ms behind schedule, per token
 
-    def report(self) -> dict[str, Any]:
+    def report(self, samples: bool = False) -> dict[str, Any]:
+        extra = {"late_ms": [round(value, 2) for value in self.late]} if samples else {}
         return {
+            **extra,
             "requests": self.requests,
             "completed": self.completed,
             "aborted": self.aborted,
@@ -176,7 +180,8 @@ class Reply:
         self.loop = asyncio.get_running_loop()
         self.interval = stub.profile.interval_ms / 1000
         self.index = 0
-        self.started = self.loop.time()
+        self.started = self.loop.time()  # schedules on the loop's clock (1 ms steps)
+        self.started_exact = time.perf_counter()  # measures lateness precisely
         self.timer: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
@@ -191,8 +196,7 @@ class Reply:
         if self.transport.is_closing():
             self.finish(aborted=True)
             return
-        due = self.started + self.index * self.interval
-        late = self.loop.time() - due
+        late = time.perf_counter() - (self.started_exact + self.index * self.interval)
         stats = self.stub.stats
         if len(stats.late) < LATE_SAMPLES:
             stats.late.append(max(0.0, 1000 * late))
@@ -278,7 +282,7 @@ class Connection(asyncio.Protocol):
             self.stub.profile = Profile(int(raw["tokens"]), float(raw["interval_ms"]))
             self.respond(200, {"profile": self.stub.profile.name})
         elif method == "GET" and path == "/bench/stats":
-            self.respond(200, self.stub.stats.report())
+            self.respond(200, self.stub.stats.report(samples="samples=1" in query))
             if "reset=1" in query:
                 self.stub.stats = Stats(active=self.stub.stats.active)
         elif method == "GET" and path == "/health":
