@@ -175,11 +175,15 @@ class Target:
     unit: str
     higher_is_better: bool = False
 
+    @property
+    def sign(self) -> str:
+        return "≥" if self.higher_is_better else "≤"
+
     def judge(self, value: float | None, note: str = "") -> dict[str, Any]:
         row: dict[str, Any] = {
             "key": self.key,
             "figure": self.figure,
-            "target": f"{'≥' if self.higher_is_better else '≤'} {_num(self.limit)} {self.unit}",
+            "target": f"{self.sign} {_num(self.limit)} {self.unit}".strip(),
             "value": value,
             "unit": self.unit,
             "note": note,
@@ -188,16 +192,18 @@ class Target:
             row.update(measured="not measured", verdict="not measured")
             return row
         met = value >= self.limit if self.higher_is_better else value <= self.limit
-        row["measured"] = f"{_num(value)} {self.unit}"
+        row["measured"] = f"{_num(value)} {self.unit}".strip()
         row["verdict"] = "met" if met else f"missed ({self.shortfall(value)})"
         return row
 
     def shortfall(self, value: float) -> str:
         if self.higher_is_better:
             ratio = self.limit / value if value > 0 else math.inf
-            return f"{_num(self.limit - value)} {self.unit} short, x{ratio:.1f} below"
+            return f"{_num(self.limit - value)} {self.unit} short, x{ratio:.1f} below".replace(
+                "  ", " "
+            )
         ratio = value / self.limit if self.limit > 0 else math.inf
-        return f"{_num(value - self.limit)} {self.unit} over, x{ratio:.1f}"
+        return f"{_num(value - self.limit)} {self.unit} over, x{ratio:.1f}".replace("  ", " ")
 
 
 TARGETS = {

@@ -198,10 +198,14 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
 
 
-def markdown(results: Results) -> str:
+def markdown(results: Results, image: str | None = None) -> str:
     meta = results["meta"]
     several = len(meta["sources"]) > 1
     parts = [_header(meta), "### Targets", _targets_table(results["targets"], several)]
+    if image is not None:
+        parts.append(
+            f"![Added time to first token and inter-token gap against concurrency]({image})"
+        )
     for ladder in results.get("ladders", []):
         parts += [_ladder_title(ladder), _ladder_table(ladder), _ladder_notes(ladder)]
     parts += _phase_sections(results)
@@ -468,6 +472,18 @@ def _share(value: Any) -> str:
 # -- plot ----------------------------------------------------------------------------------
 
 
+PANELS = (
+    ("ttft_p50", "added time to first token, p50"),
+    ("ttft_p99", "added time to first token, p99"),
+    ("gap_p99", "added inter-token gap, p99"),
+)
+PANEL_TARGETS = {  # (streams, ms) of the targets in docs/performance.md
+    "ttft_p50": [(1, 1.5)],
+    "ttft_p99": [(1, 3.0), (128, 10.0)],
+    "gap_p99": [(1, 2.0), (200, 10.0)],
+}
+
+
 def plot(results: Results, path: Path) -> str | None:
     """Added TTFT (p50, p99) and added gap (p99) against concurrency; None if drawn."""
     try:
@@ -478,21 +494,23 @@ def plot(results: Results, path: Path) -> str | None:
         import matplotlib.ticker
     except ImportError:
         return "matplotlib is not installed (pip install -e '.[bench]'): no plot"
-    panels = (
-        ("ttft_p50", "added time to first token, p50"),
-        ("ttft_p99", "added time to first token, p99"),
-        ("gap_p99", "added inter-token gap, p99"),
-    )
     figure, axes = plt.subplots(1, 3, figsize=(15, 4.8), constrained_layout=True)
-    for axis, (key, title) in zip(axes, panels, strict=True):
+    for axis, (key, title) in zip(axes, PANELS, strict=True):
+        lowest = 0.0
         for label, xs, ys in _series(results, key):
             axis.plot(xs, ys, marker="o", label=label)
+            lowest = min(lowest, *ys)
+        targets = PANEL_TARGETS[key]
+        axis.plot(
+            [x for x, _ in targets], [y for _, y in targets], "rx", ms=11, mew=2, label="target"
+        )
         axis.set_xscale("log", base=2)
         axis.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
         axis.set_yscale("symlog", linthresh=1.0)
+        axis.set_ylim(bottom=-1.0 if lowest < 0 else 0.0)
         axis.set_title(title)
         axis.set_xlabel("concurrent streams")
-        axis.set_ylabel("ms over the baseline")
+        axis.set_ylabel("ms over the baseline (linear below 1 ms)")
         axis.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize="small")
     meta = results["meta"]
@@ -527,7 +545,7 @@ def write(results: Results, out: Path) -> tuple[Path, Path, Path, str | None]:
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path, png_path = out / "bench.json", out / "bench.md", out / "bench.png"
     json_path.write_text(json.dumps(results, indent=1, default=_jsonable) + "\n")
-    md_path.write_text(markdown(results))
+    md_path.write_text(markdown(results, png_path.name))
     problem = plot(results, png_path)
     return json_path, md_path, png_path, problem
 
@@ -546,7 +564,7 @@ def publish(results: Results, png: Path, docs: Path) -> None:
         raise ValueError(f"{page}: no {START} … {END} block to replace")
     head, _, rest = text.partition(START)
     _, _, tail = rest.partition(END)
-    block = markdown(results).replace("### ", "#### ")
+    block = markdown(results, "performance.png").replace("### ", "#### ")
     page.write_text(f"{head}{START}\n\n{block}\n{END}{tail}")
     if png.exists():
         shutil.copyfile(png, docs / "performance.png")

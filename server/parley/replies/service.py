@@ -182,9 +182,14 @@ class ReplyService:
                     closed.append(reply_id)
         return closed
 
+    async def _still_active(self, reply_id: str) -> bool:
+        return bool(await self.redis.sismember(self.keys.active_replies, reply_id))
+
     async def _interrupt(self, reply_id: str) -> bool:
         claimed = await self.redis.set(self.keys.reaping(reply_id), self.deps.owner, nx=True, ex=60)
-        if not claimed:
+        # The sweep works from a snapshot of the active set: a reply that ended
+        # normally since then has left the set and must not be closed again.
+        if not claimed or not await self._still_active(reply_id):
             return False
         message = await self.conversations.message_for_reply(reply_id)
         if message is None:  # opened but never stored: nothing to keep
@@ -202,7 +207,9 @@ class ReplyService:
         )
         stored = await self.deps.ledger.finish(reply)
         status = "interrupted"
-        if stored is None:  # its owner stored it after all; publish what it stored
+        if stored is None:  # its owner stored it after all
+            if not await self._still_active(reply_id):
+                return False  # ...and closed its log too
             final = await self.conversations.message_for_reply(reply_id)
             status = final.status if final is not None else status
         log.warning("reply %s lost its owner; closed as %s", reply_id, status)

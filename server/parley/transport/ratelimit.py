@@ -24,6 +24,7 @@ from parley.transport.http import error_response
 log = logging.getLogger(__name__)
 
 LIMITED_PREFIX = "/v1/"
+POOL_SIZE = 1024
 
 
 class TokenBucket:
@@ -50,7 +51,11 @@ class UserRateLimiter:
 
     def __init__(self, redis_url: str, limit: str) -> None:
         self.item: RateLimitItem = parse(limit)
-        storage = RedisStorage(_limits_uri(redis_url), implementation="redispy")
+        # limits builds its own client; its default pool (100) is too small
+        # for hundreds of concurrent requests and would fail every check open.
+        storage = RedisStorage(
+            _limits_uri(redis_url), implementation="redispy", max_connections=POOL_SIZE
+        )
         self.limiter = MovingWindowRateLimiter(storage)
 
     async def allow(self, key: str) -> bool:
