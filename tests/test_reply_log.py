@@ -83,18 +83,12 @@ async def test_local_followers_get_backlog_then_live_events_exactly_once(
     writer = ReplyWriter(reply_log, feed, "r3")
     writer.delta("one ")
     await writer.drain()
-    seen: list[Event] = []
-
-    async def follow() -> None:
-        async for event in feed.follow(after_seq=0):
-            seen.append(event)
-
-    follower = asyncio.create_task(follow())
-    await asyncio.sleep(0)  # let the follower subscribe
+    events = feed.follow(after_seq=0)
+    seen: list[Event] = [await anext(events)]  # the backlog; now subscribed to live ones
     writer.delta("two")
     await writer.drain()
     feed.publish([Event.of({"type": "done", "reply_id": "r3", "status": "complete"}, at=2)])
-    await asyncio.wait_for(follower, 5)
+    seen += [event async for event in events]
     assert [e.kind for e in seen] == ["delta", "delta", "done"]
     assert "".join(e.text for e in seen) == "one two"
 
