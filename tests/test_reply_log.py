@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -11,11 +10,11 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from parley.replies.appender import Appender
 from parley.replies.events import Event
 from parley.replies.feed import ReplyFeed
 from parley.replies.keys import Keys
 from parley.replies.log import ReplyLog
-from parley.replies.pipeliner import Pipeliner
 from parley.replies.writer import ReplyWriter
 from parley.rules import RuleEvent
 from parley.storage.redis import connect
@@ -32,7 +31,7 @@ async def redis(storage: StorageURLs) -> AsyncIterator[Redis]:
 @pytest.fixture
 def reply_log(redis: Redis) -> ReplyLog:
     keys = Keys(prefix=f"test-{uuid.uuid4().hex[:8]}")
-    return ReplyLog(redis, keys, Pipeliner(redis), retention_seconds=600)
+    return ReplyLog(redis, keys, Appender(redis, interval=0), retention_seconds=600)
 
 
 async def stored_frames(reply_log: ReplyLog, reply_id: str) -> list[dict[str, object]]:
@@ -40,23 +39,19 @@ async def stored_frames(reply_log: ReplyLog, reply_id: str) -> list[dict[str, ob
     return [json.loads(fields[b"f"]) for _, fields in entries]
 
 
-async def test_text_arriving_during_a_write_is_merged_into_the_next_delta(
-    reply_log: ReplyLog,
-) -> None:
+async def test_local_followers_get_each_delta_before_redis_has_it(reply_log: ReplyLog) -> None:
     feed = ReplyFeed("r1", "u1")
     writer = ReplyWriter(reply_log, feed, "r1")
     pieces = [f"w{i} " for i in range(100)]
-    writer.delta(pieces[0])
-    await asyncio.sleep(0)  # the first delta's write is now on the wire
-    for piece in pieces[1:]:  # all of these arrive before it returns
+    for piece in pieces:
         writer.delta(piece)
+    assert [e.text for e in feed.history] == pieces  # published at once, one frame each
+    assert await stored_frames(reply_log, "r1") == []  # the batch is still queued
     await writer.drain()
     frames = await stored_frames(reply_log, "r1")
-    assert [f["seq"] for f in frames] == [1, 2]
-    assert frames[0]["text"] == "w0 "
-    assert "".join(str(f["text"]) for f in frames) == "".join(pieces)
-    assert await reply_log.text("r1") == "".join(pieces)
+    assert [f["seq"] for f in frames] == list(range(1, 101))
     assert [e.json for e in feed.history] == [json.dumps(f, separators=(",", ":")) for f in frames]
+    assert await reply_log.written("r1") == ("".join(pieces), 100)
 
 
 async def test_notices_keep_their_place_between_deltas(reply_log: ReplyLog) -> None:
@@ -72,8 +67,8 @@ async def test_notices_keep_their_place_between_deltas(reply_log: ReplyLog) -> N
         ("notice", None),
         ("delta", 2),
     ]
-    state = await reply_log.redis.hget(reply_log.keys.state("r2"), "last_seq")
-    assert state == b"2"
+    assert await reply_log.last_seq("r2") == 2
+    assert await reply_log.written("r2") == ("before after", 2)
 
 
 async def test_local_followers_get_backlog_then_live_events_exactly_once(
@@ -95,7 +90,7 @@ async def test_local_followers_get_backlog_then_live_events_exactly_once(
 
 async def test_a_failed_write_stops_the_writer(storage: StorageURLs) -> None:
     dead = Redis.from_url("redis://127.0.0.1:1/0")  # nothing listens on port 1
-    reply_log = ReplyLog(dead, Keys(), Pipeliner(dead), retention_seconds=600)
+    reply_log = ReplyLog(dead, Keys(), Appender(dead, interval=0), retention_seconds=600)
     writer = ReplyWriter(reply_log, ReplyFeed("r4", "u1"), "r4")
     writer.delta("lost?")
     with pytest.raises(RedisConnectionError):
@@ -106,12 +101,26 @@ async def test_a_failed_write_stops_the_writer(storage: StorageURLs) -> None:
     await dead.aclose()
 
 
-async def test_pipeliner_sends_concurrent_commands_together(redis: Redis) -> None:
-    pipeliner = Pipeliner(redis)
-    key = f"test-pipeliner-{uuid.uuid4().hex}"
-    results = await asyncio.gather(
-        *[pipeliner.execute(lambda pipe, i=i: pipe.rpush(key, i)) for i in range(50)]
-    )
-    assert sorted(r[0] for r in results) == list(range(1, 51))
-    assert await redis.lrange(key, 0, -1) == [str(i).encode() for i in range(50)]
-    await redis.delete(key)
+async def test_frames_of_concurrent_replies_are_written_in_one_batch(redis: Redis) -> None:
+    keys = Keys(prefix=f"test-{uuid.uuid4().hex[:8]}")
+    reply_log = ReplyLog(redis, keys, Appender(redis, interval=0.05), retention_seconds=600)
+    first = reply_log.append("a", [Event.delta("a", 1, "first ")])
+    await first
+    writes = [reply_log.append(f"r{i}", [Event.delta(f"r{i}", 1, f"text {i}")]) for i in range(50)]
+    assert all(write is writes[0] for write in writes)  # one batch: one script call
+    assert writes[0] is not first
+    await writes[0]
+    for i in range(50):
+        assert await reply_log.written(f"r{i}") == (f"text {i}", 1)
+
+
+async def test_a_batch_that_fails_fails_every_writer_in_it(storage: StorageURLs) -> None:
+    dead = Redis.from_url("redis://127.0.0.1:1/0")
+    reply_log = ReplyLog(dead, Keys(), Appender(dead, interval=0), retention_seconds=600)
+    writers = [ReplyWriter(reply_log, ReplyFeed(f"r{i}", "u1"), f"r{i}") for i in range(3)]
+    for writer in writers:
+        writer.delta("lost?")
+    for writer in writers:
+        with pytest.raises(RedisConnectionError):
+            await writer.drain()
+    await dead.aclose()

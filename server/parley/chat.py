@@ -153,7 +153,7 @@ class ChatService:
         state = await self.reply_log.state(reply_id)
         if state is None or not state.running:
             return None
-        return {"reply_id": reply_id, "last_seq": state.last_seq}
+        return {"reply_id": reply_id, "last_seq": await self.reply_log.last_seq(reply_id)}
 
     # -- messages --------------------------------------------------------------
 

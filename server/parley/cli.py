@@ -102,6 +102,7 @@ def serve_command(settings: Settings, args: argparse.Namespace) -> int:
                 port=port,
                 workers=args.workers,
                 ws_max_size=settings.max_frame_bytes,
+                ws_per_message_deflate=settings.ws_deflate,
                 proxy_headers=True,
                 log_level=settings.log_level.lower(),
             )

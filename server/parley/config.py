@@ -68,8 +68,14 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(default=16_000, ge=1)
     ws_frames_per_second: float = Field(default=5.0, gt=0)
     ws_frame_burst: int = Field(default=20, ge=1)
+    # Compression saves little on small delta frames and costs each idle
+    # socket about 40 KiB of zlib state (see docs/performance.md).
+    ws_deflate: bool = False
     rest_rate_limit: str = "120/minute"
     reply_retention_seconds: int = Field(default=900, ge=600)
+    # Frames reach sockets on this instance at once; the Redis Streams (for
+    # other instances and resumes) are written in batches at most this often.
+    stream_write_interval_ms: float = Field(default=10.0, ge=0, le=1000)
     lease_ttl_seconds: float = Field(default=15.0, gt=0)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     session_ttl_seconds: int = Field(default=86_400, ge=60)

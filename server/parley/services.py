@@ -18,11 +18,11 @@ from parley.catalog import CatalogStore, load_catalog
 from parley.chat import ChatService
 from parley.config import Settings
 from parley.llm.router import LLMRouter
+from parley.replies.appender import Appender
 from parley.replies.feed import LocalFeeds
 from parley.replies.keys import Keys
 from parley.replies.log import ReplyLog
 from parley.replies.memory import ConversationMemory
-from parley.replies.pipeliner import Pipeliner
 from parley.replies.service import ReplyService
 from parley.replies.task import ReplyDeps
 from parley.rules.budget import TokenBudget
@@ -64,7 +64,10 @@ class Services:
         conversations = ConversationStore(pool)
         ledger = Ledger(pool)
         reply_log = ReplyLog(
-            redis, keys, Pipeliner(redis), retention_seconds=settings.reply_retention_seconds
+            redis,
+            keys,
+            Appender(redis, interval=settings.stream_write_interval_ms / 1000),
+            retention_seconds=settings.reply_retention_seconds,
         )
         memory = ConversationMemory(redis, keys, conversations, size=settings.history_cache_size)
         budget = TokenBudget(redis, prefix=keys.prefix)

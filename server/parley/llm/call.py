@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 from parley.llm.base import (
     CallStatus,
@@ -79,6 +78,7 @@ class UpstreamCall:
         self._usage: Usage | None = None
         self._finish: str | None = None
         self._outcome: Outcome | None = None
+        self._waiting: asyncio.Timeout | None = None  # the timeout of the current wait
 
     @property
     def outcome(self) -> Outcome:
@@ -89,10 +89,12 @@ class UpstreamCall:
     async def deltas(self) -> AsyncGenerator[TextDelta, None]:
         self._started = time.monotonic()
         upstream = self._provider.stream(self._request)
-        cancelled = asyncio.ensure_future(self._cancel.wait())
+        # One watcher per call (not a task per event): a cancel cuts short
+        # the wait for the upstream's next event by expiring its timeout.
+        watcher = asyncio.create_task(self._watch_cancel())
         try:
             while self._outcome is None:
-                step = await self._next(upstream, cancelled)
+                step = await self._next(upstream)
                 if isinstance(step, TextDelta) and step.text:
                     self._on_text(step)
                     yield step
@@ -103,7 +105,7 @@ class UpstreamCall:
                 elif isinstance(step, _Stop | ProviderError):
                     self._end(step)
         finally:
-            cancelled.cancel()
+            watcher.cancel()
             # Closing the provider's generator closes the HTTP response, which
             # tells the vendor to stop generating (and billing).
             if isinstance(upstream, AsyncGenerator):
@@ -114,31 +116,49 @@ class UpstreamCall:
             self._first_token_at = time.monotonic()
         self._text.append(delta.text)
 
-    def _timeout(self) -> float:
+    def _deadline(self) -> float:
+        """When the wait for the next event times out, on the loop's clock."""
+        now = asyncio.get_running_loop().time()
         if self._first_token_at is None:
-            return max(0.0, self._started + self._first_token_timeout - time.monotonic())
-        return self._idle_timeout
+            return now + max(0.0, self._started + self._first_token_timeout - time.monotonic())
+        return now + self._idle_timeout
 
     async def _next(
-        self, upstream: AsyncIterator[StreamEvent], cancelled: asyncio.Future[Any]
+        self, upstream: AsyncIterator[StreamEvent]
     ) -> StreamEvent | _Stop | ProviderError:
-        """The next event, raced against cancellation and the current timeout."""
-        step = asyncio.ensure_future(_step(upstream, self._provider.name))
-        racing: set[asyncio.Future[Any]] = {step, cancelled}
-        try:
-            done, _ = await asyncio.wait(
-                racing, timeout=self._timeout(), return_when=asyncio.FIRST_COMPLETED
-            )
-        except BaseException:
-            await _stop(step)
-            raise
-        if cancelled in done:
-            await _stop(step)
+        """The next event, or why there is none: ended, cancelled or timed out.
+
+        The timeout covers only the wait for the upstream, never the caller's
+        work between events (which runs in the same task while we are suspended).
+        """
+        if self._cancel.is_set():
             return _Stop.CANCELLED
-        if step not in done:
-            await _stop(step)
-            return _Stop.TIMED_OUT
-        return step.result()
+        scope = self._waiting = asyncio.timeout_at(self._deadline())
+        try:
+            async with scope:
+                return await anext(upstream)
+        except StopAsyncIteration:
+            return _Stop.ENDED
+        except ProviderError as error:
+            return error
+        except TimeoutError as error:
+            if scope.expired():
+                return _Stop.CANCELLED if self._cancel.is_set() else _Stop.TIMED_OUT
+            return self._unexpected(error)
+        except Exception as error:
+            return self._unexpected(error)
+        finally:
+            self._waiting = None
+
+    async def _watch_cancel(self) -> None:
+        await self._cancel.wait()
+        if self._waiting is not None:
+            self._waiting.reschedule(asyncio.get_running_loop().time())
+
+    def _unexpected(self, error: Exception) -> ProviderError:
+        # A provider bug or an unparseable vendor reply: fail this call, keep serving.
+        log.error("provider %s raised unexpectedly", self._provider.name, exc_info=error)
+        return ProviderError(f"unexpected error: {type(error).__name__}", transient=False)
 
     def _end(self, stop: _Stop | ProviderError) -> None:
         now = time.monotonic()
@@ -167,29 +187,6 @@ class UpstreamCall:
             ttft_ms=ttft,
             latency_ms=_ms(now - self._started),
         )
-
-
-async def _step(
-    upstream: AsyncIterator[StreamEvent], provider: str
-) -> StreamEvent | _Stop | ProviderError:
-    try:
-        return await anext(upstream)
-    except StopAsyncIteration:
-        return _Stop.ENDED
-    except ProviderError as error:
-        return error
-    except Exception as error:
-        # A provider bug or an unparseable vendor reply: fail this call, keep serving.
-        log.exception("provider %s raised unexpectedly", provider)
-        return ProviderError(f"unexpected error: {type(error).__name__}", transient=False)
-
-
-async def _stop(task: asyncio.Future[StreamEvent | _Stop | ProviderError]) -> None:
-    """Cancel ``task`` and wait until it has really stopped using the upstream stream."""
-    task.cancel()
-    await asyncio.wait({task})
-    if not task.cancelled():
-        task.exception()  # retrieved, so asyncio does not log it as forgotten
 
 
 def _ms(seconds: float) -> int:

@@ -13,12 +13,8 @@ class Keys:
         """The reply's frames, in order (a Redis Stream)."""
         return f"{self.prefix}:reply:{reply_id}:events"
 
-    def text(self, reply_id: str) -> str:
-        """The running copy of the reply's text."""
-        return f"{self.prefix}:reply:{reply_id}:text"
-
     def state(self, reply_id: str) -> str:
-        """Owner, conversation, status and last seq of a reply (a hash)."""
+        """Owner, conversation and status of a reply (a hash)."""
         return f"{self.prefix}:reply:{reply_id}:state"
 
     def lease(self, reply_id: str) -> str:

@@ -1,23 +1,23 @@
 """The reply log: a Redis Stream of frames per reply, written by one task,
 read by any number of sockets and SSE responses on any instance.
 
-Frames are appended through the instance's :class:`Pipeliner`, together with
-the running copy of the text and the last sequence number, so a reader that
-sees delta ``n`` in the stream can trust the text copy up to ``n``.
+Frames are appended through the instance's :class:`Appender`, which batches
+them across replies; nothing else is written per token. The text written so
+far is the stream's deltas put together, which only the sweeper ever needs.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
+from parley.replies.appender import Appender
 from parley.replies.events import Event
 from parley.replies.keys import Keys
-from parley.replies.pipeliner import Pipeliner
 from parley.storage.redis import as_text
 
 # How long a reader blocks on XREAD before re-checking the reply's state.
@@ -38,7 +38,6 @@ class ReplyState:
     conversation_id: str
     agent_id: str
     status: str
-    last_seq: int
 
     @property
     def running(self) -> bool:
@@ -47,10 +46,10 @@ class ReplyState:
 
 class ReplyLog:
     def __init__(
-        self, redis: Redis, keys: Keys, pipeliner: Pipeliner, *, retention_seconds: int
+        self, redis: Redis, keys: Keys, appender: Appender, *, retention_seconds: int
     ) -> None:
         self.redis = redis
-        self.pipeliner = pipeliner
+        self.appender = appender
         self.keys = keys
         self.retention_seconds = retention_seconds
 
@@ -80,7 +79,6 @@ class ReplyLog:
                     "conversation_id": conversation_id,
                     "agent_id": agent_id,
                     "status": "streaming",
-                    "last_seq": 0,
                 },
             )
             pipe.set(self.keys.lease(reply_id), owner, px=lease_ms)
@@ -109,28 +107,31 @@ class ReplyLog:
             conversation_id=fields["conversation_id"],
             agent_id=fields["agent_id"],
             status=fields["status"],
-            last_seq=int(fields["last_seq"]),
         )
 
-    async def text(self, reply_id: str) -> str:
-        value = await self.redis.get(self.keys.text(reply_id))
-        return as_text(value) if value is not None else ""
+    def append(self, reply_id: str, events: Sequence[Event]) -> asyncio.Future[None]:
+        """Append frames in order; the future is done once Redis has them."""
+        return self.appender.append(self.keys.events(reply_id), events)
 
-    async def append(self, reply_id: str, events: Sequence[Event]) -> None:
-        """Append frames in order; the text copy and last seq move with the deltas."""
-        last_seq = max((e.at for e in events if e.kind == "delta"), default=None)
-        text = "".join(e.text for e in events)
+    async def last_seq(self, reply_id: str) -> int:
+        """The seq of the last delta in the log (0 before the first)."""
+        entries = await self.redis.xrevrange(self.keys.events(reply_id), count=1)
+        return _event(entries[0][1]).at if entries else 0
 
-        def commands(pipe: Pipeline) -> None:
-            # Text and seq first: a reader that sees delta n in the stream can
-            # trust the running text copy up to n.
-            if last_seq is not None:
-                pipe.append(self.keys.text(reply_id), text)
-                pipe.hset(self.keys.state(reply_id), "last_seq", last_seq)
-            for event in events:
-                pipe.xadd(self.keys.events(reply_id), _fields(event))
-
-        await self.pipeliner.execute(commands)
+    async def written(self, reply_id: str) -> tuple[str, int]:
+        """The text of the deltas in the log, and the last delta's seq."""
+        parts, last_seq = [], 0
+        cursor = "-"
+        while entries := await self.redis.xrange(
+            self.keys.events(reply_id), min=cursor, count=READ_BATCH
+        ):
+            for _, fields in entries:
+                event = _event(fields)
+                if event.kind == "delta":
+                    parts.append(event.frame["text"])
+                    last_seq = event.at
+            cursor = "(" + as_text(entries[-1][0])
+        return "".join(parts), last_seq
 
     async def close(self, reply_id: str, conversation_id: str, done: Event) -> None:
         """Append ``done``, then let the log expire after the resume window."""
@@ -138,8 +139,7 @@ class ReplyLog:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xadd(self.keys.events(reply_id), _fields(done))
             pipe.hset(self.keys.state(reply_id), "status", done.frame["status"])
-            for key in (self.keys.events(reply_id), self.keys.text(reply_id)):
-                pipe.expire(key, ttl)
+            pipe.expire(self.keys.events(reply_id), ttl)
             pipe.expire(self.keys.state(reply_id), ttl)
             pipe.delete(self.keys.lease(reply_id), self.keys.cancel(reply_id))
             pipe.srem(self.keys.active_replies, reply_id)
@@ -177,7 +177,7 @@ class ReplyLog:
                 continue
             for entry_id, fields in response[0][1]:
                 cursor = entry_id
-                event = Event(as_text(fields[b"t"]), int(fields[b"at"]), as_text(fields[b"f"]))
+                event = _event(fields)
                 if event.follows(after_seq):
                     yield event
                 if event.ends_reply:
@@ -189,3 +189,7 @@ class ReplyLog:
 
 def _fields(event: Event) -> dict[Any, Any]:
     return {"f": event.json, "t": event.kind, "at": event.at}
+
+
+def _event(fields: Any) -> Event:
+    return Event(as_text(fields[b"t"]), int(fields[b"at"]), as_text(fields[b"f"]))

@@ -195,7 +195,7 @@ class ReplyService:
         if message is None:  # opened but never stored: nothing to keep
             await self.redis.srem(self.keys.active_replies, reply_id)
             return False
-        text = await self.log.text(reply_id)
+        text, last_seq = await self.log.written(reply_id)
         owner = await self.conversations.owner_of(message.conversation_id)
         reply = FinishedReply(
             reply_id=UUID(reply_id),
@@ -213,9 +213,7 @@ class ReplyService:
             final = await self.conversations.message_for_reply(reply_id)
             status = final.status if final is not None else status
         log.warning("reply %s lost its owner; closed as %s", reply_id, status)
-        state = await self.log.state(reply_id)
-        at = state.last_seq if state else 0
         totals = ReplyTotals.of(())
-        done = Event.of(done_frame(reply_id, message.id, status, totals), at=at)
+        done = Event.of(done_frame(reply_id, message.id, status, totals), at=last_seq)
         await self.log.close(reply_id, str(message.conversation_id), done)
         return True

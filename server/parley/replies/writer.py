@@ -1,13 +1,17 @@
-"""Writing a reply's frames: to its Redis Stream first, then to local followers.
+"""Writing a reply's frames: to the followers on this instance, and to its Redis Stream.
 
-Text that arrives while a write is on the wire is merged into the next
-delta, so a fast upstream costs fewer frames and fewer round trips, and a
-slow one adds no delay: the first delta always leaves at once.
+Each frame goes to local followers the moment it is made, and is queued for
+the reply's stream, which the instance's :class:`Appender` writes in batches.
+:meth:`ReplyWriter.drain` waits until the stream has everything, so ``done``
+is never written before the frames it follows. If a write fails, the writer
+refuses further text and the reply ends: what the client saw is still stored
+in Postgres, since the stored text is the writer's, not the stream's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from parley.errors import ParleyError, error_body
 from parley.replies.events import Event, Frame
@@ -22,10 +26,9 @@ class ReplyWriter:
         self.feed = feed
         self.reply_id = reply_id
         self.seq = 0  # the last delta written
-        self.parts: list[str] = []  # everything accepted, written or not
+        self.parts: list[str] = []  # every delta's text
         self.rule_events: list[RuleEvent] = []
-        self._pending: list[str | Frame] = []  # texts (deltas) and other frames
-        self._flushing: asyncio.Task[None] | None = None
+        self._last_write: asyncio.Future[None] | None = None
         self._failure: BaseException | None = None
 
     @property
@@ -36,11 +39,8 @@ class ReplyWriter:
         self._check()
         if text:
             self.parts.append(text)
-            if self._pending and isinstance(self._pending[-1], str):
-                self._pending[-1] += text
-            else:
-                self._pending.append(text)
-            self._kick()
+            self.seq += 1
+            self._emit(Event.delta(self.reply_id, self.seq, text))
 
     def notice(self, event: RuleEvent) -> None:
         self._check()
@@ -59,44 +59,32 @@ class ReplyWriter:
         self._push({"type": "error", "reply_id": self.reply_id, **error_body(error)})
 
     async def drain(self) -> None:
-        """Wait until everything is written; raise if a write failed."""
-        while self._flushing is not None:
-            await asyncio.shield(self._flushing)
+        """Wait until the stream has every frame; raise if a write failed."""
+        if self._last_write is not None:
+            with contextlib.suppress(Exception):  # the failure is raised below
+                await asyncio.shield(self._last_write)
         if self._failure is not None:
             raise self._failure
 
     def _push(self, frame: Frame) -> None:
         self._check()
-        self._pending.append(frame)
-        self._kick()
+        self._emit(Event.of(frame, at=self.seq))
+
+    def _emit(self, event: Event) -> None:
+        self.feed.publish([event])
+        write = self.log.append(self.reply_id, [event])
+        if write is not self._last_write:  # frames queued together share a future
+            write.add_done_callback(self._written)
+            self._last_write = write
+
+    def _written(self, write: asyncio.Future[None]) -> None:
+        if self._failure is None:
+            if write.cancelled():
+                self._failure = ConnectionError("the reply log write was cancelled")
+            else:
+                self._failure = write.exception()
 
     def _check(self) -> None:
-        """Refuse more text once a write failed: the client would never see it."""
+        """Refuse more text once a write failed: the stream would have a hole."""
         if self._failure is not None:
             raise self._failure
-
-    def _kick(self) -> None:
-        if self._flushing is None:
-            self._flushing = asyncio.create_task(self._flush())
-
-    async def _flush(self) -> None:
-        try:
-            while self._pending:
-                events = self._number(self._pending)
-                self._pending = []
-                await self.log.append(self.reply_id, events)
-                self.feed.publish(events)
-        except BaseException as error:
-            self._failure = error
-        finally:
-            self._flushing = None
-
-    def _number(self, items: list[str | Frame]) -> list[Event]:
-        events = []
-        for item in items:
-            if isinstance(item, str):
-                self.seq += 1
-                events.append(Event.delta(self.reply_id, self.seq, item))
-            else:
-                events.append(Event.of(item, at=self.seq))
-        return events
