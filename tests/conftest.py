@@ -19,6 +19,7 @@ import yaml
 
 from parley.auth.tokens import mint_token
 from support.fake_llm import FakeLLM
+from support.private import PrivateRedis
 from support.server import ParleyServer
 from support.storage import StorageURLs, storage_urls
 
@@ -153,3 +154,12 @@ async def db(storage: StorageURLs) -> AsyncIterator[asyncpg.Connection]:
     connection = await asyncpg.connect(storage.database_url)
     yield connection
     await connection.close()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A Redis of the test's own: it may be stopped, and its counters are the test's."""
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    yield redis
+    redis.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -76,6 +77,9 @@ async def test_openai_streams_text_usage_and_finish(
     [sent] = fake.requests
     assert sent.path == "/v1/chat/completions"
     assert sent.headers["authorization"] == f"Bearer {OPENAI_KEY}"
+    assert sent.headers["accept"] == "text/event-stream"
+    assert sent.headers["content-type"] == "application/json"
+    assert sent.headers["user-agent"].startswith("parley/")
     assert sent.body["stream"] is True
     assert sent.body["stream_options"] == {"include_usage": True}
     assert (sent.body["max_tokens"], sent.body["temperature"]) == (100, 0.2)
@@ -134,6 +138,52 @@ async def test_openai_error_text_is_redacted(
     assert "[redacted]" in str(caught.value)
 
 
+async def test_openai_non_json_error_body_keeps_the_status(
+    openai_provider: OpenAIProvider, fake: FakeLLM
+) -> None:
+    fake.enqueue(Script(status=500, error_body="<html>upstream exploded</html>\n"))
+    with pytest.raises(ProviderError) as caught:
+        await events_of(openai_provider, request("gpt-4o-mini"))
+    assert (caught.value.status, caught.value.transient) == (500, True)
+    assert str(caught.value) == "HTTP 500: <html>upstream exploded</html>"
+
+
+@pytest.mark.parametrize("vendor", ["openai", "anthropic"])
+async def test_an_event_longer_than_the_read_buffer_streams_whole(
+    openai_provider: OpenAIProvider,
+    anthropic_provider: AnthropicProvider,
+    fake: FakeLLM,
+    vendor: str,
+) -> None:
+    # One 1 MiB data: line, past aiohttp's own readline limit (128 KiB to 512 KiB).
+    long = "".join(chr(0x41 + i % 26) for i in range(1024 * 1024))
+    fake.enqueue(Script(chunks=["a", long, "b"]))
+    provider: Provider = openai_provider if vendor == "openai" else anthropic_provider
+    events = await events_of(provider, request("gpt-4o-mini"))
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["a", long, "b"]
+    assert isinstance(events[-1], Finish)
+
+
+async def test_abandoning_a_stream_closes_the_connection(
+    openai_provider: OpenAIProvider, fake: FakeLLM
+) -> None:
+    fake.enqueue(Script(chunks=["first", "second"], hold=True))
+    stream = openai_provider.stream(request("gpt-4o-mini"))
+    assert await anext(stream) == TextDelta("first")
+    await stream.aclose()  # e.g. the user cancelled: the vendor must stop generating
+    await asyncio.to_thread(fake.wait_for_disconnects, 1)
+
+
+async def test_a_finished_stream_leaves_its_connection_for_the_next(
+    openai_provider: OpenAIProvider, fake: FakeLLM
+) -> None:
+    # The body ends a little after [DONE], as over a real network: still reused.
+    fake.enqueue(*[Script(end_delay=0.05) for _ in range(3)])
+    for _ in range(3):
+        assert (await events_of(openai_provider, request("gpt-4o-mini")))[-1] == Finish("stop")
+    assert len({sent.client_port for sent in fake.requests}) == 1
+
+
 async def test_openai_dropped_connection_mid_stream_is_transient(
     openai_provider: OpenAIProvider, fake: FakeLLM
 ) -> None:
@@ -159,6 +209,22 @@ async def test_connection_refused_is_transient() -> None:
     assert caught.value.transient and "connection" in str(caught.value)
 
 
+async def test_proxy_from_the_environment_is_used(
+    fake: FakeLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{fake.port}")
+    # Nothing resolves vendor.invalid: only the proxy (the fake) can answer.
+    provider = OpenAIProvider(OPENAI_KEY, "http://vendor.invalid/v1", connect_timeout=2)
+    try:
+        events = await events_of(provider, request("gpt-4o-mini"))
+    finally:
+        await provider.aclose()
+    assert text_of(events) == "Hello from the fake model."
+    assert fake.requests[0].headers["host"] == "vendor.invalid"
+
+
 # -- Anthropic -----------------------------------------------------------------
 
 
@@ -171,13 +237,11 @@ async def test_anthropic_streams_text_usage_and_finish(
     assert events == [TextDelta("Fo"), TextDelta("ur"), Usage(25, 4), Finish("end_turn")]
     [sent] = fake.requests
     assert sent.path == "/v1/messages"
-    # The 2.x SDK sends the key as a bearer token; older ones used x-api-key.
-    sent_key = sent.headers.get("x-api-key") or sent.headers["authorization"].removeprefix(
-        "Bearer "
-    )
-    assert sent_key == ANTHROPIC_KEY
-    assert "anthropic-version" in sent.headers
+    assert sent.headers["x-api-key"] == ANTHROPIC_KEY
+    assert "authorization" not in sent.headers
+    assert sent.headers["anthropic-version"] == "2023-06-01"
     assert sent.body["system"] == "Be brief."
+    assert "temperature" not in sent.body
     assert sent.body["max_tokens"] == 100 and sent.body["stream"] is True
     assert sent.body["messages"] == [
         {"role": "user", "content": "Hi"},
@@ -198,6 +262,16 @@ async def test_anthropic_status_errors_are_classified(
         await events_of(anthropic_provider, request("claude-haiku-4-5"))
     assert (caught.value.status, caught.value.transient) == (status, transient)
     assert str(caught.value) == f"HTTP {status}: nope"
+
+
+async def test_anthropic_error_body_echoing_the_key_is_redacted(
+    anthropic_provider: AnthropicProvider, fake: FakeLLM
+) -> None:
+    fake.enqueue(Script(status=502, error_body=f"bad gateway for x-api-key {ANTHROPIC_KEY}"))
+    with pytest.raises(ProviderError) as caught:
+        await events_of(anthropic_provider, request("claude-haiku-4-5"))
+    assert (caught.value.status, caught.value.transient) == (502, True)
+    assert ANTHROPIC_KEY not in str(caught.value) and "[redacted]" in str(caught.value)
 
 
 async def test_anthropic_dropped_connection_mid_stream_is_transient(

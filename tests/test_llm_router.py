@@ -236,7 +236,7 @@ async def test_cancel_mid_stream_closes_upstream_promptly(
     assert elapsed < 1.0
     with pytest.raises(StopAsyncIteration):
         await anext(stream)
-    fake.wait_for_disconnects(1)
+    await asyncio.to_thread(fake.wait_for_disconnects, 1)  # our side closes on the next loop turn
 
 
 async def test_cancel_before_the_first_token(make_router: MakeRouter, fake: FakeLLM) -> None:
@@ -278,7 +278,7 @@ async def test_idle_timeout_after_first_token(make_router: MakeRouter, fake: Fak
     assert record.status == "failed" and record.estimated
     assert record.error is not None and "timed out" in record.error
     assert len(fake.requests) == 1
-    fake.wait_for_disconnects(1)
+    await asyncio.to_thread(fake.wait_for_disconnects, 1)  # our side closes on the next loop turn
 
 
 async def test_first_token_timeout_is_retried(make_router: MakeRouter, fake: FakeLLM) -> None:

@@ -18,6 +18,7 @@ from parley.replies.log import ReplyLog
 from parley.replies.writer import ReplyWriter
 from parley.rules import RuleEvent
 from parley.storage.redis import connect
+from support.private import PrivateRedis
 from support.storage import StorageURLs
 
 
@@ -39,19 +40,20 @@ async def stored_frames(reply_log: ReplyLog, reply_id: str) -> list[dict[str, ob
     return [json.loads(fields[b"f"]) for _, fields in entries]
 
 
-async def test_local_followers_get_each_delta_before_redis_has_it(reply_log: ReplyLog) -> None:
+async def test_text_arriving_before_the_batch_leaves_is_merged_into_one_delta(
+    reply_log: ReplyLog,
+) -> None:
     feed = ReplyFeed("r1", "u1")
     writer = ReplyWriter(reply_log, feed, "r1")
     pieces = [f"w{i} " for i in range(100)]
     for piece in pieces:
         writer.delta(piece)
-    assert [e.text for e in feed.history] == pieces  # published at once, one frame each
-    assert await stored_frames(reply_log, "r1") == []  # the batch is still queued
+    assert feed.history == []  # followers see nothing Redis does not have yet
     await writer.drain()
     frames = await stored_frames(reply_log, "r1")
-    assert [f["seq"] for f in frames] == list(range(1, 101))
+    assert [(f["seq"], f["text"]) for f in frames] == [(1, "".join(pieces))]
     assert [e.json for e in feed.history] == [json.dumps(f, separators=(",", ":")) for f in frames]
-    assert await reply_log.written("r1") == ("".join(pieces), 100)
+    assert await reply_log.written("r1") == ("".join(pieces), 1)
 
 
 async def test_notices_keep_their_place_between_deltas(reply_log: ReplyLog) -> None:
@@ -101,17 +103,32 @@ async def test_a_failed_write_stops_the_writer(storage: StorageURLs) -> None:
     await dead.aclose()
 
 
-async def test_frames_of_concurrent_replies_are_written_in_one_batch(redis: Redis) -> None:
-    keys = Keys(prefix=f"test-{uuid.uuid4().hex[:8]}")
-    reply_log = ReplyLog(redis, keys, Appender(redis, interval=0.05), retention_seconds=600)
-    first = reply_log.append("a", [Event.delta("a", 1, "first ")])
-    await first
-    writes = [reply_log.append(f"r{i}", [Event.delta(f"r{i}", 1, f"text {i}")]) for i in range(50)]
-    assert all(write is writes[0] for write in writes)  # one batch: one script call
-    assert writes[0] is not first
-    await writes[0]
+async def test_frames_of_concurrent_replies_are_written_in_one_script_call(
+    private_redis: PrivateRedis,
+) -> None:
+    redis = connect(private_redis.url)
+    keys = Keys()
+    reply_log = ReplyLog(redis, keys, Appender(redis, interval=0), retention_seconds=600)
+    warm_up = ReplyWriter(reply_log, ReplyFeed("w", "u1"), "w")
+    warm_up.delta("loads the script into this Redis")
+    await warm_up.drain()
+    writers = [ReplyWriter(reply_log, ReplyFeed(f"r{i}", "u1"), f"r{i}") for i in range(50)]
+    before = await script_calls(redis)
+    for i, writer in enumerate(writers):
+        writer.delta(f"text {i}")
+    for writer in writers:
+        await writer.drain()
+    assert await script_calls(redis) == before + 1
     for i in range(50):
         assert await reply_log.written(f"r{i}") == (f"text {i}", 1)
+    await redis.aclose()
+
+
+async def script_calls(redis: Redis) -> int:
+    stats = await redis.info("commandstats")
+    return sum(
+        int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("evalsha", "eval")
+    )
 
 
 async def test_a_batch_that_fails_fails_every_writer_in_it(storage: StorageURLs) -> None:

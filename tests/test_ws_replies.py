@@ -199,7 +199,7 @@ async def test_resume_after_disconnect_on_the_same_and_another_instance(
     server: ParleyServer, server_b: ParleyServer, fake: FakeLLM, make_token: TokenFactory
 ) -> None:
     token = make_token()[1]
-    fake.enqueue(Script(chunks=["Alpha. ", "Bravo. ", "Charlie. "], hold=True))
+    fake.enqueue(Script(chunks=["Alpha. "], hold=True, after_release=["Bravo. ", "Charlie. "]))
     async with await ChatClient.connect(server.ws_url, token) as first:
         session = await first.start(agent="agent_gamma")
         accepted = await first.say("go")

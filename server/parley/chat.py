@@ -8,6 +8,7 @@ views clients see.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from uuid import UUID
 from parley.auth.tokens import Principal
 from parley.catalog import Agent, CatalogStore
 from parley.errors import Busy
-from parley.llm.base import ModelRef
+from parley.llm.base import ChatMessage, ModelRef
 from parley.llm.context import fit_messages
 from parley.llm.router import LLMRouter
 from parley.replies.log import ReplyLog
@@ -164,23 +165,38 @@ class ChatService:
 
         The same ``client_id`` again returns the first acceptance and starts
         nothing. Order matters: rules first (so blocked or redacted text is
-        what we store), then the busy check, the budget, Postgres, the task.
-        Resends are recognised by Postgres's unique (conversation, client_id),
-        so a first send costs no extra look-up.
+        what we store), then the busy check, the budget, and last the turn's
+        insert with the reply's upstream request already on its way (the
+        reply writes nothing until the insert has committed).
+        Resends are recognised in Redis when the reply is opened (one round
+        trip either way), and by Postgres's unique (conversation, client_id)
+        for older ones.
         """
         agent = self.resolve_agent(conversation.agent_id)
         verdict = agent.rules.check_input(text)
         reply_id = str(uuid.uuid4())
-        opened = await self.reply_log.open(
-            reply_id=reply_id,
-            user_id=user.user_id,
-            conversation_id=str(conversation.id),
-            agent_id=agent.id,
-            owner=self.replies.deps.owner,
-            lease_ms=self.replies.deps.lease_ms,
+        # The history is only needed if the reply opens, but reading it
+        # alongside saves a round trip on the way to the first token.
+        opened, history = await asyncio.gather(
+            self.reply_log.open(
+                reply_id=reply_id,
+                user_id=user.user_id,
+                conversation_id=str(conversation.id),
+                client_id=client_id,
+                agent_id=agent.id,
+                owner=self.replies.deps.owner,
+                lease_ms=self.replies.deps.lease_ms,
+            ),
+            self.memory.recent(conversation.id),
+            return_exceptions=True,
         )
+        if isinstance(opened, BaseException):
+            raise opened
         if not opened:  # busy, unless this is a resend of the running reply's message
             return await self._earlier(conversation, client_id)
+        if isinstance(history, BaseException):
+            await self.reply_log.abandon(reply_id, str(conversation.id), client_id)
+            raise history
         job = ReplyJob(
             reply_id=reply_id,
             user_id=user.user_id,
@@ -193,7 +209,15 @@ class ChatService:
         )
         try:
             if verdict.blocked_reply is None:
-                job = await self._prepare(user, conversation, agent, job)
+                job = await self._prepare(user, agent, history, job)
+        except BaseException:
+            await self._abandon(job, client_id)
+            raise
+        # The reply's upstream request leaves now, while the turn is stored;
+        # the reply writes nothing until ``stored`` says the turn is in Postgres.
+        stored: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.replies.start(job, stored)
+        try:
             ids = await self.conversations.insert_turn(
                 NewTurn(
                     conversation_id=conversation.id,
@@ -206,20 +230,20 @@ class ChatService:
                 )
             )
         except BaseException:
-            await self._abandon(job)
+            stored.set_result(False)
+            await self._abandon(job, client_id)
             raise
+        stored.set_result(ids is not None)
         if ids is None:  # this client_id was used before: a resend
-            await self._abandon(job)
+            await self._abandon(job, client_id)
             return await self._earlier(conversation, client_id)
-        self.replies.start(job)
         return _accepted(client_id, ids)
 
     async def _prepare(
-        self, user: Principal, conversation: Conversation, agent: Agent, job: ReplyJob
+        self, user: Principal, agent: Agent, history: list[ChatMessage], job: ReplyJob
     ) -> ReplyJob:
         """Fit the prompt to the model's window and reserve the token budget."""
         models = self._models(agent)
-        history = await self.memory.recent(conversation.id)
         system = agent.system_prompt(user_name=user.name, today=datetime.now(UTC).date())
         fitted = fit_messages(
             system,
@@ -256,8 +280,8 @@ class ChatService:
         usable = tuple(m for m in agent.models if self.router.has_provider(m.provider))
         return usable or (self.default_model,)
 
-    async def _abandon(self, job: ReplyJob) -> None:
-        await self.reply_log.abandon(job.reply_id, str(job.conversation_id))
+    async def _abandon(self, job: ReplyJob, client_id: str) -> None:
+        await self.reply_log.abandon(job.reply_id, str(job.conversation_id), client_id)
         if job.reservation is not None:
             await self.budget.settle(job.reservation, 0)
 

@@ -65,9 +65,9 @@ def _configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # Per-request lines from the HTTP clients and the embedded Postgres's
+    # Debug lines from the HTTP client (aiohttp) and the embedded Postgres's
     # start-up chatter drown out what an operator needs to see.
-    for noisy in ("httpx", "httpx2", "pgserver"):
+    for noisy in ("aiohttp", "pgserver"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 

@@ -73,9 +73,9 @@ class Settings(BaseSettings):
     ws_deflate: bool = False
     rest_rate_limit: str = "120/minute"
     reply_retention_seconds: int = Field(default=900, ge=600)
-    # Frames reach sockets on this instance at once; the Redis Streams (for
-    # other instances and resumes) are written in batches at most this often.
-    stream_write_interval_ms: float = Field(default=10.0, ge=0, le=1000)
+    # Replies' frames go to Redis in batches, at most one per interval: a busy
+    # instance makes fewer round trips, each frame waiting at most this long.
+    stream_write_interval_ms: float = Field(default=4.0, ge=0, le=1000)
     lease_ttl_seconds: float = Field(default=15.0, gt=0)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     session_ttl_seconds: int = Field(default=86_400, ge=60)

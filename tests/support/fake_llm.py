@@ -1,7 +1,7 @@
 """A fake LLM vendor: a real HTTP server speaking OpenAI's and Anthropic's streaming formats.
 
-The SDKs are exercised end to end (HTTP, SSE parsing, error mapping), so the
-tests see what production sees. Tests script replies with :class:`Script`::
+The providers are exercised end to end (HTTP, SSE parsing, error mapping),
+so the tests see what production sees. Tests script replies with :class:`Script`::
 
     with FakeLLM() as fake:
         fake.enqueue(Script(status=503), Script(chunks=["Hi", " there"]))
@@ -52,13 +52,18 @@ class Script:
     prompt_tokens: int = 11
     completion_tokens: int | None = None  # default: one per chunk
     hold: bool = False  # after the chunks, wait for release() or a client disconnect
+    after_release: list[str] = field(default_factory=list)  # with ``hold``: chunks sent after it
     model_filter: str | None = None  # only answer requests for this model
     finish_reason: str = "stop"
     error_message: str = "scripted failure"
+    error_body: str | None = None  # with ``status``: this plain-text body instead of JSON
+    end_delay: float = 0.0  # seconds between the last event and the end of the body
 
     @property
     def output_tokens(self) -> int:
-        return len(self.chunks) if self.completion_tokens is None else self.completion_tokens
+        if self.completion_tokens is not None:
+            return self.completion_tokens
+        return len(self.chunks) + len(self.after_release)
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class RecordedRequest:
     path: str
     body: dict[str, Any]
     headers: dict[str, str]
+    client_port: int = 0  # the same port again means a kept-alive connection
 
     @property
     def model(self) -> str:
@@ -139,7 +145,7 @@ class FakeLLM:
 
     @property
     def base_url(self) -> str:
-        """For the OpenAI SDK (``base_url``) and ``OPENAI_BASE_URL``."""
+        """For ``OpenAIProvider(base_url=...)`` and ``OPENAI_BASE_URL`` (with ``/v1``)."""
         return f"http://127.0.0.1:{self.port}/v1"
 
     @property
@@ -220,7 +226,8 @@ class FakeLLM:
 
     async def _take(self, request: Request) -> tuple[dict[str, Any], Script]:
         body = await request.json()
-        recorded = RecordedRequest(request.url.path, body, dict(request.headers))
+        port = request.client.port if request.client else 0
+        recorded = RecordedRequest(request.url.path, body, dict(request.headers), port)
         with self._state:
             self._requests.append(recorded)
             script = next(
@@ -233,6 +240,8 @@ class FakeLLM:
 
     async def _openai(self, request: Request) -> Response:
         body, script = await self._take(request)
+        if script.status is not None and script.error_body is not None:
+            return Response(script.error_body, status_code=script.status, media_type="text/plain")
         if script.status is not None:
             error = {"message": script.error_message, "type": "fake_error", "code": None}
             return JSONResponse({"error": error}, status_code=script.status)
@@ -242,6 +251,8 @@ class FakeLLM:
 
     async def _anthropic(self, request: Request) -> Response:
         body, script = await self._take(request)
+        if script.status is not None and script.error_body is not None:
+            return Response(script.error_body, status_code=script.status, media_type="text/plain")
         if script.status is not None:
             error = {"type": _anthropic_error_type(script.status), "message": script.error_message}
             return JSONResponse({"type": "error", "error": error}, status_code=script.status)
@@ -276,6 +287,8 @@ class FakeLLM:
             }
             yield chunk([], usage=usage)
         yield "data: [DONE]\n\n"
+        if script.end_delay:
+            await asyncio.sleep(script.end_delay)
 
     async def _anthropic_events(self, script: Script, model: str) -> AsyncIterator[str]:
         def event(kind: str, **payload: Any) -> str:
@@ -304,6 +317,8 @@ class FakeLLM:
             usage={"output_tokens": script.output_tokens},
         )
         yield event("message_stop")
+        if script.end_delay:
+            await asyncio.sleep(script.end_delay)
 
     async def _paced(self, script: Script) -> AsyncIterator[str]:
         """The script's chunks with its delays, break and hold applied."""
@@ -322,6 +337,8 @@ class FakeLLM:
                 self._holds.append(hold)
                 self._state.notify_all()
             await hold.wait()
+            for text in script.after_release:
+                yield text
 
     async def _guard(self, events: AsyncIterator[str]) -> AsyncIterator[str]:
         """Count streams the client abandoned (Starlette cancels us on disconnect)."""

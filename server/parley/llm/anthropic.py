@@ -3,20 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager as AsyncContextManager
 from dataclasses import dataclass
 from typing import Any
-
-import anthropic
-import httpx2
-from anthropic import AsyncStream
-from anthropic._response import AsyncAPIResponse
-from anthropic.types import (
-    AssistantMessageParam,
-    MessageParam,
-    RawMessageStreamEvent,
-    UserMessageParam,
-)
 
 from parley.llm.base import (
     ChatMessage,
@@ -27,12 +15,13 @@ from parley.llm.base import (
     TextDelta,
     Usage,
 )
-from parley.llm.failures import is_transient_status, redact, vendor_message
+from parley.llm.http import VendorHTTP
 from parley.llm.sse import sse_json
 
-READ_TIMEOUT = 600.0  # the router enforces first-token and idle timeouts
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+API_VERSION = "2023-06-01"
 
-# Error types Anthropic sends inside a 200 stream that a retry can fix.
+# Error types (in an error body or a stream's error event) that a retry can fix.
 _TRANSIENT_TYPES = frozenset({"overloaded_error", "api_error", "rate_limit_error"})
 
 # The API insists the conversation starts with a user turn; when history was
@@ -68,69 +57,57 @@ class AnthropicProvider:
     def __init__(
         self, api_key: str | None, base_url: str | None = None, connect_timeout: float = 10.0
     ) -> None:
-        self._api_key = api_key
-        self._client = anthropic.AsyncAnthropic(
-            api_key=api_key,
-            base_url=base_url,
-            timeout=anthropic.Timeout(READ_TIMEOUT, connect=connect_timeout),
-            max_retries=0,  # the router retries, with its own policy and logging
+        headers = {"anthropic-version": API_VERSION}
+        if api_key:
+            headers["x-api-key"] = api_key
+        self._http = VendorHTTP(
+            "Anthropic",
+            f"{(base_url or DEFAULT_BASE_URL).rstrip('/')}/v1/messages",
+            headers,
+            secret=api_key,
+            connect_timeout=connect_timeout,
+            transient_types=_TRANSIENT_TYPES,
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         state = _StreamState()
-        try:
-            async with self._create(request) as response:
-                async for event in sse_json(response.iter_lines()):
-                    text = state.read(event)
-                    if text:
-                        yield TextDelta(text)
-        except (anthropic.APIError, httpx2.HTTPError, ValueError) as error:
-            raise self._provider_error(error) from error
+        async with self._http.lines(_body(request)) as lines:
+            async for event in sse_json(lines):
+                if event.get("type") == "error":
+                    raise self._stream_error(event)
+                text = state.read(event)
+                if text:
+                    yield TextDelta(text)
         if state.finish is None:
-            raise ProviderError("the stream ended before message_stop", transient=True)
+            raise self._http.error("the stream ended before message_stop")
         if state.prompt_tokens is not None:
             yield Usage(state.prompt_tokens, state.completion_tokens)
         yield Finish(state.finish)
 
     async def aclose(self) -> None:
-        await self._client.close()
+        await self._http.aclose()
 
-    def _create(
-        self, request: ChatRequest
-    ) -> AsyncContextManager[AsyncAPIResponse[AsyncStream[RawMessageStreamEvent]]]:
-        prompt = to_anthropic(request.messages)
-        return self._client.messages.with_streaming_response.create(
-            model=request.model,
-            system=prompt.system or anthropic.omit,
-            messages=[_message_param(role, text) for role, text in prompt.messages],
-            max_tokens=request.max_tokens,
-            # request.temperature is deliberately not sent: the Messages API of
-            # the installed SDK (2.x) no longer has the parameter.
-            stream=True,
-        )
+    def _stream_error(self, event: dict[str, Any]) -> ProviderError:
+        """An error event inside a 200 stream: its kind, not a status, says if a retry helps."""
+        error = event.get("error") or {}
+        kind = str(error.get("type") or "unknown")
+        text = f"stream error: {kind}: {error.get('message') or ''}"
+        return self._http.error(text, transient=kind in _TRANSIENT_TYPES)
 
-    def _provider_error(self, error: Exception) -> ProviderError:
-        status: int | None = None
-        if isinstance(error, anthropic.APIStatusError):
-            status = error.status_code
-            error_type = error.type if isinstance(error.type, str) else None
-            text = f"HTTP {status}: {vendor_message(error.body, error.message)}"
-            # Errors inside a 200 stream carry their kind in the body, not the status.
-            transient = is_transient_status(status) or error_type in _TRANSIENT_TYPES
-            if status < 400:
-                status = None
-                text = f"stream error: {error_type or 'unknown'}: {vendor_message(error.body, '')}"
-        elif isinstance(error, anthropic.APITimeoutError):
-            text, transient = "timed out talking to the Anthropic API", True
-        elif isinstance(error, ValueError):
-            text, transient = f"stream error: malformed event: {error}", True
-        else:
-            cause = error.__cause__ or error
-            text, transient = (
-                f"connection to the Anthropic API failed: {type(cause).__name__}: {cause}",
-                True,
-            )
-        return ProviderError(redact(text, [self._api_key]), transient=transient, status=status)
+
+def _body(request: ChatRequest) -> dict[str, Any]:
+    prompt = to_anthropic(request.messages)
+    body: dict[str, Any] = {
+        "model": request.model,
+        "messages": [{"role": role, "content": text} for role, text in prompt.messages],
+        "max_tokens": request.max_tokens,
+        "stream": True,
+    }
+    if prompt.system:
+        body["system"] = prompt.system
+    # request.temperature is deliberately not sent: the Messages API of the
+    # SDK Parley used before (2.x) no longer had the parameter.
+    return body
 
 
 @dataclass(slots=True)
@@ -154,13 +131,6 @@ class _StreamState:
             self.finish = (event.get("delta") or {}).get("stop_reason") or self.finish
         elif kind == "message_stop":
             self.finish = self.finish or "end_turn"
-        elif kind == "error":
-            error = event.get("error") or {}
-            error_type = str(error.get("type") or "unknown")
-            raise ProviderError(
-                f"stream error: {error_type}: {error.get('message') or ''}",
-                transient=error_type in _TRANSIENT_TYPES,
-            )
         return ""
 
     def _usage(self, usage: dict[str, Any]) -> None:
@@ -176,9 +146,3 @@ class _StreamState:
             )
         if usage.get("output_tokens") is not None:
             self.completion_tokens = int(usage["output_tokens"])
-
-
-def _message_param(role: str, text: str) -> MessageParam:
-    if role == "assistant":
-        return AssistantMessageParam(role="assistant", content=text)
-    return UserMessageParam(role="user", content=text)

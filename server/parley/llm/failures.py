@@ -1,8 +1,7 @@
 """Shared rules for turning vendor failures into :class:`ProviderError`.
 
-Both SDKs raise their own exception types, but the question "is a retry worth
-it?" has one answer for both, and error text must never leak a credential
-into logs or the ``llm_usage`` table.
+The question "is a retry worth it?" has one answer for both vendors, and
+error text must never leak a credential into logs or the ``llm_usage`` table.
 """
 
 from __future__ import annotations

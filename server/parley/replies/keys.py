@@ -31,6 +31,10 @@ class Keys:
         """The reply running in a conversation; its existence means "busy"."""
         return f"{self.prefix}:conversation:{conversation_id}:reply"
 
+    def client_message(self, conversation_id: str, client_id: str) -> str:
+        """Set when a message is accepted: a resend is known without Postgres."""
+        return f"{self.prefix}:conversation:{conversation_id}:client:{client_id}"
+
     def history(self, conversation_id: str) -> str:
         return f"{self.prefix}:conversation:{conversation_id}:history"
 

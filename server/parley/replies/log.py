@@ -1,15 +1,15 @@
 """The reply log: a Redis Stream of frames per reply, written by one task,
 read by any number of sockets and SSE responses on any instance.
 
-Frames are appended through the instance's :class:`Appender`, which batches
-them across replies; nothing else is written per token. The text written so
-far is the stream's deltas put together, which only the sweeper ever needs.
+Replies' writers append frames through the instance's :class:`Appender`,
+which batches them across replies; nothing else is written per token. The
+text so far is the stream's deltas put together, which only the sweeper and
+a reconnecting client ever need.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,37 @@ from parley.storage.redis import as_text
 # How long a reader blocks on XREAD before re-checking the reply's state.
 READ_BLOCK_MS = 5_000
 READ_BATCH = 256
+
+# Marks the conversation busy and registers the reply, in one round trip.
+# Changes nothing if the message was accepted before (a resend) or another
+# reply holds the marker.
+_OPEN = """
+if redis.call('EXISTS', KEYS[5]) == 1 then return 0 end
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[2], 'user_id', ARGV[3], 'conversation_id', ARGV[4],
+           'agent_id', ARGV[5], 'status', 'streaming')
+redis.call('SET', KEYS[3], ARGV[6], 'PX', ARGV[2])
+redis.call('SADD', KEYS[4], ARGV[1])
+redis.call('SET', KEYS[5], ARGV[1], 'EX', ARGV[7])
+return 1
+"""
+
+# Resends normally come within minutes (a reconnect); older ones are still
+# caught by Postgres, only later on the accept path.
+CLIENT_MESSAGE_TTL_SECONDS = 3600
+
+# Appends ``done`` (ARGV[4..]) and closes the reply; the conversation's busy
+# marker goes only if it still names this reply.
+_CLOSE = """
+redis.call('XADD', KEYS[1], '*', unpack(ARGV, 4))
+redis.call('HSET', KEYS[2], 'status', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('DEL', KEYS[3], KEYS[4])
+redis.call('SREM', KEYS[5], ARGV[1])
+if redis.call('GET', KEYS[6]) == ARGV[1] then redis.call('DEL', KEYS[6]) end
+return 1
+"""
 
 # Deletes the conversation's "busy" marker only if it still names this reply.
 _RELEASE_MARKER = """
@@ -52,6 +83,8 @@ class ReplyLog:
         self.appender = appender
         self.keys = keys
         self.retention_seconds = retention_seconds
+        self._open = redis.register_script(_OPEN)
+        self._close = redis.register_script(_CLOSE)
 
     async def open(
         self,
@@ -59,37 +92,44 @@ class ReplyLog:
         reply_id: str,
         user_id: str,
         conversation_id: str,
+        client_id: str,
         agent_id: str,
         owner: str,
         lease_ms: int,
     ) -> bool:
         """Register a new reply and mark its conversation busy.
 
-        Returns ``False`` (and changes nothing) if another reply is running
-        in the conversation.
+        Returns ``False`` (and changes nothing) if another reply is running in
+        the conversation or ``client_id`` was accepted there before.
         """
-        marker = self.keys.conversation_reply(conversation_id)
-        if not await self.redis.set(marker, reply_id, nx=True, px=lease_ms):
-            return False
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(
+        opened = await self._open(
+            keys=[
+                self.keys.conversation_reply(conversation_id),
                 self.keys.state(reply_id),
-                mapping={
-                    "user_id": user_id,
-                    "conversation_id": conversation_id,
-                    "agent_id": agent_id,
-                    "status": "streaming",
-                },
-            )
-            pipe.set(self.keys.lease(reply_id), owner, px=lease_ms)
-            pipe.sadd(self.keys.active_replies, reply_id)
-            await pipe.execute()
-        return True
+                self.keys.lease(reply_id),
+                self.keys.active_replies,
+                self.keys.client_message(conversation_id, client_id),
+            ],
+            args=[
+                reply_id,
+                lease_ms,
+                user_id,
+                conversation_id,
+                agent_id,
+                owner,
+                CLIENT_MESSAGE_TTL_SECONDS,
+            ],
+        )
+        return bool(opened)
 
-    async def abandon(self, reply_id: str, conversation_id: str) -> None:
+    async def abandon(self, reply_id: str, conversation_id: str, client_id: str) -> None:
         """Undo :meth:`open` for a reply that never started."""
         await self._release_marker(conversation_id, reply_id)
-        await self.redis.delete(self.keys.state(reply_id), self.keys.lease(reply_id))
+        await self.redis.delete(
+            self.keys.state(reply_id),
+            self.keys.lease(reply_id),
+            self.keys.client_message(conversation_id, client_id),
+        )
         await self.redis.srem(self.keys.active_replies, reply_id)
 
     async def running_reply(self, conversation_id: str) -> str | None:
@@ -108,10 +148,6 @@ class ReplyLog:
             agent_id=fields["agent_id"],
             status=fields["status"],
         )
-
-    def append(self, reply_id: str, events: Sequence[Event]) -> asyncio.Future[None]:
-        """Append frames in order; the future is done once Redis has them."""
-        return self.appender.append(self.keys.events(reply_id), events)
 
     async def last_seq(self, reply_id: str) -> int:
         """The seq of the last delta in the log (0 before the first)."""
@@ -134,17 +170,24 @@ class ReplyLog:
         return "".join(parts), last_seq
 
     async def close(self, reply_id: str, conversation_id: str, done: Event) -> None:
-        """Append ``done``, then let the log expire after the resume window."""
-        ttl = self.retention_seconds
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(self.keys.events(reply_id), _fields(done))
-            pipe.hset(self.keys.state(reply_id), "status", done.frame["status"])
-            pipe.expire(self.keys.events(reply_id), ttl)
-            pipe.expire(self.keys.state(reply_id), ttl)
-            pipe.delete(self.keys.lease(reply_id), self.keys.cancel(reply_id))
-            pipe.srem(self.keys.active_replies, reply_id)
-            await pipe.execute()
-        await self._release_marker(conversation_id, reply_id)
+        """Append ``done``, free the conversation, and let the log expire after
+        the resume window: one round trip."""
+        await self._close(
+            keys=[
+                self.keys.events(reply_id),
+                self.keys.state(reply_id),
+                self.keys.lease(reply_id),
+                self.keys.cancel(reply_id),
+                self.keys.active_replies,
+                self.keys.conversation_reply(conversation_id),
+            ],
+            args=[
+                reply_id,
+                done.frame["status"],
+                self.retention_seconds,
+                *_fields_args(done),
+            ],
+        )
 
     async def _release_marker(self, conversation_id: str, reply_id: str) -> None:
         await self.redis.eval(
@@ -187,8 +230,9 @@ class ReplyLog:
         return bool(await self.redis.exists(self.keys.events(reply_id), self.keys.state(reply_id)))
 
 
-def _fields(event: Event) -> dict[Any, Any]:
-    return {"f": event.json, "t": event.kind, "at": event.at}
+def _fields_args(event: Event) -> list[str | int]:
+    """A stream entry's fields, as XADD takes them (see also the appender)."""
+    return ["f", event.json, "t", event.kind, "at", event.at]
 
 
 def _event(fields: Any) -> Event:

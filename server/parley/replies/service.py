@@ -52,11 +52,13 @@ class ReplyService:
 
     # -- starting and stopping -------------------------------------------------
 
-    def start(self, job: ReplyJob) -> None:
+    def start(self, job: ReplyJob, stored: asyncio.Future[bool]) -> None:
+        """Start the reply; it calls the model at once but writes nothing
+        until ``stored`` is true (the turn is in Postgres), and vanishes if false."""
         stop = StopSignal()
         feed = self.deps.feeds.open(job.reply_id, job.user_id)
         task = asyncio.create_task(
-            run_reply(job, self.deps, stop, feed), name=f"reply-{job.reply_id}"
+            run_reply(job, self.deps, stop, feed, stored), name=f"reply-{job.reply_id}"
         )
         self._running[job.reply_id] = (task, stop)
         task.add_done_callback(lambda _: self._running.pop(job.reply_id, None))

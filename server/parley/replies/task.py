@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from uuid import UUID
@@ -19,7 +20,7 @@ from uuid import UUID
 from parley.catalog import Agent
 from parley.errors import ParleyError, UpstreamUnavailable
 from parley.llm.base import CallRecord, ChatMessage, ModelRef, TextDelta
-from parley.llm.router import LLMRouter
+from parley.llm.router import LLMRouter, RouterEvent
 from parley.replies.events import Event
 from parley.replies.feed import LocalFeeds, ReplyFeed
 from parley.replies.log import ReplyLog
@@ -79,7 +80,22 @@ class ReplyDeps:
     lease_ms: int
 
 
-async def run_reply(job: ReplyJob, deps: ReplyDeps, stop: StopSignal, feed: ReplyFeed) -> None:
+async def run_reply(
+    job: ReplyJob,
+    deps: ReplyDeps,
+    stop: StopSignal,
+    feed: ReplyFeed,
+    stored: asyncio.Future[bool],
+) -> None:
+    upstream = None if job.blocked_reply is not None else Prefetched(_upstream(job, deps, stop))
+    try:
+        turn_stored = await stored
+    finally:
+        if upstream is not None and not (stored.done() and stored.result()):
+            await upstream.aclose()
+    if not turn_stored:  # nothing was written and nothing is kept
+        deps.feeds.close(job.reply_id)
+        return
     writer = ReplyWriter(deps.log, feed, job.reply_id)
     lease = asyncio.create_task(_keep_lease(job, deps, stop))
     calls: list[CallRecord] = []
@@ -91,7 +107,8 @@ async def run_reply(job: ReplyJob, deps: ReplyDeps, stop: StopSignal, feed: Repl
             writer.delta(job.blocked_reply)
             status = "blocked"
         else:
-            status = await _generate(job, deps, stop, writer, calls)
+            assert upstream is not None
+            status = await _generate(job, upstream, stop, writer, calls)
         await writer.drain()
     except Exception:
         log.exception("reply %s failed", job.reply_id)
@@ -104,21 +121,26 @@ async def run_reply(job: ReplyJob, deps: ReplyDeps, stop: StopSignal, feed: Repl
         await _finish(job, deps, writer, calls, status)
 
 
-async def _generate(
-    job: ReplyJob,
-    deps: ReplyDeps,
-    stop: StopSignal,
-    writer: ReplyWriter,
-    calls: list[CallRecord],
-) -> str:
-    output = job.agent.rules.output_filter()
-    stream = deps.router.stream(
+def _upstream(
+    job: ReplyJob, deps: ReplyDeps, stop: StopSignal
+) -> AsyncGenerator[RouterEvent, None]:
+    return deps.router.stream(
         job.models,
         job.messages,
         max_tokens=job.max_tokens,
         temperature=job.temperature,
         cancel=stop.event,
     )
+
+
+async def _generate(
+    job: ReplyJob,
+    stream: Prefetched,
+    stop: StopSignal,
+    writer: ReplyWriter,
+    calls: list[CallRecord],
+) -> str:
+    output = job.agent.rules.output_filter()
     try:
         async for item in stream:
             if isinstance(item, TextDelta):
@@ -131,6 +153,8 @@ async def _generate(
     except UpstreamUnavailable as error:
         writer.error(error)
         return "failed"
+    finally:
+        await stream.aclose()
     status = _status(calls, stop)
     tail, events = output.finish()
     # A reply stopped before its first word gets no disclaimer on its own.
@@ -145,6 +169,43 @@ def _status(calls: list[CallRecord], stop: StopSignal) -> str:
     if stop.event.is_set() and (not calls or calls[-1].status == "cancelled"):
         return stop.reason
     return calls[-1].status if calls else "failed"
+
+
+class Prefetched:
+    """The reply's upstream events, the first of them already on its way.
+
+    Creating it sends the request to the model (in a task of its own), so the
+    vendor works while the caller is still storing the turn.
+    """
+
+    def __init__(self, events: AsyncGenerator[RouterEvent, None]) -> None:
+        self._events = events
+        self._first: asyncio.Task[RouterEvent | None] | None = asyncio.create_task(_first(events))
+
+    def __aiter__(self) -> Prefetched:
+        return self
+
+    async def __anext__(self) -> RouterEvent:
+        if self._first is None:
+            return await anext(self._events)
+        first, self._first = self._first, None
+        event = await first
+        if event is None:
+            raise StopAsyncIteration
+        return event
+
+    async def aclose(self) -> None:
+        if self._first is not None:
+            self._first.cancel()
+            await asyncio.wait({self._first})
+            if not self._first.cancelled():
+                self._first.exception()  # retrieved: asyncio must not log it as forgotten
+            self._first = None
+        await self._events.aclose()
+
+
+async def _first(events: AsyncGenerator[RouterEvent, None]) -> RouterEvent | None:
+    return await anext(events, None)
 
 
 async def _keep_lease(job: ReplyJob, deps: ReplyDeps, stop: StopSignal) -> None:
@@ -176,10 +237,8 @@ async def _finish(
         events=tuple(writer.rule_events),
         needs_human=job.handoff or any(e.action == "handoff" for e in writer.rule_events),
     )
-    if job.reservation is not None:
-        with contextlib.suppress(Exception):
-            await deps.budget.settle(job.reservation, reply.totals.total_tokens)
-    message_id = await _store(deps.ledger, reply)
+    # The budget's round trip to Redis hides behind the write to Postgres.
+    _, message_id = await asyncio.gather(_settle(job, deps, reply), _store(deps.ledger, reply))
     if message_id is None:  # left for the sweeper, which retries until Postgres is back
         writer.feed.detach()
         deps.feeds.close(job.reply_id)
@@ -195,6 +254,12 @@ async def _finish(
         log.warning("could not close the log of reply %s: %s", job.reply_id, error)
     writer.feed.publish([done])
     deps.feeds.close(job.reply_id)
+
+
+async def _settle(job: ReplyJob, deps: ReplyDeps, reply: FinishedReply) -> None:
+    if job.reservation is not None:
+        with contextlib.suppress(Exception):
+            await deps.budget.settle(job.reservation, reply.totals.total_tokens)
 
 
 async def _store(ledger: Ledger, reply: FinishedReply) -> UUID | None:

@@ -1,17 +1,15 @@
-"""Writing a reply's frames: to the followers on this instance, and to its Redis Stream.
+"""Writing a reply's frames: to its Redis Stream first, then to local followers.
 
-Each frame goes to local followers the moment it is made, and is queued for
-the reply's stream, which the instance's :class:`Appender` writes in batches.
-:meth:`ReplyWriter.drain` waits until the stream has everything, so ``done``
-is never written before the frames it follows. If a write fails, the writer
-refuses further text and the reply ends: what the client saw is still stored
-in Postgres, since the stored text is the writer's, not the stream's.
+Frames wait in the writer until the instance's :class:`Appender` takes them
+with its next batch; text that arrives meanwhile is merged into one delta,
+so a busy instance costs fewer frames as well as fewer round trips, and a
+quiet one adds no delay. Followers on this instance get frames once Redis
+has them, so what a client saw is never lost with the instance.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from parley.errors import ParleyError, error_body
 from parley.replies.events import Event, Frame
@@ -25,10 +23,13 @@ class ReplyWriter:
         self.log = reply_log
         self.feed = feed
         self.reply_id = reply_id
-        self.seq = 0  # the last delta written
-        self.parts: list[str] = []  # every delta's text
+        self.stream = reply_log.keys.events(reply_id)
+        self.seq = 0  # the last delta numbered
+        self.parts: list[str] = []  # everything accepted, written or not
         self.rule_events: list[RuleEvent] = []
-        self._last_write: asyncio.Future[None] | None = None
+        self._pending: list[str | Frame] = []  # texts (deltas) and other frames
+        self._in_flight = False
+        self._drained: list[asyncio.Future[None]] = []
         self._failure: BaseException | None = None
 
     @property
@@ -39,8 +40,11 @@ class ReplyWriter:
         self._check()
         if text:
             self.parts.append(text)
-            self.seq += 1
-            self._emit(Event.delta(self.reply_id, self.seq, text))
+            if self._pending and isinstance(self._pending[-1], str):
+                self._pending[-1] += text
+            else:
+                self._pending.append(text)
+            self.log.appender.schedule(self)
 
     def notice(self, event: RuleEvent) -> None:
         self._check()
@@ -59,32 +63,51 @@ class ReplyWriter:
         self._push({"type": "error", "reply_id": self.reply_id, **error_body(error)})
 
     async def drain(self) -> None:
-        """Wait until the stream has every frame; raise if a write failed."""
-        if self._last_write is not None:
-            with contextlib.suppress(Exception):  # the failure is raised below
-                await asyncio.shield(self._last_write)
+        """Wait until everything is written; raise if a write failed."""
+        if (self._pending or self._in_flight) and self._failure is None:
+            drained = asyncio.get_running_loop().create_future()
+            self._drained.append(drained)
+            await drained
         if self._failure is not None:
             raise self._failure
 
+    # -- the appender's side -------------------------------------------------------
+
+    def take(self) -> list[Event]:
+        if self._failure is not None:  # never write past a hole in the stream
+            self._pending = []
+            return []
+        events = []
+        for item in self._pending:
+            if isinstance(item, str):
+                self.seq += 1
+                events.append(Event.delta(self.reply_id, self.seq, item))
+            else:
+                events.append(Event.of(item, at=self.seq))
+        self._pending = []
+        self._in_flight = True
+        return events
+
+    def written(self, events: list[Event], error: BaseException | None) -> None:
+        self._in_flight = False
+        if error is not None:
+            self._failure = self._failure or error
+        else:
+            self.feed.publish(events)
+        if self._failure is not None or not self._pending:
+            for drained in self._drained:
+                if not drained.done():
+                    drained.set_result(None)
+            self._drained = []
+
+    # -------------------------------------------------------------------------------
+
     def _push(self, frame: Frame) -> None:
         self._check()
-        self._emit(Event.of(frame, at=self.seq))
-
-    def _emit(self, event: Event) -> None:
-        self.feed.publish([event])
-        write = self.log.append(self.reply_id, [event])
-        if write is not self._last_write:  # frames queued together share a future
-            write.add_done_callback(self._written)
-            self._last_write = write
-
-    def _written(self, write: asyncio.Future[None]) -> None:
-        if self._failure is None:
-            if write.cancelled():
-                self._failure = ConnectionError("the reply log write was cancelled")
-            else:
-                self._failure = write.exception()
+        self._pending.append(frame)
+        self.log.appender.schedule(self)
 
     def _check(self) -> None:
-        """Refuse more text once a write failed: the stream would have a hole."""
+        """Refuse more text once a write failed: the client would never see it."""
         if self._failure is not None:
             raise self._failure
