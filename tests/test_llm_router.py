@@ -281,6 +281,42 @@ async def test_idle_timeout_after_first_token(make_router: MakeRouter, fake: Fak
     await asyncio.to_thread(fake.wait_for_disconnects, 1)  # our side closes on the next loop turn
 
 
+async def test_idle_timeout_never_interrupts_the_callers_own_work(
+    make_router: MakeRouter, fake: FakeLLM
+) -> None:
+    fake.enqueue(Script(chunks=["One", " two", " three"]))
+    stream = make_router(idle=0.1).stream(
+        [MINI], MESSAGES, max_tokens=64, temperature=None, cancel=asyncio.Event()
+    )
+    first = await anext(stream)
+    assert first == TextDelta("One")
+    # The caller is busy for longer than the idle timeout (in the same task, as
+    # a reply writing to Redis is); only waits on the upstream may time out.
+    await asyncio.sleep(0.3)
+    rest = [event async for event in stream]
+    texts = [e.text for e in rest if isinstance(e, TextDelta)]
+    [finished] = [e for e in rest if isinstance(e, CallFinished)]
+    assert "".join(texts) == " two three"
+    assert finished.record.status == "complete"
+
+
+async def test_cancelling_the_callers_task_is_not_mistaken_for_a_timeout(
+    make_router: MakeRouter, fake: FakeLLM
+) -> None:
+    fake.enqueue(Script(chunks=["One"], hold=True))
+    stream = make_router(idle=5).stream(
+        [MINI], MESSAGES, max_tokens=64, temperature=None, cancel=asyncio.Event()
+    )
+    assert await anext(stream) == TextDelta("One")
+    waiting = asyncio.ensure_future(anext(stream))
+    await asyncio.to_thread(fake.wait_for_held, 1)
+    waiting.cancel()  # e.g. the server shutting down
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await stream.aclose()
+    await asyncio.to_thread(fake.wait_for_disconnects, 1)
+
+
 async def test_first_token_timeout_is_retried(make_router: MakeRouter, fake: FakeLLM) -> None:
     fake.enqueue(Script(first_delay=30))
     text, records = await run(make_router(first_token=0.5), [MINI])

@@ -7,6 +7,8 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -141,3 +143,11 @@ async def test_a_batch_that_fails_fails_every_writer_in_it(storage: StorageURLs)
         with pytest.raises(RedisConnectionError):
             await writer.drain()
     await dead.aclose()
+
+
+@given(text=st.text(), seq=st.integers(min_value=0, max_value=2**40))
+def test_delta_frames_are_exactly_their_json(text: str, seq: int) -> None:
+    frame = {"type": "delta", "reply_id": "r-1", "seq": seq, "text": text}
+    assert Event.delta("r-1", seq, text).json == json.dumps(
+        frame, separators=(",", ":"), ensure_ascii=False
+    )

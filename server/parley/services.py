@@ -117,5 +117,6 @@ class Services:
     async def close(self) -> None:
         await self.replies.shutdown(self.settings.shutdown_grace_seconds)
         await self.router.aclose()
+        await self.replies.log.appender.aclose()
         await self.redis.aclose()
         await self.pool.close()

@@ -23,9 +23,6 @@ from parley import __version__
 from parley.llm.base import ProviderError
 from parley.llm.failures import is_transient_status, redact, vendor_message
 
-# The router enforces first-token and idle timeouts by cancelling the read;
-# this only backstops a provider used on its own.
-READ_TIMEOUT = 600.0
 MAX_ERROR_BODY = 64 * 1024
 MAX_LINE = 16 * 1024 * 1024  # far beyond any real event; stops a runaway line eating memory
 # How long to wait for the end of a body whose last event has been read, so
@@ -65,7 +62,9 @@ class VendorHTTP:
             total=None,
             connect=connect_timeout,
             sock_connect=connect_timeout,
-            sock_read=READ_TIMEOUT,
+            # None: the router's first-token and idle timeouts cover reads, and
+            # aiohttp re-arms a read timer for every chunk that arrives.
+            sock_read=None,
         )
         # HTTPS_PROXY / NO_PROXY, read once as the SDKs did: aiohttp's own
         # trust_env looks them (and ~/.netrc) up in a thread on every request,
