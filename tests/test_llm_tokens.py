@@ -16,6 +16,7 @@ import tiktoken
 from parley.llm.base import ChatMessage, ModelRef
 from parley.llm.tokens import (
     CL100K,
+    COUNT_CACHE_SIZE,
     O200K,
     REPLY_PRIMING_TOKENS,
     TOKENS_PER_MESSAGE,
@@ -123,3 +124,12 @@ def test_without_encoding_files_counts_are_estimated_and_logged_once(tmp_path: P
     warnings = [line for line in done.stderr.splitlines() if "token counts are estimated" in line]
     assert len(warnings) == 1, done.stderr
     assert warnings[0].startswith("WARNING")
+
+
+def test_counts_stay_exact_for_more_texts_than_the_cache_holds() -> None:
+    tokens = TokenCounter().for_model(ModelRef("openai", "gpt-4o-mini"))
+    texts = [f"message {i} " * (1 + i % 5) for i in range(COUNT_CACHE_SIZE + 50)]
+    first = [tokens.count(text) for text in texts]
+    assert [tokens.count(text) for text in texts] == first  # the oldest were evicted
+    fresh = TokenCounter().for_model(ModelRef("openai", "gpt-4o-mini"))
+    assert [fresh.count(text) for text in reversed(texts)] == first[::-1]

@@ -12,6 +12,7 @@ import logging
 import math
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 O200K = "o200k_base"
 CL100K = "cl100k_base"
+COUNT_CACHE_SIZE = 4096  # token counts of recent texts (system prompts, history) kept
 
 # OpenAI's chat format wraps every message in a few control tokens and primes
 # the reply with a few more (see OpenAI's "counting tokens" cookbook).
@@ -75,6 +77,7 @@ class TokenCounter:
 
     def __init__(self) -> None:
         self._encodings: dict[str, tiktoken.Encoding | None] = {}
+        self._counters: dict[str, Callable[[str], int]] = {}  # one cache per encoding
         self._lock = threading.Lock()
 
     def for_model(self, model: ModelRef) -> ModelTokens:
@@ -82,7 +85,10 @@ class TokenCounter:
         encoding = self._encoding(encoding_name)
         if encoding is None:
             return ModelTokens(estimate_tokens, estimated=True)
-        return ModelTokens(_counter(encoding), estimated=estimated)
+        count = self._counters.get(encoding_name)
+        if count is None:
+            count = self._counters[encoding_name] = _counter(encoding)
+        return ModelTokens(count, estimated=estimated)
 
     def preload(self, names: Sequence[str] = (O200K, CL100K)) -> None:
         """Load encodings now (blocking), so the first count does not have to."""
@@ -97,9 +103,21 @@ class TokenCounter:
 
 
 def _counter(encoding: tiktoken.Encoding) -> Callable[[str], int]:
+    # Every message re-counts the system prompt and the history it sends. The
+    # cache is keyed by the text's hash, not the text, so it holds no prompts.
+    counts: OrderedDict[tuple[int, int], int] = OrderedDict()
+
     def count(text: str) -> int:
+        key = (hash(text), len(text))
+        known = counts.get(key)
+        if known is not None:
+            return known
         # User text may contain "<|endoftext|>"; count it as text, never raise.
-        return len(encoding.encode(text, disallowed_special=()))
+        tokens = len(encoding.encode(text, disallowed_special=()))
+        if len(counts) >= COUNT_CACHE_SIZE:
+            counts.popitem(last=False)  # the oldest entry
+        counts[key] = tokens
+        return tokens
 
     return count
 
