@@ -133,6 +133,22 @@ async def script_calls(redis: Redis) -> int:
     )
 
 
+async def test_after_a_failed_batch_nothing_more_of_the_reply_is_written(
+    reply_log: ReplyLog,
+) -> None:
+    writer = ReplyWriter(reply_log, ReplyFeed("r5", "u1"), "r5")
+    writer.delta("one ")
+    lost = writer.take()  # as the appender does when a batch leaves
+    writer.delta("two")  # arrives while that batch is on its way
+    writer.written(lost, ConnectionError("Redis went away"))
+    assert writer.take() == []  # "two" after a hole would break the seq order
+    with pytest.raises(ConnectionError):
+        writer.delta("three")
+    with pytest.raises(ConnectionError):
+        await writer.drain()
+    assert writer.text == "one two"  # what Postgres gets
+
+
 async def test_a_batch_that_fails_fails_every_writer_in_it(storage: StorageURLs) -> None:
     dead = Redis.from_url("redis://127.0.0.1:1/0")
     reply_log = ReplyLog(dead, Keys(), Appender(dead, interval=0), retention_seconds=600)

@@ -130,6 +130,39 @@ async def test_same_client_id_returns_same_ids_and_starts_nothing(
     assert session["history"] == []
 
 
+async def test_a_resend_redis_has_forgotten_is_caught_by_postgres_and_stores_nothing(
+    server: ParleyServer, storage: StorageURLs, make_token: TokenFactory, db: asyncpg.Connection
+) -> None:
+    redis = Redis.from_url(storage.redis_url)
+    logs_before = set(await redis.keys("parley:reply:*:events"))
+    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
+        session = await client.start(agent="agent_gamma")
+        conversation_id = session["conversation_id"]
+        first = await client.say("once", client_id="old-1")
+        await client.reply(first["reply_id"])
+        # What expiry (an hour on) would remove: now only Postgres knows "old-1".
+        await redis.delete(f"parley:conversation:{conversation_id}:client:old-1")
+        # The resend's reply starts calling the model before Postgres reports
+        # the duplicate; it must vanish without a trace and leave the
+        # conversation free.
+        again = await client.say("once", client_id="old-1")
+        replayed = await client.reply(again["reply_id"])  # the first reply, once more
+        after = await client.ask("and then?")
+    new_logs = set(await redis.keys("parley:reply:*:events")) - logs_before
+    await redis.aclose()
+    assert (again["message_id"], again["reply_id"]) == (first["message_id"], first["reply_id"])
+    assert replayed.done is not None and replayed.done["status"] == "complete"
+    assert after.done is not None and after.done["status"] == "complete"
+    assert new_logs == {
+        f"parley:reply:{r}:events".encode() for r in (first["reply_id"], after.reply_id)
+    }
+    rows = await db.fetch(
+        "SELECT role FROM messages WHERE conversation_id = $1 ORDER BY created_at",
+        uuid.UUID(conversation_id),
+    )
+    assert [row["role"] for row in rows] == ["user", "assistant", "user", "assistant"]
+
+
 async def test_message_while_a_reply_runs_is_busy(
     server: ParleyServer, fake: FakeLLM, make_token: TokenFactory
 ) -> None:
@@ -249,7 +282,7 @@ async def test_resume_after_the_log_expired_gets_resync(
         await client.start(agent="agent_gamma")
         reply = await client.ask("hi")
         redis = Redis.from_url(storage.redis_url)
-        for suffix in ("events", "state", "text"):  # what expiry would remove
+        for suffix in ("events", "state"):  # what expiry would remove
             await redis.delete(f"parley:reply:{reply.reply_id}:{suffix}")
         await redis.aclose()
         await client.send({"type": "resume", "reply_id": reply.reply_id, "after_seq": 0})

@@ -83,5 +83,11 @@ async def migrate(pool: asyncpg.Pool) -> list[str]:
                 log.info("applied migration %s", name)
                 applied.append(name)
         finally:
-            await connection.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+            try:
+                await connection.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+            except BaseException:
+                # Pooled connections are not reset with pg_advisory_unlock_all
+                # (see _reset_connection): one still holding the lock must go.
+                connection.terminate()
+                raise
     return applied
