@@ -1,19 +1,21 @@
 """The one streaming interface every provider implements.
 
 A provider turns a :class:`ChatRequest` into an async iterator of typed
-events: :class:`TextDelta` while text arrives, at most one :class:`Usage`
-when the vendor reports token counts, and one :class:`Finish` at the end.
+events: :class:`TextDelta` while text arrives, one :class:`ToolCall` per
+complete tool call the model asks for (its streamed argument pieces already
+assembled), at most one :class:`Usage` when the vendor reports token counts,
+and one :class:`Finish` at the end.
 Failures are raised as :class:`ProviderError`; ``transient`` says whether a
 retry could help (connection errors, timeouts, 429, 5xx).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +37,34 @@ class ModelRef:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool as the model is told about it: a name, what it does, its JSON Schema."""
+
+    name: str  # ^[a-zA-Z0-9_-]{1,64}$, what both vendors accept
+    description: str
+    parameters: Mapping[str, Any]  # a JSON Schema of type "object"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One tool call the model asked for. ``arguments`` is the model's raw JSON
+    text: it is untrusted and may not even parse; the caller validates it."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
 class ChatMessage:
     role: Role
     content: str
+    # An assistant turn that asked for tools (its ``content`` is any text before them).
+    tool_calls: tuple[ToolCall, ...] = ()
+    # A ``tool`` turn: the result of the call with this id (``content`` is what
+    # the model sees), and whether it is an error.
+    tool_call_id: str | None = None
+    is_error: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +73,7 @@ class ChatRequest:
     messages: tuple[ChatMessage, ...]
     max_tokens: int
     temperature: float | None = None
+    tools: tuple[ToolSpec, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +92,7 @@ class Finish:
     reason: str
 
 
-StreamEvent = TextDelta | Usage | Finish
+StreamEvent = TextDelta | ToolCall | Usage | Finish
 
 
 class ProviderError(Exception):
