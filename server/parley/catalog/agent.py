@@ -42,6 +42,7 @@ class Agent:
     max_reply_tokens: int
     temperature: float | None
     composed: bool = False  # built from an allowed pair rather than named in agents.yaml
+    tools: tuple[str, ...] = ()  # tool ids it may call: the rule set's, narrowed by agents.yaml
 
     @property
     def daily_token_budget(self) -> int | None:

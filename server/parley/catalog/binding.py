@@ -51,7 +51,7 @@ class AgentBinder:
             )
             rules = self._lookup(self._rule_sets, entry.rules, "rule set", (*where, "rules"))
             if personality is not None and rules is not None:
-                agents[entry.id] = self._agent(entry, personality, rules)
+                agents[entry.id] = self._agent(entry, personality, rules, where)
         return agents
 
     def composed(self, spec: AgentsFile) -> dict[tuple[str, str], Agent]:
@@ -68,7 +68,9 @@ class AgentBinder:
                     composed[(p_id, r_id)] = self._pair(p_id, r_id)
         return composed
 
-    def _agent(self, entry: AgentEntry, personality: Personality, rules: RuleSet) -> Agent:
+    def _agent(
+        self, entry: AgentEntry, personality: Personality, rules: RuleSet, where: Loc
+    ) -> Agent:
         """A named agent: its own overrides first, then the rule set's limits."""
         limits = rules.limits
         models = limits.models if entry.models is None else tuple(map(ModelRef.parse, entry.models))
@@ -82,7 +84,21 @@ class AgentBinder:
             models=models,
             max_reply_tokens=entry.max_reply_tokens or limits.max_reply_tokens,
             temperature=limits.temperature if entry.temperature is None else entry.temperature,
+            tools=self._tools(entry, rules, where),
         )
+
+    def _tools(self, entry: AgentEntry, rules: RuleSet, where: Loc) -> tuple[str, ...]:
+        """The rule set's tools, narrowed by the agent's own list (which cannot add any)."""
+        if entry.tools is None:
+            return rules.tools
+        for position, tool in enumerate(entry.tools):
+            if tool not in rules.tools:
+                self._problem(
+                    (*where, "tools", position),
+                    f"tool {tool!r} is not allowed by rule set {rules.id!r}"
+                    f" (allowed: {', '.join(rules.tools) or 'none'})",
+                )
+        return tuple(tool for tool in entry.tools if tool in rules.tools)
 
     def _pair(self, personality_id: str, rules_id: str) -> Agent:
         personality = self._personalities[personality_id]
@@ -98,6 +114,7 @@ class AgentBinder:
             max_reply_tokens=rules.limits.max_reply_tokens,
             temperature=rules.limits.temperature,
             composed=True,
+            tools=rules.tools,
         )
 
     def _lookup(self, known: Mapping[str, T], key: str, kind: str, loc: Loc) -> T | None:

@@ -37,6 +37,9 @@ class AgentEntry(_Strict):
     models: list[ModelName] | None = Field(default=None, description="overrides the domain's")
     max_reply_tokens: int | None = Field(default=None, ge=1, le=200_000)
     temperature: float | None = Field(default=None, ge=0, le=2)
+    tools: list[Slug] | None = Field(
+        default=None, description="narrows the rule set's tools; cannot add to them"
+    )
 
 
 class AllowedPair(_Strict):

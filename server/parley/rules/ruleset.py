@@ -23,6 +23,7 @@ from parley.rules.templates import PromptContext, PromptTemplate
 
 DEFAULT_MAX_LENGTH = 8_000
 DEFAULT_MAX_REPLY_TOKENS = 1_024
+DEFAULT_MAX_TOOL_ROUNDS = 5
 _T = TypeVar("_T")
 
 
@@ -32,6 +33,7 @@ class Limits:
     temperature: float | None = None
     models: tuple[ModelRef, ...] = ()  # preferred first; empty means the server default
     daily_token_budget: int | None = None  # per user per domain; None is unlimited
+    max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,6 +49,7 @@ class RuleSet:
     output: PatternSet
     disclaimer: str | None
     limits: Limits
+    tools: tuple[str, ...] = ()  # tool ids the domain allows; agents may narrow them
 
     def check_input(self, text: str) -> InputVerdict:
         """Redact, then decide whether the turn may reach the model at all."""
@@ -126,6 +129,7 @@ def build_ruleset(spec: RulesFile, fragments: Mapping[str, RulesFile]) -> RuleSe
         output=output,
         disclaimer=_last_set(p.output.disclaimer for p in parts),
         limits=_limits([p.limits for p in parts]),
+        tools=tuple(dict.fromkeys(tool for part in parts for tool in part.tools)),
     )
 
 
@@ -190,6 +194,7 @@ def _limits(sections: Sequence[LimitsSection]) -> Limits:
         temperature=chosen.temperature,
         models=tuple(ModelRef.parse(name) for name in chosen.models or ()),
         daily_token_budget=chosen.daily_token_budget,
+        max_tool_rounds=chosen.max_tool_rounds or DEFAULT_MAX_TOOL_ROUNDS,
     )
 
 

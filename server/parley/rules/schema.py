@@ -27,6 +27,7 @@ def _model_name(value: str) -> str:
 
 
 ModelName = Annotated[str, AfterValidator(_model_name)]
+ToolId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 DomainId = Annotated[str, Field(pattern=r"^_?[a-z][a-z0-9_]{0,63}$")]
 
 
@@ -53,6 +54,9 @@ class LimitsSection(_Strict):
     temperature: float | None = Field(default=None, ge=0, le=2)
     models: list[ModelName] | None = None
     daily_token_budget: int | None = Field(default=None, ge=1)
+    max_tool_rounds: int | None = Field(
+        default=None, ge=1, le=20, description="model calls that may ask for tools, per reply"
+    )
 
 
 class RulesFile(_Strict):
@@ -65,6 +69,9 @@ class RulesFile(_Strict):
     input: InputSection = Field(default_factory=InputSection)
     output: OutputSection = Field(default_factory=OutputSection)
     escalation: list[EscalationRule] = Field(default_factory=list)
+    tools: list[ToolId] = Field(
+        default_factory=list, description="ids of tools/*.yaml (and built-ins) it may call"
+    )
     limits: LimitsSection = Field(default_factory=LimitsSection)
 
     @property
