@@ -47,6 +47,7 @@ COPY --from=build /opt/tiktoken /opt/tiktoken
 WORKDIR /app
 COPY personalities ./personalities
 COPY rules ./rules
+COPY tools ./tools
 COPY agents.yaml ./
 COPY web ./web
 

@@ -18,10 +18,13 @@ import pytest
 import yaml
 
 from parley.auth.tokens import mint_token
+from parley.examples.background import BackgroundServer
+from parley.examples.orders import ORDERS_URL_ENV, start_orders_service
 from support.fake_llm import FakeLLM
 from support.private import PrivateRedis
 from support.server import ParleyServer
 from support.storage import StorageURLs, storage_urls
+from support.tool_service import ToolService
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_TIKTOKEN_CACHE = REPO.parent / "shared" / "tiktoken-cache"
@@ -31,6 +34,7 @@ if "TIKTOKEN_CACHE_DIR" not in os.environ and SHARED_TIKTOKEN_CACHE.is_dir():
 JWT_SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 TokenFactory = Callable[..., tuple[str, str]]
 TIGHT_BUDGET = 2000
+TOOL_BUDGET = 3000
 
 # Agents only the tests use: pinned to the fake vendors' models.
 TEST_AGENTS = [
@@ -60,6 +64,87 @@ TEST_AGENTS = [
 ]
 
 
+# Tools and agents only the tool tests use (tests/test_tools_replies.py).
+TEST_TOOLS = {
+    "slow_lookup": {
+        "id": "slow_lookup",
+        "description": "Look something up slowly.",
+        "parameters": {
+            "type": "object",
+            "properties": {"key": {"type": "string", "pattern": "^[a-z0-9]{1,20}$"}},
+            "required": ["key"],
+            "additionalProperties": False,
+        },
+        "timeout": 1,
+        "http": {"method": "GET", "url": "${env:PARLEY_TEST_TOOLS_URL}/slow/{key}"},
+    },
+    "customer_record": {
+        "id": "customer_record",
+        "description": "A customer's record.",
+        "parameters": {
+            "type": "object",
+            "properties": {"customer_id": {"type": "string", "pattern": "^c-[0-9]{1,6}$"}},
+            "required": ["customer_id"],
+            "additionalProperties": False,
+        },
+        "http": {
+            "method": "GET",
+            "url": "${env:PARLEY_TEST_TOOLS_URL}/customers/{customer_id}",
+        },
+    },
+}
+TOOL_LAB_TOOLS = [
+    "lookup_order",
+    "create_ticket",
+    "handoff_to_human",
+    "slow_lookup",
+    "customer_record",
+]
+TEST_TOOL_AGENTS = [
+    {
+        "id": "agent_tools",
+        "name": "Tool lab",
+        "description": "Every test tool, on the fake OpenAI API.",
+        "personality": "supportive",
+        "rules": "tool_lab",
+        "models": ["openai:gpt-4o-mini"],
+    },
+    {
+        "id": "agent_tools_anthropic",
+        "name": "Tool lab (Anthropic)",
+        "description": "Every test tool, on the fake Anthropic API.",
+        "personality": "supportive",
+        "rules": "tool_lab",
+        "models": ["anthropic:claude-haiku-4-5"],
+    },
+    {
+        "id": "agent_tools_narrow",
+        "name": "Tool lab, narrowed",
+        "description": "Only lookup_order, although the rule set allows more.",
+        "personality": "supportive",
+        "rules": "tool_lab",
+        "models": ["openai:gpt-4o-mini"],
+        "tools": ["lookup_order"],
+    },
+    {
+        "id": "agent_tools_budget",
+        "name": "Tool lab on a budget",
+        "description": "Tools with a tiny daily token budget.",
+        "personality": "supportive",
+        "rules": "tool_budget",
+        "models": ["openai:gpt-4o-mini"],
+    },
+    {
+        "id": "agent_demo_tools",
+        "name": "Demo with tools",
+        "description": "The offline demo model with the shipped tools.",
+        "personality": "supportive",
+        "rules": "technical_support",
+        "models": ["demo:echo"],
+    },
+]
+
+
 @pytest.fixture(scope="session")
 def storage() -> Iterator[StorageURLs]:
     with storage_urls() as urls:
@@ -83,16 +168,56 @@ def fake(fake_llm: FakeLLM) -> FakeLLM:
 def catalog_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shipped catalog plus the test-only agents."""
     root = tmp_path_factory.mktemp("catalog")
-    for folder in ("personalities", "rules"):
+    for folder in ("personalities", "rules", "tools"):
         shutil.copytree(REPO / folder, root / folder)
     tight = yaml.safe_load((REPO / "rules" / "technical_support.yaml").read_text())
     tight.update(id="tight_budget", name="Tight budget")
     tight["limits"].update(daily_token_budget=TIGHT_BUDGET, max_reply_tokens=500)
     (root / "rules" / "tight_budget.yaml").write_text(yaml.safe_dump(tight))
+    for tool_id, tool in TEST_TOOLS.items():
+        (root / "tools" / f"{tool_id}.yaml").write_text(yaml.safe_dump(tool))
+    lab = yaml.safe_load((REPO / "rules" / "technical_support.yaml").read_text())
+    lab.update(id="tool_lab", name="Tool lab", tools=TOOL_LAB_TOOLS)
+    lab["limits"].update(max_tool_rounds=2)
+    (root / "rules" / "tool_lab.yaml").write_text(yaml.safe_dump(lab))
+    lab.update(id="tool_budget", name="Tool budget")
+    lab["limits"].update(daily_token_budget=TOOL_BUDGET, max_reply_tokens=200)
+    (root / "rules" / "tool_budget.yaml").write_text(yaml.safe_dump(lab))
     agents = yaml.safe_load((REPO / "agents.yaml").read_text())
-    agents["agents"].extend(TEST_AGENTS)
+    agents["agents"].extend(TEST_AGENTS + TEST_TOOL_AGENTS)
     (root / "agents.yaml").write_text(yaml.safe_dump(agents))
     return root
+
+
+@pytest.fixture(scope="session")
+def orders_service() -> Iterator[BackgroundServer]:
+    """The example order service the shipped HTTP tools call (a real HTTP server)."""
+    service = start_orders_service()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def tool_service_state() -> ToolService:
+    return ToolService()
+
+
+@pytest.fixture(scope="session")
+def tool_service_server(tool_service_state: ToolService) -> Iterator[BackgroundServer]:
+    server = tool_service_state.start()
+    yield server
+    tool_service_state.release()  # let a hanging request end before the thread stops
+    server.stop()
+
+
+@pytest.fixture
+def tool_service(
+    tool_service_state: ToolService, tool_service_server: BackgroundServer
+) -> ToolService:
+    """The test tool service, its counters and its hanging requests reset."""
+    tool_service_state.release()
+    tool_service_state.reset()
+    return tool_service_state
 
 
 @pytest.fixture(scope="session")
@@ -100,9 +225,13 @@ def server_env(
     storage: StorageURLs,
     fake_llm: FakeLLM,
     catalog_dir: Path,
+    orders_service: BackgroundServer,
+    tool_service_server: BackgroundServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, str]:
     return {
+        ORDERS_URL_ENV: orders_service.url,
+        "PARLEY_TEST_TOOLS_URL": tool_service_server.url,
         "DATABASE_URL": storage.database_url,
         "REDIS_URL": storage.redis_url,
         "PARLEY_JWT_SECRET": JWT_SECRET,

@@ -20,6 +20,7 @@ TODAY = date(2025, 3, 14)
 def copy_catalog(target: Path) -> Path:
     shutil.copytree(ROOT / "personalities", target / "personalities")
     shutil.copytree(ROOT / "rules", target / "rules")
+    shutil.copytree(ROOT / "tools", target / "tools")
     shutil.copy(ROOT / "agents.yaml", target / "agents.yaml")
     return target
 

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def root(tmp_path: Path) -> Path:
     shutil.copytree(ROOT / "personalities", tmp_path / "personalities")
     shutil.copytree(ROOT / "rules", tmp_path / "rules")
+    shutil.copytree(ROOT / "tools", tmp_path / "tools")
     shutil.copy(ROOT / "agents.yaml", tmp_path / "agents.yaml")
     return tmp_path
 

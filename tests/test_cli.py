@@ -47,10 +47,12 @@ def test_invalid_configuration_gives_one_line_per_problem() -> None:
         env={"PARLEY_PORT": "not-a-port", "PARLEY_JWT_SECRET": "short", "PARLEY_MODEL": "gpt-4"},
     )
     assert result.returncode == 2
-    problems = result.stderr.strip().splitlines()[1:]
-    assert len(problems) == 2
-    assert problems[0].strip().startswith("PARLEY_PORT:")
-    assert problems[1].strip().startswith("PARLEY_MODEL:")
+    problems = [line.strip() for line in result.stderr.strip().splitlines()[1:]]
+    assert [problem.split(":")[0] for problem in problems] == [
+        "PARLEY_PORT",
+        "PARLEY_JWT_SECRET",
+        "PARLEY_MODEL",
+    ]
 
 
 def test_short_jwt_secret_is_refused() -> None:

@@ -7,7 +7,7 @@ import os
 from hypothesis import given
 from hypothesis import strategies as st
 
-from parley.llm.base import ChatMessage, ModelRef
+from parley.llm.base import ChatMessage, ModelRef, ToolCall
 from parley.llm.context import fit_messages
 from parley.llm.tokens import TokenCounter
 
@@ -58,6 +58,36 @@ def test_trimmed_history_does_not_start_with_a_reply() -> None:
     assert fitted.messages[1:-1] == tuple(history[-2:])
     assert fitted.messages[1].role == "user"
     assert fitted.dropped == 18
+
+
+def test_trimmed_history_does_not_start_with_a_tool_result() -> None:
+    call = ToolCall("call_1", "lookup_order", '{"order_id": "1042"}')
+    history = [
+        *turns(6),
+        ChatMessage("user", "Where is order 1042?"),
+        ChatMessage("assistant", "", tool_calls=(call,)),
+        ChatMessage("tool", '{"status": "shipped"}', tool_call_id="call_1"),
+        ChatMessage("assistant", "It has shipped."),
+        ChatMessage("user", "Thanks."),
+        ChatMessage("assistant", "You are welcome."),
+    ]
+    base = TOKENS.count_messages([ChatMessage("system", SYSTEM), ChatMessage("user", "q")])
+    room_from_the_result = sum(TOKENS.count_message(m) for m in history[-4:])
+    fitted = fit_messages(SYSTEM, history, "q", TOKENS, base + room_from_the_result, 0)
+
+    # The result (without its call) and the reply to it go; both vendors reject an orphan.
+    assert fitted.messages[1:-1] == tuple(history[-2:])
+    assert fitted.dropped == len(history) - 2
+
+
+def test_tool_calls_count_towards_the_prompt() -> None:
+    call = ToolCall("call_1", "lookup_order", '{"order_id": "1042"}')
+    asking = ChatMessage("assistant", "", tool_calls=(call,))
+    assert TOKENS.count_message(asking) == (
+        TOKENS.count_message(ChatMessage("assistant", ""))
+        + TOKENS.count("lookup_order")
+        + TOKENS.count(call.arguments)
+    )
 
 
 def test_untrimmed_history_may_start_with_a_greeting() -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import pytest
 
@@ -115,6 +116,23 @@ async def test_openai_compatible_server_without_key_or_usage(fake: FakeLLM) -> N
 
 
 @pytest.mark.parametrize(
+    "usage", [{}, {"queue_time": 0.04}, {"prompt_tokens": 5}, {"prompt_tokens": None}]
+)
+async def test_openai_usage_without_counts_is_no_usage(
+    openai_provider: OpenAIProvider, fake: FakeLLM, usage: dict[str, object]
+) -> None:
+    # Not a count of zero tokens: the router must estimate instead.
+    chunks = [
+        {"choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": None}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage},
+    ]
+    body = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+    fake.enqueue(Script(raw_sse=body.encode()))
+    events = await events_of(openai_provider, request("llama3.1:8b"))
+    assert events == [TextDelta("Hi"), Finish("stop")]
+
+
+@pytest.mark.parametrize(
     ("status", "transient"),
     [(400, False), (401, False), (403, False), (404, False), (429, True), (500, True), (503, True)],
 )
@@ -169,6 +187,7 @@ async def test_abandoning_a_stream_closes_the_connection(
 ) -> None:
     fake.enqueue(Script(chunks=["first", "second"], hold=True))
     stream = openai_provider.stream(request("gpt-4o-mini"))
+    assert isinstance(stream, AsyncGenerator)
     assert await anext(stream) == TextDelta("first")
     await stream.aclose()  # e.g. the user cancelled: the vendor must stop generating
     await asyncio.to_thread(fake.wait_for_disconnects, 1)
@@ -241,8 +260,9 @@ async def test_anthropic_streams_text_usage_and_finish(
     assert "authorization" not in sent.headers
     assert sent.headers["anthropic-version"] == "2023-06-01"
     assert sent.body["system"] == "Be brief."
-    assert "temperature" not in sent.body
+    assert sent.body["temperature"] == 0.3
     assert sent.body["max_tokens"] == 100 and sent.body["stream"] is True
+    assert "tools" not in sent.body
     assert sent.body["messages"] == [
         {"role": "user", "content": "Hi"},
         {"role": "assistant", "content": "Hello!"},

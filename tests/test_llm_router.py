@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
 import pytest
 
 from parley.config import Settings
 from parley.errors import UpstreamUnavailable
 from parley.llm.anthropic import AnthropicProvider
-from parley.llm.base import CallRecord, ChatMessage, ModelRef, Provider, TextDelta
+from parley.llm.base import (
+    CallRecord,
+    ChatMessage,
+    ModelRef,
+    Provider,
+    TextDelta,
+    ToolCall,
+    ToolSpec,
+)
 from parley.llm.demo import LABEL, DemoProvider
 from parley.llm.models import PriceTable
 from parley.llm.openai import OpenAIProvider
@@ -82,6 +91,7 @@ async def run(
         if isinstance(event, TextDelta):
             text.append(event.text)
         else:
+            assert isinstance(event, CallFinished)  # no tools offered, so no tool calls
             records.append(event.record)
     return "".join(text), records
 
@@ -408,3 +418,172 @@ def test_backoff_is_exponential_with_full_jitter() -> None:
 def test_retry_policy_needs_an_attempt() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         RetryPolicy(attempts=0)
+
+
+# -- tool calls ------------------------------------------------------------------
+
+LOOKUP = ToolSpec(
+    "lookup_order",
+    "Look an order up by its number.",
+    {"type": "object", "properties": {"order_id": {"type": "string"}}},
+)
+
+
+async def collect(
+    router: LLMRouter,
+    models: Sequence[ModelRef],
+    *,
+    tools: Sequence[ToolSpec] = (),
+    max_tokens: int = 64,
+) -> tuple[str, list[ToolCall], list[CallRecord]]:
+    text: list[str] = []
+    calls: list[ToolCall] = []
+    records: list[CallRecord] = []
+    stream = router.stream(
+        models, MESSAGES, max_tokens=max_tokens, temperature=None,
+        cancel=asyncio.Event(), tools=tools,
+    )  # fmt: skip
+    async for event in stream:
+        if isinstance(event, TextDelta):
+            text.append(event.text)
+        elif isinstance(event, ToolCall):
+            calls.append(event)
+        else:
+            records.append(event.record)
+    return "".join(text), calls, records
+
+
+@pytest.mark.parametrize(("model", "finish"), [(MINI, "tool_calls"), (HAIKU, "tool_use")])
+async def test_tools_go_out_and_calls_come_back(
+    make_router: MakeRouter, fake: FakeLLM, model: ModelRef, finish: str
+) -> None:
+    fake.enqueue(Script(tool_calls=[("lookup_order", '{"order_id": "1042"}', "call_1")]))
+    text, calls, [record] = await collect(make_router(), [model], tools=[LOOKUP])
+
+    assert text == ""
+    assert calls == [ToolCall("call_1", "lookup_order", '{"order_id": "1042"}')]
+    assert (record.status, record.finish_reason, record.tool_calls) == (
+        "complete",
+        finish,
+        tuple(calls),
+    )
+    assert record.ttft_ms is not None  # a tool call is the first output
+    [sent] = fake.requests
+    assert [tool.get("name") or tool["function"]["name"] for tool in sent.body["tools"]] == [
+        "lookup_order"
+    ]
+
+
+async def test_estimated_usage_counts_the_tools_and_the_calls(
+    make_router: MakeRouter, fake: FakeLLM
+) -> None:
+    fake.enqueue(Script(tool_calls=[("lookup_order", '{"order_id": "7"}')], include_usage=False))
+    router = make_router()
+    _, [call], [record] = await collect(router, [MINI], tools=[LOOKUP])
+
+    tokens = router.counter.for_model(MINI)
+    assert record.estimated
+    assert record.prompt_tokens == tokens.count_messages(MESSAGES) + tokens.count_tools([LOOKUP])
+    assert record.completion_tokens == tokens.count("lookup_order") + tokens.count(call.arguments)
+
+
+def anthropic_stream(*events: Mapping[str, object]) -> bytes:
+    return b"".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events)
+
+
+START = {"type": "message_start", "message": {"usage": {"input_tokens": 9, "output_tokens": 1}}}
+USE = {"type": "tool_use", "id": "toolu_1", "name": "lookup_order", "input": {}}
+OVERLOADED = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+
+
+async def test_a_tool_call_before_any_text_is_not_retried(
+    make_router: MakeRouter, fake: FakeLLM
+) -> None:
+    # The call reaches the caller when its block closes; then the stream fails.
+    fake.enqueue(
+        Script(
+            raw_sse=anthropic_stream(
+                START,
+                {"type": "content_block_start", "index": 0, "content_block": USE},
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "input_json_delta", "partial_json": '{"order_id": "1"}'},
+                },
+                {"type": "content_block_stop", "index": 0},
+                OVERLOADED,
+            )
+        )
+    )
+    text, calls, [record] = await collect(make_router(), [HAIKU, MINI], tools=[LOOKUP])
+
+    assert (text, calls) == ("", [ToolCall("toolu_1", "lookup_order", '{"order_id": "1"}')])
+    assert record.status == "failed" and record.tool_calls == tuple(calls)
+    assert record.error is not None and "overloaded_error" in record.error
+    assert len(fake.requests) == 1  # neither retried nor passed to the fallback
+
+
+async def test_a_half_streamed_tool_call_is_retried(make_router: MakeRouter, fake: FakeLLM) -> None:
+    # The stream fails inside the call's arguments: nothing reached the caller.
+    fake.enqueue(
+        Script(
+            raw_sse=anthropic_stream(
+                START,
+                {"type": "content_block_start", "index": 0, "content_block": USE},
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "input_json_delta", "partial_json": '{"order_'},
+                },
+                OVERLOADED,
+            )
+        ),
+        Script(tool_calls=[("lookup_order", '{"order_id": "1"}', "toolu_2")]),
+    )
+    _, calls, records = await collect(make_router(), [HAIKU], tools=[LOOKUP])
+
+    assert [r.status for r in records] == ["failed", "complete"]
+    assert records[0].tool_calls == () and records[0].ttft_ms is None
+    assert calls == [ToolCall("toolu_2", "lookup_order", '{"order_id": "1"}')]
+
+
+# -- max_tokens, enforced ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", [MINI, HAIKU])
+async def test_an_upstream_ignoring_max_tokens_is_cut_off(
+    make_router: MakeRouter, fake: FakeLLM, model: ModelRef
+) -> None:
+    # hold: after its chunks the fake streams on until the client hangs up.
+    fake.enqueue(Script(chunks=[" word"] * 400, hold=True, prompt_tokens=99, completion_tokens=400))
+    router = make_router()
+    text, _, [record] = await collect(router, [model], max_tokens=20)
+
+    tokens = router.counter.for_model(model)
+    assert text == " word" * 20 and tokens.count(text) == 20
+    assert (record.status, record.finish_reason, record.cut_off) == ("complete", "length", True)
+    # The vendor's count (99, 400) never came: only what was delivered is counted.
+    assert (record.prompt_tokens, record.completion_tokens) == (tokens.count_messages(MESSAGES), 20)
+    assert record.estimated and record.text == text
+    await asyncio.to_thread(fake.wait_for_disconnects, 1)  # we hung up, not the fake
+    assert len(fake.requests) == 1
+
+
+async def test_a_single_oversized_chunk_is_trimmed_at_the_cap(
+    make_router: MakeRouter, fake: FakeLLM
+) -> None:
+    long = " ".join(f"item{i}" for i in range(2000))
+    fake.enqueue(Script(chunks=["Here:", long]))
+    router = make_router()
+    text, _, [record] = await collect(router, [MINI], max_tokens=50)
+
+    assert record.cut_off and (record.finish_reason, record.completion_tokens) == ("length", 50)
+    assert router.counter.for_model(MINI).count(text) == 50
+    assert ("Here:" + long).startswith(text)
+
+
+async def test_a_reply_within_max_tokens_is_not_cut(make_router: MakeRouter, fake: FakeLLM) -> None:
+    fake.enqueue(Script(chunks=[" word"] * 20, completion_tokens=20))
+    text, _, [record] = await collect(make_router(), [MINI], max_tokens=20)
+    assert text == " word" * 20
+    assert (record.finish_reason, record.cut_off, record.estimated) == ("stop", False, False)

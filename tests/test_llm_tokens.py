@@ -126,6 +126,59 @@ def test_without_encoding_files_counts_are_estimated_and_logged_once(tmp_path: P
     assert warnings[0].startswith("WARNING")
 
 
+def test_without_encoding_files_no_record_claims_exact_counts(tmp_path: Path) -> None:
+    # The demo model counts with our tokenizer; when that is a character guess,
+    # its counts must not pass for a vendor's (CallRecord.estimated stays true).
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead_proxy = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    script = textwrap.dedent(
+        """
+        import asyncio, json
+        from parley.llm.base import ChatMessage, ModelRef, ToolSpec
+        from parley.llm.demo import DemoProvider
+        from parley.llm.models import PriceTable
+        from parley.llm.router import CallFinished, LLMRouter, RetryPolicy, Timeouts
+        from parley.llm.tokens import TokenCounter
+
+        async def main():
+            counter = TokenCounter()
+            router = LLMRouter({"demo": DemoProvider(counter=counter)}, PriceTable.defaults(),
+                               counter, RetryPolicy(attempts=1), Timeouts())
+            lookup = ToolSpec("lookup_order", "", {"type": "object"})
+            records = []
+            for text, cap in [("hello", 500), ("order 1042", 500), ("hello", 5)]:
+                async for event in router.stream(
+                    [ModelRef("demo", "echo")], [ChatMessage("user", text)], max_tokens=cap,
+                    temperature=None, cancel=asyncio.Event(), tools=[lookup],
+                ):
+                    if isinstance(event, CallFinished):
+                        r = event.record
+                        records.append([r.estimated, r.completion_tokens > 0, r.finish_reason])
+            print(json.dumps(records))
+
+        asyncio.run(main())
+        """
+    )
+    env = {
+        **os.environ,
+        "TIKTOKEN_CACHE_DIR": str(tmp_path),
+        "HTTPS_PROXY": dead_proxy,
+        "HTTP_PROXY": dead_proxy,
+        "NO_PROXY": "",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [
+        [True, True, "stop"],
+        [True, True, "tool_calls"],
+        [True, True, "length"],
+    ]
+
+
 def test_counts_stay_exact_for_more_texts_than_the_cache_holds() -> None:
     tokens = TokenCounter().for_model(ModelRef("openai", "gpt-4o-mini"))
     texts = [f"message {i} " * (1 + i % 5) for i in range(COUNT_CACHE_SIZE + 50)]

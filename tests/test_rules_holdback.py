@@ -50,10 +50,23 @@ def test_numbers_that_cannot_match_are_released_promptly() -> None:
     steps = feed_words(rules, "Call 555-0100 today and 2024-11-21 the meeting")
     assert steps == [
         ("Call", 0),
-        (" 555-", 4),  # "0100" may begin a card number: "0100 1234 5678 ..."
+        # Card numbers may be grouped any way ("5550-1001-2345-..."), so a number that
+        # starts like one (2 to 6) waits for the next word.
+        (" ", 8),
+        ("555-0100 today", 0),
+        (" and", 0),
+        (" ", 10),
+        ("2024-11-21 the", 0),
+        (" meeting", 0),
+    ]
+    # Cards never start with 1: only what may begin an unseparated SSN waits.
+    steps = feed_words(rules, "Call 155-0100 today and 1024-11-21 the meeting")
+    assert steps == [
+        ("Call", 0),
+        (" 155-", 4),  # "0100" may begin "010012345"
         ("0100 today", 0),
         (" and", 0),
-        (" 2024-11-", 2),  # "21" may begin a card number or an SSN
+        (" 1024-11-", 2),
         ("21 the", 0),
         (" meeting", 0),
     ]
@@ -82,10 +95,12 @@ def test_a_possible_ssn_prefix_is_still_held() -> None:
 @pytest.mark.parametrize(
     ("text", "held"),
     [
-        ("Ticket 1234 5678", "1234 5678"),  # may become a card number
-        ("Ticket 1234 5678 was", ""),
+        ("Ticket 4234 5678", "4234 5678"),  # may become a card number
+        ("Ticket 4234 5678 was", ""),
+        ("Ticket 1234 5678", "5678"),  # card numbers start with 2 to 6
         ("Pay to GB82 WEST", "GB82 WEST"),  # may become an IBAN
-        ("Pay to GB82 west", ""),  # IBAN letters are upper case only
+        ("Pay to GB82 west", "GB82 west"),  # in any case
+        ("Pay to GB82 wes7", "7"),  # a UK IBAN has four letters there; "7" may begin an SSN
         ("Expect guaranteed ret", "guaranteed ret"),
         ("Expect guaranteed retail", ""),
         ("It is risk-fre", "risk-fre"),
@@ -139,23 +154,25 @@ def test_hold_back_on_ordinary_text_is_small(domain: str) -> None:
 
     Measured (mean / max held characters):
 
-    ================== ============= ============
-    rule set           6-char prefix partial match
-    ================== ============= ============
-    content_creator    6.32 / 43     0.84 / 14
-    financial_advisor  6.24 / 43     0.72 / 14
-    technical_support  6.09 / 43     0.67 / 14
-    ================== ============= ============
+    ================== ============= ============= ===================
+    rule set           6-char prefix partial match detectors (views)
+    ================== ============= ============= ===================
+    content_creator    6.32 / 43     0.84 / 14     1.20 / 14
+    financial_advisor  6.24 / 43     0.72 / 14     1.07 / 14
+    technical_support  6.09 / 43     0.67 / 14     1.03 / 14
+    ================== ============= ============= ===================
 
-    The maximum is ``2024 1121 0930``, which may still become a card number. Every
-    other hold is a number that may grow into one, a capital that may begin an
-    IBAN, or a word that may begin a phrase rule ("the", "guaranteed"), and each
-    is released by the next word that rules the match out.
+    The maximum is ``2024 1121 0930``, which may still become a card number. With
+    the detectors a card number may be grouped any way, so any number starting
+    with 2 to 6 (a date, a price, a version) waits for the next word; a two-letter
+    word that is an IBAN country code ("is", "at") too, as IBANs may be written in
+    lower case. Every other hold is a word that may begin a phrase rule ("the",
+    "guaranteed"), and each is released by the next word that rules the match out.
     """
     rules = CATALOG.rule_sets[domain]
     held = [h for sentence in CORPUS for _released, h in feed_words(rules, sentence)]
     assert len(held) == 316
-    assert statistics.mean(held) < 1.0
+    assert statistics.mean(held) < 1.25
     assert max(held) <= len("2024 1121 0930")
     # What was held at the end of a sentence is released by finish().
     for sentence in CORPUS:
@@ -269,7 +286,7 @@ TRICKY_RULES = build_ruleset(
 def stream(rules: RuleSet, chunks: list[str]) -> str:
     output_filter = rules.output_filter()
     out = [output_filter.feed(chunk)[0] for chunk in chunks]
-    assert output_filter.held <= rules.output.reach
+    assert output_filter.held_view < rules.output.reach
     return "".join(out) + output_filter.finish()[0]
 
 

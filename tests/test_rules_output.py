@@ -59,7 +59,8 @@ def stream(rules: RuleSet, chunks: list[str]) -> tuple[str, list[RuleEvent]]:
         text, found = output_filter.feed(chunk)
         out.append(text)
         events += found
-        assert output_filter.held <= rules.output.reach
+        # Bounded in the normalised view; the original may add whitespace and invisibles.
+        assert output_filter.held_view < rules.output.reach
     text, found = output_filter.finish()
     return "".join(out) + text, events + found
 
@@ -219,7 +220,7 @@ def test_hold_back_is_bounded_by_the_longest_pattern() -> None:
     # A long run that keeps looking like the start of a card number.
     released = ""
     for _ in range(100):
-        released += output_filter.feed("1")[0]
+        released += output_filter.feed("4")[0]
         assert output_filter.held <= rules.output.reach
     assert len(released) >= 100 - rules.output.reach
 

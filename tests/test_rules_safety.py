@@ -90,9 +90,9 @@ def test_rejection_surfaces_as_a_validation_error_on_the_field() -> None:
     [error] = raised.value.errors()
     assert error["loc"] == ("regex",)
     assert "unbounded quantifier" in error["msg"]
-    with pytest.raises(ValidationError, match="exactly one of phrase or regex"):
+    with pytest.raises(ValidationError, match="exactly one of phrase, regex or detector"):
         BlockRule.model_validate({"id": "x", "phrase": "a", "regex": "b", "reply": "no"})
-    with pytest.raises(ValidationError, match="exactly one of phrase or regex"):
+    with pytest.raises(ValidationError, match="exactly one of phrase, regex or detector"):
         BlockRule.model_validate({"id": "x", "reply": "no"})
 
 

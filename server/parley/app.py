@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import WebSocketRoute
 
@@ -19,9 +20,10 @@ from parley.catalog import CatalogError
 from parley.config import Settings
 from parley.errors import ParleyError
 from parley.services import Services
-from parley.transport.http import PrincipalMiddleware, handle_error
+from parley.transport.http import PrincipalMiddleware, handle_error, handle_http_exception
 from parley.transport.ops import ops_routes
 from parley.transport.ratelimit import RateLimitMiddleware, UserRateLimiter
+from parley.transport.replies import reply_routes
 from parley.transport.rest import rest_routes
 from parley.transport.websocket import websocket_endpoint
 from parley.web.routes import web_routes
@@ -49,6 +51,7 @@ def create_app(settings: Settings) -> Starlette:
         *ops_routes(),
         *auth_routes(verifier, settings, dev_secret),
         *rest_routes(),
+        *reply_routes(),
         WebSocketRoute("/ws", websocket_endpoint),
         *web_routes(
             Path(settings.web_dir),
@@ -63,10 +66,18 @@ def create_app(settings: Settings) -> Starlette:
             Middleware(PrincipalMiddleware),
             Middleware(
                 RateLimitMiddleware,
-                limiter=UserRateLimiter(settings.redis_url, settings.rest_rate_limit),
+                limiter=UserRateLimiter(
+                    settings.redis_url,
+                    settings.rest_rate_limit,
+                    fail_open=settings.rate_limit_fail_open,
+                ),
             ),
         ],
-        exception_handlers={ParleyError: handle_error, Exception: handle_error},
+        exception_handlers={
+            HTTPException: handle_http_exception,
+            ParleyError: handle_error,
+            Exception: handle_error,
+        },
     )
     return app
 
@@ -74,9 +85,9 @@ def create_app(settings: Settings) -> Starlette:
 def _reload_on_sighup(services: Services) -> None:
     """``kill -HUP`` swaps in a new catalog, or keeps the old one if it is bad."""
 
-    def reload() -> None:
+    async def reload() -> None:
         try:
-            catalog = services.catalog.reload()
+            catalog = await services.reload()
         except CatalogError as error:
             log.error(
                 "catalog reload rejected; keeping the old one:\n  %s", "\n  ".join(error.problems)
@@ -85,4 +96,12 @@ def _reload_on_sighup(services: Services) -> None:
         log.info("catalog reloaded: version %s", catalog.version)
 
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
+        loop = asyncio.get_running_loop()
+        running: set[asyncio.Task[None]] = set()  # a task nobody holds may be collected
+
+        def on_hangup() -> None:
+            task = loop.create_task(reload())
+            running.add(task)
+            task.add_done_callback(running.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_hangup)

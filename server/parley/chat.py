@@ -29,6 +29,7 @@ from parley.rules.budget import TokenBudget
 from parley.sessions import Session, SessionStore
 from parley.storage.conversations import ConversationStore, NewTurn, TurnIds
 from parley.storage.records import Conversation, Message
+from parley.tools.registry import ToolRegistry
 
 # A composed agent (any allowed personality + rules pair) is stored under
 # this id so it can be resolved again when the conversation continues.
@@ -82,6 +83,7 @@ class ChatService:
         reply_log: ReplyLog,
         router: LLMRouter,
         budget: TokenBudget,
+        tools: ToolRegistry,
         default_model: ModelRef,
     ) -> None:
         self.catalog = catalog
@@ -92,6 +94,7 @@ class ChatService:
         self.reply_log = reply_log
         self.router = router
         self.budget = budget
+        self.tools = tools
         self.default_model = default_model
 
     # -- conversations and sessions ------------------------------------------
@@ -227,6 +230,7 @@ class ChatService:
                     redacted=verdict.redacted,
                     reply_id=UUID(reply_id),
                     catalog_version=agent.catalog_version,
+                    model=str(job.models[0]) if job.models else None,
                 )
             )
         except BaseException:
@@ -266,6 +270,8 @@ class ChatService:
             max_tokens=agent.max_reply_tokens,
             temperature=agent.temperature,
             reservation=reservation,
+            tools=self.tools.select(agent.tools),
+            max_tool_rounds=agent.rules.limits.max_tool_rounds,
         )
 
     async def _earlier(self, conversation: Conversation, client_id: str) -> Accepted:

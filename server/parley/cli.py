@@ -9,8 +9,13 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
+from parley import __version__
 from parley.config import ConfigurationError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from parley.storage.embedded import EmbeddedStorage
 
 log = logging.getLogger("parley")
 
@@ -32,12 +37,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="parley", description="A conversational agent server.")
+    parser.add_argument("--version", action="version", version=f"parley {__version__}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run migrations, load the catalog and serve")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--workers", type=int, default=1)
+    serve = commands.add_parser(
+        "serve",
+        help="run migrations, load the catalog and serve",
+        description="Run migrations, load the catalog and serve HTTP and WebSockets. "
+        "Without DATABASE_URL or REDIS_URL, starts embedded servers in PARLEY_DATA_DIR.",
+    )
+    serve.add_argument("--host", help="address to listen on (default: PARLEY_HOST, else 127.0.0.1)")
+    serve.add_argument(
+        "--port", type=int, help="port to listen on (default: PARLEY_PORT, else 8000)"
+    )
+    serve.add_argument(
+        "--workers", type=int, default=1, help="worker processes (default: %(default)s)"
+    )
     serve.set_defaults(command=serve_command)
 
     migrate = commands.add_parser("migrate", help="apply pending SQL migrations")
@@ -51,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     token.set_defaults(command=token_command)
 
     check = commands.add_parser("check", help="validate configuration and catalog")
+    check.add_argument(
+        "--offline", action="store_true", help="check tool files only; start no MCP server"
+    )
     check.set_defaults(command=check_command)
 
     reload = commands.add_parser("reload", help="ask a running server to reload the catalog")
@@ -66,20 +84,29 @@ def _configure_logging(level: str) -> None:
         stream=sys.stderr,
     )
     # Debug lines from the HTTP client (aiohttp) and the embedded Postgres's
-    # start-up chatter drown out what an operator needs to see.
-    for noisy in ("aiohttp", "pgserver"):
+    # start-up chatter drown out what an operator needs to see. The MCP SDK's
+    # HTTP client (httpx2) logs every request's URL, which may carry a token.
+    for noisy in ("aiohttp", "pgserver", "httpx2"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def serve_command(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    from parley.preflight import port_problem
     from parley.storage.embedded import EmbeddedUnavailable, embedded_storage
+    from parley.transport.head_timeout import HeadTimeoutProtocol
 
     host = args.host or settings.host
     port = args.port or settings.port
     if check_command(settings, args) != 0:
         return 1
+    # Before the banner and the embedded servers: a second Parley on a taken
+    # port must leave the first one's servers alone.
+    problem = port_problem(host, port)
+    if problem is not None:
+        print(f"parley: {problem}", file=sys.stderr)
+        return 2
     try:
         with embedded_storage(
             settings.data_dir,
@@ -91,7 +118,7 @@ def serve_command(settings: Settings, args: argparse.Namespace) -> int:
                 os.environ["DATABASE_URL"] = embedded.database_url
             if embedded.redis_url:
                 os.environ["REDIS_URL"] = embedded.redis_url
-            _announce(load_settings(), host, port, embedded.database_url or embedded.redis_url)
+            _announce(load_settings(), host, port, embedded)
             # uvicorn re-raises SIGTERM after its graceful shutdown; turn it
             # into SystemExit so the embedded servers are stopped on the way out.
             signal.signal(signal.SIGTERM, _exit_quietly)
@@ -101,6 +128,7 @@ def serve_command(settings: Settings, args: argparse.Namespace) -> int:
                 host=host,
                 port=port,
                 workers=args.workers,
+                http=HeadTimeoutProtocol,
                 ws_max_size=settings.max_frame_bytes,
                 ws_per_message_deflate=settings.ws_deflate,
                 proxy_headers=True,
@@ -116,15 +144,22 @@ def _exit_quietly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
-def _announce(settings: Settings, host: str, port: int, embedded: str | None) -> None:
+def _announce(settings: Settings, host: str, port: int, embedded: EmbeddedStorage) -> None:
     model = settings.default_model
     lines = [f"Parley on http://{host}:{port}  (model {model})"]
     if model.provider == "demo":
         lines.append(
             "  DEMO MODEL: offline canned replies; set OPENAI_API_KEY or ANTHROPIC_API_KEY"
         )
-    if embedded:
-        lines.append(f"  EMBEDDED Postgres/Redis in {settings.data_dir}/ (development only)")
+    started = [
+        name
+        for name, url in (("Postgres", embedded.database_url), ("Redis", embedded.redis_url))
+        if url is not None
+    ]
+    if started:
+        lines.append(
+            f"  EMBEDDED {' and '.join(started)} in {settings.data_dir}/ (development only)"
+        )
     if settings.dev_login_enabled:
         lines.append("  DEV SIGN-IN enabled: anyone who can reach this port can sign in")
     for line in lines:
@@ -132,6 +167,7 @@ def _announce(settings: Settings, host: str, port: int, embedded: str | None) ->
 
 
 def migrate_command(settings: Settings, args: argparse.Namespace) -> int:
+    from parley.preflight import database_problem
     from parley.storage.database import create_pool, migrate
 
     if settings.database_url is None:
@@ -139,6 +175,10 @@ def migrate_command(settings: Settings, args: argparse.Namespace) -> int:
             "parley: set DATABASE_URL to migrate (serve migrates embedded Postgres itself)",
             file=sys.stderr,
         )
+        return 2
+    problem = asyncio.run(database_problem(settings.database_url))
+    if problem is not None:
+        print(f"parley: {problem}", file=sys.stderr)
         return 2
 
     async def run() -> list[str]:
@@ -219,15 +259,29 @@ def reload_command(settings: Settings, args: argparse.Namespace) -> int:
 def check_command(settings: Settings, args: argparse.Namespace) -> int:
     from parley.auth.tokens import TokenVerifier
     from parley.catalog import CatalogError, load_catalog
+    from parley.preflight import storage_problems
+    from parley.tools.check import check_tools
 
-    try:
-        if settings.has_configured_jwt_key:  # a generated dev secret needs no checking
+    # Every check runs, so that all problems are listed at once.
+    problems: list[str] = []
+    if settings.has_configured_jwt_key:  # a generated dev secret needs no checking
+        try:
             TokenVerifier.from_settings(settings, None)
+        except ConfigurationError as error:
+            problems += error.problems
+    try:
         catalog = load_catalog(settings.catalog)
-    except (CatalogError, ConfigurationError) as error:
+    except CatalogError as error:
+        problems += error.problems
+    problems += asyncio.run(storage_problems(settings))
+    # serve has no --offline: it starts the MCP servers itself right after.
+    tools = check_tools(settings.catalog, offline=getattr(args, "offline", True))
+    problems += tools.problems
+    if problems:
         print("parley: invalid catalog or configuration:", file=sys.stderr)
-        for problem in error.problems:
+        for problem in problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
     print(f"configuration ok; catalog {catalog.version}: {', '.join(sorted(catalog.agents))}")
+    print(tools.summary())
     return 0

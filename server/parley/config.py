@@ -8,13 +8,18 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from parley.llm.base import ModelRef
+from parley.llm.models import PriceTable
 
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DATABASE_SCHEMES = ("postgresql", "postgres")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 def _default_dir(name: str) -> Path:
@@ -72,12 +77,18 @@ class Settings(BaseSettings):
     # socket about 40 KiB of zlib state (see docs/performance.md).
     ws_deflate: bool = False
     rest_rate_limit: str = "120/minute"
+    # Off by default: a Redis outage must not switch the limit off unnoticed.
+    rate_limit_fail_open: bool = False
+    # A client gets this long to send a request's line and headers (slowloris).
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
     reply_retention_seconds: int = Field(default=900, ge=600)
     # Replies' frames go to Redis in batches, at most one per interval: a busy
     # instance makes fewer round trips, each frame waiting at most this long.
     stream_write_interval_ms: float = Field(default=4.0, ge=0, le=1000)
     lease_ttl_seconds: float = Field(default=15.0, gt=0)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    # A tool call that needs the user's approval is declined after this long.
+    tool_confirm_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
     session_ttl_seconds: int = Field(default=86_400, ge=60)
     history_cache_size: int = Field(default=50, ge=1)
     log_level: str = "INFO"
@@ -95,6 +106,43 @@ class Settings(BaseSettings):
         if value is not None:
             ModelRef.parse(value)
         return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        # Only the form: whether the server answers is for `parley check` to find out.
+        if value is not None and urlsplit(value).scheme not in DATABASE_SCHEMES:
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in REDIS_SCHEMES:
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _check_jwt_secret(cls, value: str | None) -> str | None:
+        if value is not None and len(value.encode()) < 32:
+            raise ValueError("must be at least 32 bytes for HS256")
+        return value
+
+    @field_validator("prices_file")
+    @classmethod
+    def _check_prices_file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            PriceTable.load(value)  # its ValueError names the file and the problem
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"{value!r} is not a log level; use {', '.join(LOG_LEVELS).lower()}")
+        return level
 
     @property
     def default_model(self) -> ModelRef:
@@ -118,7 +166,11 @@ class Settings(BaseSettings):
         return not self.has_configured_jwt_key
 
     def problems(self) -> list[str]:
-        """Checks that span several variables; one readable line each."""
+        """Checks that span several variables; one readable line each.
+
+        The catalog is not checked here but by `parley check` and `serve`,
+        which use it: `parley token` must work outside a checkout.
+        """
         found: list[str] = []
         keys = [k for k in (self.jwt_secret, self.jwt_public_key, self.jwks_url) if k]
         if len(keys) > 1:
@@ -126,15 +178,11 @@ class Settings(BaseSettings):
                 "PARLEY_JWT_SECRET, PARLEY_JWT_PUBLIC_KEY and PARLEY_JWKS_URL are exclusive; "
                 "set one"
             )
-        if self.jwt_secret is not None and len(self.jwt_secret.encode()) < 32:
-            found.append("PARLEY_JWT_SECRET: must be at least 32 bytes for HS256")
         provider = self.default_model.provider
         if provider == "openai" and not (self.openai_api_key or self.openai_base_url):
             found.append("PARLEY_MODEL: an openai model needs OPENAI_API_KEY or OPENAI_BASE_URL")
         if provider == "anthropic" and not self.anthropic_api_key:
             found.append("PARLEY_MODEL: an anthropic model needs ANTHROPIC_API_KEY")
-        if not (self.catalog / "agents.yaml").exists():
-            found.append(f"PARLEY_CATALOG: no agents.yaml in {self.catalog}")
         return found
 
 
@@ -161,4 +209,4 @@ def _describe(error: Any) -> str:
     field = str(error["loc"][0]) if error["loc"] else "configuration"
     name = field.upper() if field.isupper() else f"PARLEY_{field.upper()}"
     message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{name}: {message}"
+    return f"{name}: {' '.join(message.split())}"  # one line, whatever the message held

@@ -14,23 +14,27 @@ import asyncpg
 from redis.asyncio import Redis
 
 from parley.auth.tokens import TokenVerifier
-from parley.catalog import CatalogStore, load_catalog
+from parley.catalog import Catalog, CatalogStore, load_catalog
 from parley.chat import ChatService
 from parley.config import Settings
 from parley.llm.router import LLMRouter
 from parley.replies.appender import Appender
+from parley.replies.confirmations import Confirmations
 from parley.replies.feed import LocalFeeds
 from parley.replies.keys import Keys
 from parley.replies.log import ReplyLog
 from parley.replies.memory import ConversationMemory
 from parley.replies.service import ReplyService
 from parley.replies.task import ReplyDeps
+from parley.replies.tool_runner import ToolDeps
 from parley.rules.budget import TokenBudget
 from parley.sessions import SessionStore
 from parley.storage.conversations import ConversationStore
 from parley.storage.database import create_pool, migrate
 from parley.storage.ledger import Ledger
 from parley.storage.redis import connect as connect_redis
+from parley.storage.tool_calls import ToolCallStore
+from parley.tools.registry import ToolRegistry
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,7 @@ class Services:
     redis: Redis
     catalog: CatalogStore
     router: LLMRouter
+    tools: ToolRegistry
     conversations: ConversationStore
     ledger: Ledger
     replies: ReplyService
@@ -59,6 +64,8 @@ class Services:
         await redis.ping()
         router = LLMRouter.from_settings(settings)
         await router.warm_up()
+        tools = ToolRegistry()
+        await tools.start(settings.catalog)
         keys = Keys()
         instance_id = secrets.token_hex(6)
         conversations = ConversationStore(pool)
@@ -78,6 +85,11 @@ class Services:
             budget=budget,
             memory=memory,
             feeds=LocalFeeds(),
+            tools=ToolDeps(
+                store=ToolCallStore(pool),
+                confirmations=Confirmations(redis, keys),
+                confirm_timeout=settings.tool_confirm_timeout_seconds,
+            ),
             owner=instance_id,
             lease_ms=int(settings.lease_ttl_seconds * 1000),
         )
@@ -91,6 +103,7 @@ class Services:
             reply_log=reply_log,
             router=router,
             budget=budget,
+            tools=tools,
             default_model=settings.default_model,
         )
         replies.run_background(sweep_interval=settings.lease_ttl_seconds / 2)
@@ -107,6 +120,7 @@ class Services:
             redis=redis,
             catalog=catalog,
             router=router,
+            tools=tools,
             conversations=conversations,
             ledger=ledger,
             replies=replies,
@@ -114,8 +128,19 @@ class Services:
             instance_id=instance_id,
         )
 
+    async def reload(self) -> Catalog:
+        """Read the catalog and the tools again; each swaps only if it loads whole.
+
+        The catalog goes first: it checks that every tool a rule set names is
+        declared, so a bad reference leaves both as they were.
+        """
+        catalog = self.catalog.reload()
+        await self.tools.reload()
+        return catalog
+
     async def close(self) -> None:
         await self.replies.shutdown(self.settings.shutdown_grace_seconds)
+        await self.tools.aclose()
         await self.router.aclose()
         await self.replies.log.appender.aclose()
         await self.redis.aclose()

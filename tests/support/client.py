@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,8 @@ class Reply:
     deltas: list[Frame] = field(default_factory=list)
     notices: list[Frame] = field(default_factory=list)
     errors: list[Frame] = field(default_factory=list)
+    tool_frames: list[Frame] = field(default_factory=list)  # tool_call and tool_result
+    numbered: list[Frame] = field(default_factory=list)  # deltas and tool frames, in order
     done: Frame | None = None
 
     @property
@@ -28,7 +31,12 @@ class Reply:
 
     @property
     def seqs(self) -> list[int]:
-        return [frame["seq"] for frame in self.deltas]
+        """The seq of every numbered frame (deltas and tool steps share one numbering)."""
+        return [frame["seq"] for frame in self.numbered]
+
+    @property
+    def tool_results(self) -> list[Frame]:
+        return [frame for frame in self.tool_frames if frame["type"] == "tool_result"]
 
 
 class ChatClient:
@@ -70,16 +78,26 @@ class ChatClient:
         )
         return await self.expect("accepted")
 
-    async def reply(self, reply_id: str, *, until_seq: int | None = None) -> Reply:
-        """Read the reply's frames until ``done`` (or until delta ``until_seq``)."""
+    async def reply(
+        self,
+        reply_id: str,
+        *,
+        until_seq: int | None = None,
+        until: Callable[[Frame], bool] | None = None,
+    ) -> Reply:
+        """Read the reply's frames until ``done``, numbered frame ``until_seq``, or a
+        frame for which ``until`` is true."""
         reply = Reply(reply_id)
         while True:
             frame = await self.receive()
             assert frame.get("reply_id") == reply_id, frame
             kind = frame["type"]
-            if kind == "delta":
-                reply.deltas.append(frame)
+            if kind in ("delta", "tool_call", "tool_result"):
+                reply.numbered.append(frame)
+                (reply.deltas if kind == "delta" else reply.tool_frames).append(frame)
                 if until_seq is not None and frame["seq"] >= until_seq:
+                    return reply
+                if until is not None and until(frame):
                     return reply
             elif kind == "notice":
                 reply.notices.append(frame)
@@ -90,6 +108,11 @@ class ChatClient:
                 return reply
             else:
                 raise AssertionError(f"unexpected frame {frame}")
+
+    async def confirm(self, reply_id: str, call_id: str, *, approve: bool) -> None:
+        await self.send(
+            {"type": "confirm", "reply_id": reply_id, "call_id": call_id, "approve": approve}
+        )
 
     async def ask(self, text: str) -> Reply:
         accepted = await self.say(text)

@@ -9,6 +9,18 @@ so the tests see what production sees. Tests script replies with :class:`Script`
         ...
         assert fake.requests[-1].body["model"] == "gpt-4o-mini"
 
+Tool calls stream as each vendor streams them, after the script's text::
+
+    Script(tool_calls=[("lookup_order", '{"order_id": "1042"}')])  # tool calls only
+    Script(chunks=["Let me check. "], tool_calls=[("a", "{}"), ("b", '{"x": 1}', "call_b")])
+
+and a recorded vendor stream can be replayed byte for byte (to either route)::
+
+    Script(raw_sse=transcripts / "groq-tool-call.sse")
+
+The fake never honours ``max_tokens``: a script streams all its chunks, like
+the servers Parley has to cut off itself.
+
 uvicorn runs the app on its own thread and event loop; everything shared with
 the test thread is guarded by one :class:`threading.Condition`.
 
@@ -20,13 +32,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
+import os
 import signal
 import socket
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -38,13 +53,34 @@ from starlette.routing import Route
 
 DEFAULT_CHUNKS = ("Hello", " from", " the", " fake", " model.")
 
+# (name, arguments JSON text) or (name, arguments, id); ids default to call_fake_<n>
+# (OpenAI) and toolu_fake_<n> (Anthropic), unique for the fake's lifetime.
+FakeToolCall = tuple[str, str] | tuple[str, str, str]
+
 
 @dataclass
 class Script:
-    """How the fake answers one request."""
+    """How the fake answers one request.
 
-    chunks: list[str] = field(default_factory=lambda: list(DEFAULT_CHUNKS))
-    delay: float = 0.0  # seconds between chunks
+    ``chunks`` default to :data:`DEFAULT_CHUNKS`, or to no text when the script
+    has ``tool_calls`` or ``raw_sse``.
+
+    Tool calls (``tool_calls``) follow the text. OpenAI: the first piece of
+    each carries ``index``, ``id``, ``type`` and the name; the arguments
+    follow in pieces of ``argument_piece`` characters, call after call (or
+    round-robin across calls with ``interleave_tool_calls``), then finish
+    ``tool_calls``. Anthropic: a ``tool_use`` block per call with
+    ``input_json_delta`` pieces, then stop_reason ``tool_use``. An explicit
+    ``finish_reason`` other than "stop" still wins.
+
+    ``raw_sse`` (a path, or the body itself as bytes) replays a recorded
+    stream verbatim as the body, an event per write (or ``raw_piece`` bytes
+    per write, splitting lines and characters); of the other fields only
+    ``status`` and ``delay`` apply to it.
+    """
+
+    chunks: list[str] | None = None
+    delay: float = 0.0  # seconds between chunks (and tool-call pieces, and raw writes)
     first_delay: float = 0.0  # seconds before the first chunk (after the headers)
     status: int | None = None  # fail with this HTTP status before streaming
     break_after: int | None = None  # drop the connection after this many chunks
@@ -58,12 +94,30 @@ class Script:
     error_message: str = "scripted failure"
     error_body: str | None = None  # with ``status``: this plain-text body instead of JSON
     end_delay: float = 0.0  # seconds between the last event and the end of the body
+    tool_calls: list[FakeToolCall] = field(default_factory=list)
+    argument_piece: int = 5  # characters of arguments per streamed piece
+    interleave_tool_calls: bool = False  # OpenAI: parallel calls' pieces alternate
+    raw_sse: str | os.PathLike[str] | bytes | None = None
+    raw_piece: int | None = None  # bytes per write of ``raw_sse`` (default: one event)
+
+    @property
+    def text_chunks(self) -> list[str]:
+        if self.chunks is not None:
+            return self.chunks
+        return [] if self.tool_calls or self.raw_sse is not None else list(DEFAULT_CHUNKS)
 
     @property
     def output_tokens(self) -> int:
+        """Default: one per text chunk and one per tool call."""
         if self.completion_tokens is not None:
             return self.completion_tokens
-        return len(self.chunks) + len(self.after_release)
+        return len(self.text_chunks) + len(self.after_release) + len(self.tool_calls)
+
+    def finish_for(self, tool_finish: str) -> str:
+        """The finish reason, ``tool_finish`` when the script calls tools and set none."""
+        return (
+            tool_finish if self.tool_calls and self.finish_reason == "stop" else self.finish_reason
+        )
 
 
 @dataclass(frozen=True)
@@ -90,6 +144,7 @@ class FakeLLM:
         self._requests: list[RecordedRequest] = []
         self._disconnects = 0
         self._holds: list[asyncio.Event] = []
+        self._call_numbers = itertools.count(1)  # tool-call ids; used on the server thread only
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
         self._socket = _listen(host, port)
@@ -245,6 +300,8 @@ class FakeLLM:
         if script.status is not None:
             error = {"message": script.error_message, "type": "fake_error", "code": None}
             return JSONResponse({"error": error}, status_code=script.status)
+        if script.raw_sse is not None:
+            return self._raw(script)
         wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         events = self._openai_events(script, str(body.get("model")), wants_usage)
         return StreamingResponse(self._guard(events), media_type="text/event-stream")
@@ -256,8 +313,33 @@ class FakeLLM:
         if script.status is not None:
             error = {"type": _anthropic_error_type(script.status), "message": script.error_message}
             return JSONResponse({"type": "error", "error": error}, status_code=script.status)
+        if script.raw_sse is not None:
+            return self._raw(script)
         events = self._anthropic_events(script, str(body.get("model")))
         return StreamingResponse(self._guard(events), media_type="text/event-stream")
+
+    def _raw(self, script: Script) -> Response:
+        """The recorded body of ``script.raw_sse``, as it was (status 200)."""
+        assert script.raw_sse is not None
+        raw = script.raw_sse
+        body = raw if isinstance(raw, bytes) else Path(raw).read_bytes()
+        pieces = _raw_pieces(body, script.raw_piece)
+
+        async def replay() -> AsyncIterator[bytes]:
+            for index, piece in enumerate(pieces):
+                if index and script.delay:
+                    await asyncio.sleep(script.delay)
+                yield piece
+
+        return StreamingResponse(self._guard(replay()), media_type="text/event-stream")
+
+    def _call_ids(self, script: Script, prefix: str) -> list[tuple[str, str, str]]:
+        """(id, name, arguments) for each scripted call."""
+        calls = []
+        for call in script.tool_calls:
+            ident = call[2] if len(call) == 3 else f"{prefix}_{next(self._call_numbers)}"
+            calls.append((ident, call[0], call[1]))
+        return calls
 
     async def _openai_events(
         self, script: Script, model: str, wants_usage: bool
@@ -278,7 +360,13 @@ class FakeLLM:
         )
         async for text in self._paced(script):
             yield chunk([{"index": 0, "delta": {"content": text}, "finish_reason": None}])
-        yield chunk([{"index": 0, "delta": {}, "finish_reason": script.finish_reason}])
+        for pieces in _openai_tool_pieces(self._call_ids(script, "call_fake"), script):
+            if script.delay:
+                await asyncio.sleep(script.delay)
+            delta = {"tool_calls": pieces}
+            yield chunk([{"index": 0, "delta": delta, "finish_reason": None}])
+        finish = script.finish_for("tool_calls")
+        yield chunk([{"index": 0, "delta": {}, "finish_reason": finish}])
         if wants_usage and script.include_usage:
             usage = {
                 "prompt_tokens": script.prompt_tokens,
@@ -305,12 +393,27 @@ class FakeLLM:
             "usage": {"input_tokens": script.prompt_tokens, "output_tokens": 1},
         }
         yield event("message_start", message=message)
-        yield event("content_block_start", index=0, content_block={"type": "text", "text": ""})
-        yield event("ping")
-        async for text in self._paced(script):
-            yield event("content_block_delta", index=0, delta={"type": "text_delta", "text": text})
-        yield event("content_block_stop", index=0)
-        stop_reason = "end_turn" if script.finish_reason == "stop" else script.finish_reason
+        block = 0
+        if script.text_chunks or not script.tool_calls:
+            yield event("content_block_start", index=0, content_block={"type": "text", "text": ""})
+            yield event("ping")
+            async for text in self._paced(script):
+                delta = {"type": "text_delta", "text": text}
+                yield event("content_block_delta", index=0, delta=delta)
+            yield event("content_block_stop", index=0)
+            block = 1
+        for ident, name, arguments in self._call_ids(script, "toolu_fake"):
+            use = {"type": "tool_use", "id": ident, "name": name, "input": {}}
+            yield event("content_block_start", index=block, content_block=use)
+            for piece in ["", *_split(arguments, script.argument_piece)]:  # the API starts with ""
+                if script.delay:
+                    await asyncio.sleep(script.delay)
+                delta = {"type": "input_json_delta", "partial_json": piece}
+                yield event("content_block_delta", index=block, delta=delta)
+            yield event("content_block_stop", index=block)
+            block += 1
+        finish = script.finish_for("tool_use")
+        stop_reason = "end_turn" if finish == "stop" else finish
         yield event(
             "message_delta",
             delta={"stop_reason": stop_reason, "stop_sequence": None},
@@ -322,14 +425,15 @@ class FakeLLM:
 
     async def _paced(self, script: Script) -> AsyncIterator[str]:
         """The script's chunks with its delays, break and hold applied."""
-        for index, text in enumerate(script.chunks):
+        chunks = script.text_chunks
+        for index, text in enumerate(chunks):
             if script.break_after is not None and index >= script.break_after:
                 raise AbortStream(f"scripted break after {index} chunks")
             pause = script.first_delay if index == 0 else script.delay
             if pause:
                 await asyncio.sleep(pause)
             yield text
-        if script.break_after is not None and script.break_after <= len(script.chunks):
+        if script.break_after is not None and script.break_after <= len(chunks):
             raise AbortStream("scripted break after the last chunk")
         if script.hold:
             hold = asyncio.Event()
@@ -340,7 +444,7 @@ class FakeLLM:
             for text in script.after_release:
                 yield text
 
-    async def _guard(self, events: AsyncIterator[str]) -> AsyncIterator[str]:
+    async def _guard(self, events: AsyncIterator[str | bytes]) -> AsyncIterator[str | bytes]:
         """Count streams the client abandoned (Starlette cancels us on disconnect)."""
         finished = False
         try:
@@ -366,6 +470,45 @@ def _listen(host: str, port: int) -> socket.socket:
     sock.bind((host, port))
     sock.listen(128)
     return sock
+
+
+def _split(text: str, size: int) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), max(size, 1))]
+
+
+def _openai_tool_pieces(
+    calls: list[tuple[str, str, str]], script: Script
+) -> Iterator[list[dict[str, Any]]]:
+    """Each chunk's ``delta.tool_calls``: a call's head, then its argument pieces."""
+    streams = []
+    for index, (ident, name, arguments) in enumerate(calls):
+        head = {"index": index, "id": ident, "type": "function"}
+        pieces = [{**head, "function": {"name": name, "arguments": ""}}]
+        for part in _split(arguments, script.argument_piece):
+            pieces.append({"index": index, "function": {"arguments": part}})
+        streams.append(pieces)
+    if script.interleave_tool_calls:
+        ordered = (p for group in itertools.zip_longest(*streams) for p in group if p)
+    else:
+        ordered = (piece for pieces in streams for piece in pieces)
+    for piece in ordered:
+        yield [piece]
+
+
+def _raw_pieces(body: bytes, size: int | None) -> list[bytes]:
+    """The body in writes: ``size`` bytes each, or one event (up to its blank line) each."""
+    if size is not None:
+        return [body[i : i + size] for i in range(0, len(body), max(size, 1))]
+    pieces: list[bytes] = []
+    current: list[bytes] = []
+    for line in body.splitlines(keepends=True):
+        current.append(line)
+        if not line.strip():  # the blank line that ends an event
+            pieces.append(b"".join(current))
+            current.clear()
+    if current:
+        pieces.append(b"".join(current))
+    return pieces
 
 
 def _anthropic_error_type(status: int) -> str:

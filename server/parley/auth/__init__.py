@@ -3,6 +3,7 @@
 from parley.auth.http import (
     SESSION_COOKIE,
     authenticate,
+    authenticate_token,
     check_origin,
     origin_allowed,
     token_from_headers,
@@ -23,6 +24,7 @@ __all__ = [
     "VerifiedToken",
     "auth_routes",
     "authenticate",
+    "authenticate_token",
     "check_origin",
     "ensure_dev_secret",
     "mint_token",

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from starlette.requests import HTTPConnection
 
-from parley.auth.tokens import Principal, TokenVerifier
+from parley.auth.tokens import Principal, TokenVerifier, VerifiedToken
 from parley.errors import Forbidden, Unauthorized
 
 SESSION_COOKIE = "parley_session"
@@ -73,6 +73,17 @@ async def authenticate(
     method or WebSocket), the Origin must pass :func:`origin_allowed`, else
     ``Forbidden``.
     """
+    verified = await authenticate_token(connection, verifier, allowed_origins=allowed_origins)
+    return verified.principal
+
+
+async def authenticate_token(
+    connection: HTTPConnection,
+    verifier: TokenVerifier,
+    *,
+    allowed_origins: Sequence[str] = (),
+) -> VerifiedToken:
+    """Like :func:`authenticate`, with the token's expiry (a WebSocket closes at it)."""
     token = bearer_token(connection.headers)
     if token is None:
         token = connection.cookies.get(SESSION_COOKIE) or None
@@ -80,7 +91,7 @@ async def authenticate(
             raise Unauthorized()
         if _changes_state(connection):
             check_origin(connection, allowed_origins)
-    return await verifier.verify(token)
+    return await verifier.verify_claims(token)
 
 
 def check_origin(connection: HTTPConnection, allowed_origins: Sequence[str]) -> None:

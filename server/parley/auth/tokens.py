@@ -30,6 +30,8 @@ MAX_TOKEN_CHARS = 8192
 MAX_SUBJECT_CHARS = 255
 MAX_NAME_CHARS = 128
 DEV_SECRET_FILE = "jwt-secret"
+# Tokens are accepted this long past their ``exp``: the issuer's clock may run ahead of ours.
+CLOCK_SKEW_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ class TokenVerifier:
         jwks_url: str | None = None,
         audience: str | None = None,
         issuer: str | None = None,
-        leeway: float = 30.0,
+        leeway: float = CLOCK_SKEW_SECONDS,
     ) -> None:
         given = [value for value in (secret, public_key, jwks_url) if value]
         if len(given) != 1:
@@ -95,6 +97,11 @@ class TokenVerifier:
             )
         except (ValueError, OSError) as error:
             raise ConfigurationError([_setting_problem(settings, dev_secret, error)]) from None
+
+    @property
+    def leeway(self) -> float:
+        """Seconds past ``exp`` that a token is still accepted."""
+        return self._leeway
 
     async def verify(self, token: str) -> Principal:
         return (await self.verify_claims(token)).principal

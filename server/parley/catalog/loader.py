@@ -21,6 +21,7 @@ from parley.catalog.schema import AgentsFile, PersonalityFile
 from parley.rules.ruleset import RuleSet, build_ruleset
 from parley.rules.schema import RulesFile
 from parley.rules.templates import PromptError, PromptTemplate
+from parley.tools.ids import declared_tool_ids
 
 AGENTS_FILE = "agents.yaml"
 SAMPLE_DAY = date(2024, 1, 31)
@@ -33,7 +34,7 @@ def load_catalog(root: Path) -> Catalog:
     agents_doc = read_yaml(root / AGENTS_FILE, AGENTS_FILE, problems)
     version = catalog_version([*personality_docs.values(), *rules_docs.values(), agents_doc])
     personalities = _load_personalities(personality_docs, problems)
-    rule_sets = _load_rule_sets(rules_docs, problems)
+    rule_sets = _load_rule_sets(rules_docs, declared_tool_ids(root), problems)
     agents: dict[str, Agent] = {}
     composed: dict[tuple[str, str], Agent] = {}
     spec = validate(agents_doc, AgentsFile, problems) if agents_doc else None
@@ -112,12 +113,15 @@ def _load_personalities(
     return loaded
 
 
-def _load_rule_sets(documents: dict[str, Document], problems: list[str]) -> dict[str, RuleSet]:
+def _load_rule_sets(
+    documents: dict[str, Document], tool_ids: set[str], problems: list[str]
+) -> dict[str, RuleSet]:
     specs: dict[str, tuple[RulesFile, Document]] = {}
     for stem, document in documents.items():
         spec = validate(document, RulesFile, problems)
         if spec is not None and _id_matches_file(document, stem, spec.id, problems):
             specs[spec.id] = (spec, document)
+            _check_tool_ids(document, spec, tool_ids, problems)
     fragments = {key: spec for key, (spec, _) in specs.items() if spec.is_fragment}
     loaded: dict[str, RuleSet] = {}
     for key, (spec, document) in specs.items():
@@ -132,6 +136,17 @@ def _load_rule_sets(documents: dict[str, Document], problems: list[str]) -> dict
     if not documents and not problems:
         problems.append("rules/: no rule set files (*.yaml)")
     return loaded
+
+
+def _check_tool_ids(
+    document: Document, spec: RulesFile, tool_ids: set[str], problems: list[str]
+) -> None:
+    """Agents can only narrow a rule set's tools, so checking rule sets covers them too."""
+    known = ", ".join(sorted(tool_ids)) or "none"
+    for position, tool in enumerate(spec.tools):
+        if tool not in tool_ids:
+            reason = f"unknown tool {tool!r} (tools/*.yaml and built-ins: {known})"
+            problems.append(describe(document, ("tools", position), reason))
 
 
 def _trial_render(agent: Agent, problems: list[str]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from parley.llm.base import (
@@ -13,10 +13,13 @@ from parley.llm.base import (
     ProviderError,
     StreamEvent,
     TextDelta,
+    ToolCall,
+    ToolSpec,
     Usage,
 )
 from parley.llm.http import VendorHTTP
 from parley.llm.sse import sse_json
+from parley.llm.toolwire import AnthropicToolUse, arguments_object, json_value
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
@@ -28,27 +31,71 @@ _TRANSIENT_TYPES = frozenset({"overloaded_error", "api_error", "rate_limit_error
 # trimmed to start with a reply, this stands in for the turns we dropped.
 TRIMMED_PLACEHOLDER = "(earlier conversation omitted)"
 
+# What the user reads when the model refused without a word (stop_reason
+# "refusal" with no text), instead of an empty reply.
+REFUSAL_TEXT = "The model declined to answer this request."
+
+Block = dict[str, Any]
+# A turn's content: plain text as a string (the simplest form the API takes),
+# content blocks once tool calls or results are involved.
+Content = str | tuple[Block, ...]
+
 
 @dataclass(frozen=True, slots=True)
 class AnthropicPrompt:
     system: str
-    messages: tuple[tuple[str, str], ...]  # (role, text); roles alternate, user first
+    messages: tuple[tuple[str, Content], ...]  # (role, content); roles alternate, user first
 
 
 def to_anthropic(messages: Sequence[ChatMessage]) -> AnthropicPrompt:
-    """System text goes apart; same-role turns merge; blank turns (rejected by the API) go."""
+    """System text goes apart; same-role turns merge; blank turns (rejected by the API) go.
+
+    Tool results are user turns of ``tool_result`` blocks, so consecutive
+    results merge into the one user turn the API wants after the assistant
+    turn that asked for them.
+    """
     system = "\n\n".join(m.content for m in messages if m.role == "system" and m.content.strip())
-    turns: list[tuple[str, str]] = []
+    turns: list[tuple[str, list[Block]]] = []
     for message in messages:
-        if message.role == "system" or not message.content.strip():
+        if message.role == "system":
             continue
-        if turns and turns[-1][0] == message.role:
-            turns[-1] = (message.role, f"{turns[-1][1]}\n\n{message.content}")
+        role, blocks = _blocks(message)
+        if not blocks:
+            continue
+        if turns and turns[-1][0] == role:
+            turns[-1][1].extend(blocks)
         else:
-            turns.append((message.role, message.content))
+            turns.append((role, blocks))
     if turns and turns[0][0] == "assistant":
-        turns.insert(0, ("user", TRIMMED_PLACEHOLDER))
-    return AnthropicPrompt(system, tuple(turns))
+        turns.insert(0, ("user", [_text(TRIMMED_PLACEHOLDER)]))
+    return AnthropicPrompt(system, tuple((role, _content(blocks)) for role, blocks in turns))
+
+
+def _blocks(message: ChatMessage) -> tuple[str, list[Block]]:
+    if message.role == "tool":
+        result = {
+            "type": "tool_result",
+            "tool_use_id": message.tool_call_id,
+            "content": message.content,
+            "is_error": message.is_error,
+        }
+        return "user", [result]
+    blocks = [_text(message.content)] if message.content.strip() else []
+    for call in message.tool_calls:
+        use = {"type": "tool_use", "id": call.id, "name": call.name}
+        blocks.append({**use, "input": arguments_object(call.arguments)})
+    return message.role, blocks
+
+
+def _text(text: str) -> Block:
+    return {"type": "text", "text": text}
+
+
+def _content(blocks: list[Block]) -> Content:
+    if all(block["type"] == "text" for block in blocks):
+        return "\n\n".join(block["text"] for block in blocks)
+    # In a user turn the tool results must come before any text.
+    return tuple(sorted(blocks, key=lambda block: block["type"] != "tool_result"))
 
 
 class AnthropicProvider:
@@ -75,11 +122,13 @@ class AnthropicProvider:
             async for event in sse_json(lines):
                 if event.get("type") == "error":
                     raise self._stream_error(event)
-                text = state.read(event)
-                if text:
-                    yield TextDelta(text)
+                output = state.read(event)
+                if output is not None:
+                    yield output
         if state.finish is None:
             raise self._http.error("the stream ended before message_stop")
+        if state.finish == "refusal" and not state.spoke:
+            yield TextDelta(REFUSAL_TEXT)
         if state.prompt_tokens is not None:
             yield Usage(state.prompt_tokens, state.completion_tokens)
         yield Finish(state.finish)
@@ -99,39 +148,68 @@ def _body(request: ChatRequest) -> dict[str, Any]:
     prompt = to_anthropic(request.messages)
     body: dict[str, Any] = {
         "model": request.model,
-        "messages": [{"role": role, "content": text} for role, text in prompt.messages],
+        "messages": [
+            {"role": role, "content": content if isinstance(content, str) else list(content)}
+            for role, content in prompt.messages
+        ],
         "max_tokens": request.max_tokens,
         "stream": True,
     }
     if prompt.system:
         body["system"] = prompt.system
-    # request.temperature is deliberately not sent: the Messages API of the
-    # SDK Parley used before (2.x) no longer had the parameter.
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.tools:
+        body["tools"] = [_tool(spec) for spec in request.tools]
+        if not request.may_call_tools:
+            body["tool_choice"] = {"type": "none"}
     return body
+
+
+def _tool(spec: ToolSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "description": spec.description,
+        "input_schema": json_value(spec.parameters),
+    }
 
 
 @dataclass(slots=True)
 class _StreamState:
-    """What the Messages stream has said so far about usage and how it ended."""
+    """What the Messages stream has said so far: usage, tool calls, how it ended."""
 
     prompt_tokens: int | None = None
     completion_tokens: int = 0
     finish: str | None = None
+    spoke: bool = False  # some text came
+    tools: AnthropicToolUse = field(default_factory=AnthropicToolUse)
 
-    def read(self, event: dict[str, Any]) -> str:
-        """Take in one event; return the text it adds, if any."""
+    def read(self, event: dict[str, Any]) -> TextDelta | ToolCall | None:
+        """Take in one event; return the text or the whole tool call it adds, if any."""
         kind = event.get("type")
         if kind == "content_block_delta":
             delta = event.get("delta") or {}
-            return str(delta.get("text") or "") if delta.get("type") == "text_delta" else ""
-        if kind == "message_start":
+            delta_kind = delta.get("type")
+            if delta_kind == "text_delta":
+                text = delta.get("text")
+                if text:
+                    self.spoke = True
+                    return TextDelta(str(text))
+            elif delta_kind == "input_json_delta":
+                self.tools.extend(event.get("index"), delta.get("partial_json"))
+            return None  # thinking and signature deltas are not for the user
+        if kind == "content_block_start":
+            self.tools.start(event.get("index"), event.get("content_block"))
+        elif kind == "content_block_stop":
+            return self.tools.stop(event.get("index"))
+        elif kind == "message_start":
             self._usage((event.get("message") or {}).get("usage") or {})
         elif kind == "message_delta":
             self._usage(event.get("usage") or {})  # output_tokens is cumulative
             self.finish = (event.get("delta") or {}).get("stop_reason") or self.finish
         elif kind == "message_stop":
             self.finish = self.finish or "end_turn"
-        return ""
+        return None
 
     def _usage(self, usage: dict[str, Any]) -> None:
         if usage.get("input_tokens") is not None:

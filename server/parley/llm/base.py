@@ -74,6 +74,9 @@ class ChatRequest:
     max_tokens: int
     temperature: float | None = None
     tools: tuple[ToolSpec, ...] = ()
+    # False: the tools are described (a history holding tool turns needs them,
+    # for Anthropic) but the model must answer in text this time.
+    may_call_tools: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +115,8 @@ class Provider(Protocol):
     async def aclose(self) -> None: ...
 
 
-CallStatus = Literal["complete", "failed", "cancelled"]
+# "interrupted": its instance died mid-call (recorded by the sweeper, estimated).
+CallStatus = Literal["complete", "failed", "cancelled", "interrupted"]
 
 
 @dataclass(slots=True)
@@ -130,6 +134,9 @@ class CallRecord:
     error: str | None = None
     finish_reason: str | None = None
     text: str = field(default="", repr=False)
+    tool_calls: tuple[ToolCall, ...] = ()  # the calls the model asked for, in order
+    # Parley stopped a model that streamed past max_tokens (finish_reason "length").
+    cut_off: bool = False
 
     @property
     def total_tokens(self) -> int:

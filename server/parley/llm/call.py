@@ -1,4 +1,4 @@
-"""One upstream call: stream a provider's text while watching timeouts and cancellation.
+"""One upstream call: stream a provider's output while watching timeouts, cancellation and the cap.
 
 The router decides what to do after a call (retry, fall back, stop); this
 module only runs the call and reports how it ended as an :class:`Outcome`.
@@ -21,8 +21,11 @@ from parley.llm.base import (
     ProviderError,
     StreamEvent,
     TextDelta,
+    ToolCall,
     Usage,
 )
+from parley.llm.cap import TokenCap
+from parley.llm.tokens import ModelTokens
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,7 @@ class _Stop(enum.Enum):
     ENDED = "ended"
     CANCELLED = "cancelled"
     TIMED_OUT = "timed out"
+    ABANDONED = "abandoned"  # the caller stopped reading (closed the stream) mid-call
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +46,12 @@ class Outcome:
     error: str | None
     transient: bool  # a retry could succeed (only meaningful when failed)
     rejected: bool  # failed before the upstream accepted the request: nothing billed
-    ttft_ms: int | None
+    ttft_ms: int | None  # until the first text or tool call
     latency_ms: int
+    tool_calls: tuple[ToolCall, ...] = ()
+    # Parley stopped the upstream at max_tokens (it did not stop by itself);
+    # finish_reason is then "length", and the vendor's usage never came.
+    cut_off: bool = False
 
     @property
     def streamed(self) -> bool:
@@ -51,18 +59,23 @@ class Outcome:
 
     @property
     def can_try_again(self) -> bool:
-        """Failed before any text reached the caller, so another attempt cannot duplicate it."""
+        """Failed before any output reached the caller, so another attempt cannot duplicate it."""
         return self.status == "failed" and not self.streamed
 
 
 class UpstreamCall:
-    """Iterate :meth:`deltas`; afterwards :attr:`outcome` says how the call ended."""
+    """Iterate :meth:`deltas`; afterwards :attr:`outcome` says how the call ended.
+
+    ``tokens`` counts the way the model does, to cut the reply off at
+    ``request.max_tokens`` when the upstream does not stop there itself.
+    """
 
     def __init__(
         self,
         provider: Provider,
         request: ChatRequest,
         *,
+        tokens: ModelTokens,
         first_token_timeout: float,
         idle_timeout: float,
         cancel: asyncio.Event,
@@ -72,9 +85,11 @@ class UpstreamCall:
         self._first_token_timeout = first_token_timeout
         self._idle_timeout = idle_timeout
         self._cancel = cancel
+        self._cap = TokenCap(request.max_tokens, tokens)
         self._started = 0.0  # all times are the event loop's clock
         self._first_token_at: float | None = None
         self._text: list[str] = []
+        self._tool_calls: list[ToolCall] = []
         self._usage: Usage | None = None
         self._finish: str | None = None
         self._outcome: Outcome | None = None
@@ -86,7 +101,8 @@ class UpstreamCall:
             raise RuntimeError("the call has not finished")
         return self._outcome
 
-    async def deltas(self) -> AsyncGenerator[TextDelta, None]:
+    async def deltas(self) -> AsyncGenerator[TextDelta | ToolCall, None]:
+        """The text and the tool calls, as they arrive."""
         self._started = asyncio.get_running_loop().time()
         upstream = self._provider.stream(self._request)
         watcher = asyncio.create_task(self._watch_cancel())
@@ -94,7 +110,17 @@ class UpstreamCall:
             while self._outcome is None:
                 step = await self._next(upstream)
                 if isinstance(step, TextDelta) and step.text:
-                    self._on_text(step)
+                    text = self._cap.admit(self._text, step.text)
+                    if text:
+                        if self._first_token_at is None:
+                            self._on_output()
+                        self._text.append(text)
+                        yield step if text is step.text else TextDelta(text)
+                    if self._cap.reached:
+                        self._stop_at_cap()
+                elif isinstance(step, ToolCall):
+                    self._on_output()
+                    self._tool_calls.append(step)
                     yield step
                 elif isinstance(step, Usage):
                     self._usage = step
@@ -103,6 +129,8 @@ class UpstreamCall:
                 elif isinstance(step, _Stop | ProviderError):
                     self._end(step)
         finally:
+            if self._outcome is None:
+                self._end(_Stop.ABANDONED)
             watcher.cancel()
             self._alarm.disarm()
             # Closing the provider's generator closes the HTTP response, which
@@ -110,10 +138,20 @@ class UpstreamCall:
             if isinstance(upstream, AsyncGenerator):
                 await upstream.aclose()
 
-    def _on_text(self, delta: TextDelta) -> None:
-        if self._first_token_at is None:
+    def _on_output(self) -> None:
+        if self._first_token_at is None:  # the first text or tool call: TTFT
             self._first_token_at = asyncio.get_running_loop().time()
-        self._text.append(delta.text)
+
+    def _stop_at_cap(self) -> None:
+        # Ending here closes the provider's stream (below), and so the response.
+        log.info(
+            "%s model %s did not stop at max_tokens=%d; cut off",
+            self._provider.name,
+            self._request.model,
+            self._request.max_tokens,
+        )
+        self._finish = "length"
+        self._end(_Stop.ENDED, cut_off=True)
 
     def _deadline(self) -> float:
         if self._first_token_at is None:
@@ -152,7 +190,7 @@ class UpstreamCall:
         await self._cancel.wait()
         self._alarm.ring(_Stop.CANCELLED)
 
-    def _end(self, stop: _Stop | ProviderError) -> None:
+    def _end(self, stop: _Stop | ProviderError, *, cut_off: bool = False) -> None:
         now = asyncio.get_running_loop().time()
         ttft = None if self._first_token_at is None else _ms(self._first_token_at - self._started)
         status: CallStatus = "failed"
@@ -162,6 +200,8 @@ class UpstreamCall:
             status = "complete"
         elif stop is _Stop.CANCELLED:
             status = "cancelled"
+        elif stop is _Stop.ABANDONED:
+            error = "the reply stopped reading the call (a server-side failure)"
         elif stop is _Stop.TIMED_OUT:
             which = "first token" if ttft is None else "next token"
             limit = self._first_token_timeout if ttft is None else self._idle_timeout
@@ -178,6 +218,8 @@ class UpstreamCall:
             rejected=isinstance(stop, ProviderError) and ttft is None,
             ttft_ms=ttft,
             latency_ms=_ms(now - self._started),
+            tool_calls=tuple(self._tool_calls),
+            cut_off=cut_off,
         )
 
 

@@ -47,8 +47,9 @@ def fit_messages(
 
     dropped = len(history) - len(kept)
     # A reply without the question it answers confuses models (and Anthropic
-    # rejects it), so once we are trimming anyway, trim to a user turn.
-    while dropped and kept and kept[0].role == "assistant":
+    # rejects it), and both vendors reject a tool result without the call it
+    # answers, so once we are trimming anyway, trim to a user turn.
+    while dropped and kept and kept[0].role in ("assistant", "tool"):
         used -= counter.count_message(kept.pop(0))
         dropped += 1
 

@@ -1,4 +1,4 @@
-"""OpenAI Chat Completions, and every server that speaks it (Ollama, vLLM, LM Studio)."""
+"""OpenAI Chat Completions, and every server that speaks it (Ollama, vLLM, LM Studio, ...)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,28 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-from parley.llm.base import ChatRequest, Finish, StreamEvent, TextDelta, Usage
+from parley.llm.base import (
+    ChatMessage,
+    ChatRequest,
+    Finish,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
 from parley.llm.failures import vendor_message
 from parley.llm.http import VendorHTTP
 from parley.llm.sse import sse_json
+from parley.llm.toolwire import OpenAIToolCalls, json_value
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 # Local servers ignore the key, but some proxies in front of them insist on one.
 PLACEHOLDER_API_KEY = "not-needed"
+
+# The wire has no error flag for a tool result, so the text carries it.
+TOOL_ERROR_PREFIX = "Error: "
 
 # Reasoning models reject ``max_tokens`` and any non-default temperature.
 _REASONING_MODELS = re.compile(r"^(o\d|gpt-5)\b")
@@ -37,18 +50,29 @@ class OpenAIProvider:
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         usage: Usage | None = None
         finish = "unknown"
+        calls = OpenAIToolCalls()
         async with self._http.lines(_body(request)) as lines:
             async for chunk in sse_json(lines):
                 if "error" in chunk:  # an error event inside a healthy stream
                     text = f"stream error: {vendor_message(chunk, 'unknown')}"
                     raise self._http.error(text)
-                usage = _usage(chunk) or usage
+                # Most chunks say "usage": null; some servers send a running count in each.
+                reported = chunk.get("usage")
+                if reported:
+                    usage = _usage(reported) or usage
                 for choice in chunk.get("choices") or ():
-                    content = (choice.get("delta") or {}).get("content")
-                    if content:
-                        yield TextDelta(content)
+                    delta = choice.get("delta")
+                    if delta:
+                        # A refusal is the model's answer to the user, streamed apart.
+                        text = delta.get("content") or delta.get("refusal")
+                        if text:
+                            yield TextDelta(text)
+                        if "tool_calls" in delta:
+                            calls.add(delta["tool_calls"])
                     finish = choice.get("finish_reason") or finish
-        # Usage arrives after the finish chunk; report both once the stream is done.
+        # Calls are whole only at the end; usage arrives after the finish chunk.
+        for call in calls.calls():
+            yield call
         if usage is not None:
             yield usage
         yield Finish(finish)
@@ -60,10 +84,14 @@ class OpenAIProvider:
 def _body(request: ChatRequest) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": request.model,
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "messages": [_message(m) for m in request.messages],
         "stream": True,
         "stream_options": {"include_usage": True},
     }
+    if request.tools:
+        body["tools"] = [_tool(spec) for spec in request.tools]
+        if not request.may_call_tools:
+            body["tool_choice"] = "none"
     if _REASONING_MODELS.match(request.model):
         body["max_completion_tokens"] = request.max_tokens
     else:
@@ -73,8 +101,51 @@ def _body(request: ChatRequest) -> dict[str, Any]:
     return body
 
 
-def _usage(chunk: dict[str, Any]) -> Usage | None:
-    usage = chunk.get("usage")
-    if not isinstance(usage, dict):
+def _message(message: ChatMessage) -> dict[str, Any]:
+    if message.role == "tool":
+        content = message.content
+        if message.is_error:
+            content = TOOL_ERROR_PREFIX + content
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": content}
+    if message.tool_calls:
+        return {
+            "role": "assistant",
+            "content": message.content if message.content.strip() else None,
+            "tool_calls": [_call(call) for call in message.tool_calls],
+        }
+    return {"role": message.role, "content": message.content}
+
+
+def _call(call: ToolCall) -> dict[str, Any]:
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments},
+    }
+
+
+def _tool(spec: ToolSpec) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {
+            "name": spec.name,
+            "description": spec.description,
+            "parameters": json_value(spec.parameters),
+        },
+    }
+
+
+def _usage(reported: object) -> Usage | None:
+    """The vendor's counts, or None when it gave none (``{}`` is no count, not zero)."""
+    if not isinstance(reported, dict):
         return None
-    return Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+    prompt = reported.get("prompt_tokens")
+    completion = reported.get("completion_tokens")
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        return None
+    total = reported.get("total_tokens")
+    if isinstance(total, int) and total > prompt + completion:
+        # xAI (and Gemini) leave reasoning tokens out of completion_tokens but
+        # bill them as output; only the total has them.
+        completion = total - prompt
+    return Usage(prompt, completion)

@@ -1,8 +1,9 @@
 """The LLM router: retries, fallback between models, usage records.
 
-This is what the reply task calls. It streams text from the first model that
-works, retrying transient failures with backoff before any text has been
-sent, and describes every upstream call with one :class:`CallFinished`.
+This is what the reply task calls. It streams text and tool calls from the
+first model that works, retrying transient failures with backoff before any
+output has been sent, and describes every upstream call with one
+:class:`CallFinished`.
 """
 
 from __future__ import annotations
@@ -11,13 +12,22 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from parley.errors import UpstreamUnavailable
 from parley.llm.anthropic import AnthropicProvider
-from parley.llm.base import CallRecord, ChatMessage, ChatRequest, ModelRef, Provider, TextDelta
+from parley.llm.base import (
+    CallRecord,
+    ChatMessage,
+    ChatRequest,
+    ModelRef,
+    Provider,
+    TextDelta,
+    ToolCall,
+    ToolSpec,
+)
 from parley.llm.call import Outcome, UpstreamCall
 from parley.llm.demo import DemoProvider
 from parley.llm.models import PriceTable
@@ -57,7 +67,7 @@ class CallFinished:
     record: CallRecord
 
 
-RouterEvent = TextDelta | CallFinished
+RouterEvent = TextDelta | ToolCall | CallFinished
 
 
 class LLMRouter:
@@ -121,6 +131,10 @@ class LLMRouter:
     def context_window(self, model: ModelRef) -> int:
         return self._prices.context_window(model)
 
+    def cost_usd(self, model: ModelRef, prompt_tokens: int, completion_tokens: int) -> float:
+        """What a call to ``model`` with these counts costs, at the configured prices."""
+        return self._prices.cost_usd(model, prompt_tokens, completion_tokens)
+
     async def stream(
         self,
         models: Sequence[ModelRef],
@@ -129,12 +143,21 @@ class LLMRouter:
         max_tokens: int,
         temperature: float | None,
         cancel: asyncio.Event,
+        tools: Sequence[ToolSpec] = (),
+        may_call_tools: bool = True,
+        abandoned: Callable[[CallRecord], None] | None = None,
     ) -> AsyncGenerator[RouterEvent, None]:
-        """Text from the first model that works, and one ``CallFinished`` per upstream call.
+        """Text and tool calls from the first model that works, and one ``CallFinished``
+        per upstream call.
 
-        Raises :class:`UpstreamUnavailable` when every model failed before any
-        text. Once text has been streamed, failures end the stream normally
-        (with a failed record) because retrying would repeat the text.
+        ``tools`` are offered to the model (described only, when not
+        ``may_call_tools``); the tool calls it makes come whole, after any
+        text of the same call. ``abandoned`` receives the record of a call cut
+        short by closing this stream, which can yield nothing more then. Raises :class:`UpstreamUnavailable`
+        when every model failed before any output. Once output has been
+        streamed, failures end the stream normally (with a failed record)
+        because retrying would repeat it. A model that streams past
+        ``max_tokens`` is cut off there (its record says ``cut_off``).
         """
         for index, model in enumerate(models):
             provider = self._providers.get(model.provider)
@@ -142,22 +165,33 @@ class LLMRouter:
                 log.warning("model %s skipped: provider not configured", model)
                 yield CallFinished(CallRecord(model, "failed", error="provider not configured"))
                 continue
-            request = ChatRequest(model.name, tuple(messages), max_tokens, temperature)
+            request = ChatRequest(
+                model.name, tuple(messages), max_tokens, temperature, tuple(tools), may_call_tools
+            )
+            tokens = self._counter.for_model(model)
             for attempt in range(1, self._policy.attempts + 1):
                 if cancel.is_set():
                     return
                 call = UpstreamCall(
                     provider,
                     request,
+                    tokens=tokens,
                     first_token_timeout=self._timeouts.first_token,
                     idle_timeout=self._timeouts.idle,
                     cancel=cancel,
                 )
-                async with contextlib.aclosing(call.deltas()) as deltas:
-                    async for delta in deltas:
-                        yield delta
+                try:
+                    async with contextlib.aclosing(call.deltas()) as deltas:
+                        async for delta in deltas:
+                            yield delta
+                except GeneratorExit:
+                    # Closed mid-call (the reply failed around it): the call was
+                    # still made and billed, so it is still recorded.
+                    if abandoned is not None:
+                        abandoned(self._record(model, request, call.outcome))
+                    raise
                 outcome = call.outcome
-                yield CallFinished(self._record(model, messages, outcome))
+                yield CallFinished(self._record(model, request, outcome))
                 if not outcome.can_try_again:
                     return
                 if not outcome.transient or attempt == self._policy.attempts:
@@ -180,10 +214,8 @@ class LLMRouter:
         for provider in self._providers.values():
             await provider.aclose()
 
-    def _record(
-        self, model: ModelRef, messages: Sequence[ChatMessage], outcome: Outcome
-    ) -> CallRecord:
-        prompt, completion, estimated = self._tokens(model, messages, outcome)
+    def _record(self, model: ModelRef, request: ChatRequest, outcome: Outcome) -> CallRecord:
+        prompt, completion, estimated = self._tokens(model, request, outcome)
         return CallRecord(
             model=model,
             status=outcome.status,
@@ -196,18 +228,26 @@ class LLMRouter:
             error=outcome.error,
             finish_reason=outcome.finish_reason,
             text=outcome.text,
+            tool_calls=outcome.tool_calls,
+            cut_off=outcome.cut_off,
         )
 
     def _tokens(
-        self, model: ModelRef, messages: Sequence[ChatMessage], outcome: Outcome
+        self, model: ModelRef, request: ChatRequest, outcome: Outcome
     ) -> tuple[int, int, bool]:
-        if outcome.usage is not None:
+        """Prompt and completion tokens, and whether they are our estimate, not the vendor's."""
+        # A cut-off call never has the vendor's count: it comes at the end of the
+        # stream, which we closed. Had it come, it would include what we cut off.
+        if outcome.usage is not None and not outcome.cut_off:
             return outcome.usage.prompt_tokens, outcome.usage.completion_tokens, False
         if outcome.rejected:
             return 0, 0, False  # the vendor refused the request; nothing was generated
-        # Cancelled, cut off, or a server that does not report usage: count ourselves.
+        # Cancelled, cut off, or a server that does not report usage: count ourselves,
+        # only what reached the caller.
         tokens = self._counter.for_model(model)
-        return tokens.count_messages(messages), tokens.count(outcome.text), True
+        prompt = tokens.count_messages(request.messages) + tokens.count_tools(request.tools)
+        completion = tokens.count(outcome.text) + tokens.count_calls(outcome.tool_calls)
+        return prompt, completion, True
 
 
 def _at(models: Sequence[ModelRef], index: int) -> ModelRef | None:

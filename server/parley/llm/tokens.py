@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import tiktoken
 
-from parley.llm.base import ChatMessage, ModelRef
+from parley.llm.base import ChatMessage, ModelRef, ToolCall, ToolSpec
+from parley.llm.toolwire import spec_json
 
 log = logging.getLogger(__name__)
 
@@ -38,25 +39,44 @@ _O200K_MODELS = re.compile(r"^(gpt-4o|chatgpt-4o|gpt-4\.1|gpt-4\.5|gpt-5|o1|o3|o
 _OPENAI_MODELS = re.compile(r"^(gpt-|chatgpt-|o\d|text-|davinci|babbage)")
 
 
+def estimate_tokens(text: str) -> int:
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+def estimate_prefix(text: str, limit: int) -> str:
+    """The longest prefix of ``text`` that :func:`estimate_tokens` puts within ``limit``."""
+    return text[: max(limit, 0) * CHARS_PER_TOKEN]
+
+
 @dataclass(frozen=True, slots=True)
 class ModelTokens:
     """Counts tokens the way one model does; ``estimated`` when only approximately."""
 
     encode_count: Callable[[str], int]
     estimated: bool
+    encode_prefix: Callable[[str, int], str] = estimate_prefix
 
     def count(self, text: str) -> int:
         return self.encode_count(text) if text else 0
 
+    def prefix(self, text: str, limit: int) -> str:
+        """The longest prefix of ``text`` that is at most ``limit`` tokens."""
+        return self.encode_prefix(text, limit) if text else text
+
     def count_message(self, message: ChatMessage) -> int:
-        return TOKENS_PER_MESSAGE + self.count(message.content)
+        calls = self.count_calls(message.tool_calls) if message.tool_calls else 0
+        return TOKENS_PER_MESSAGE + self.count(message.content) + calls
 
     def count_messages(self, messages: Sequence[ChatMessage]) -> int:
         return REPLY_PRIMING_TOKENS + sum(self.count_message(m) for m in messages)
 
+    def count_calls(self, calls: Sequence[ToolCall]) -> int:
+        """What the model wrote to ask for these calls: names and arguments."""
+        return sum(self.count(call.name) + self.count(call.arguments) for call in calls)
 
-def estimate_tokens(text: str) -> int:
-    return math.ceil(len(text) / CHARS_PER_TOKEN)
+    def count_tools(self, tools: Sequence[ToolSpec]) -> int:
+        """What the tool specs add to a prompt (vendors render them as JSON-like text)."""
+        return sum(self.count(spec_json(spec)) for spec in tools)
 
 
 def encoding_for(model: ModelRef) -> tuple[str, bool]:
@@ -77,7 +97,7 @@ class TokenCounter:
 
     def __init__(self) -> None:
         self._encodings: dict[str, tiktoken.Encoding | None] = {}
-        self._counters: dict[str, Callable[[str], int]] = {}  # one cache per encoding
+        self._exact: dict[str, ModelTokens] = {}  # per encoding: its one count cache
         self._lock = threading.Lock()
 
     def for_model(self, model: ModelRef) -> ModelTokens:
@@ -85,10 +105,13 @@ class TokenCounter:
         encoding = self._encoding(encoding_name)
         if encoding is None:
             return ModelTokens(estimate_tokens, estimated=True)
-        count = self._counters.get(encoding_name)
-        if count is None:
-            count = self._counters[encoding_name] = _counter(encoding)
-        return ModelTokens(count, estimated=estimated)
+        exact = self._exact.get(encoding_name)
+        if exact is None:
+            exact = ModelTokens(_counter(encoding), False, _prefixer(encoding))
+            self._exact[encoding_name] = exact
+        if estimated:  # the same counts, standing in for another tokenizer
+            return ModelTokens(exact.encode_count, True, exact.encode_prefix)
+        return exact
 
     def preload(self, names: Sequence[str] = (O200K, CL100K)) -> None:
         """Load encodings now (blocking), so the first count does not have to."""
@@ -120,6 +143,17 @@ def _counter(encoding: tiktoken.Encoding) -> Callable[[str], int]:
         return tokens
 
     return count
+
+
+def _prefixer(encoding: tiktoken.Encoding) -> Callable[[str, int], str]:
+    def prefix(text: str, limit: int) -> str:
+        tokens = encoding.encode(text, disallowed_special=())
+        if len(tokens) <= limit:
+            return text
+        # The first tokens' bytes can end inside a character; drop that partial character.
+        return encoding.decode_bytes(tokens[: max(limit, 0)]).decode("utf-8", "ignore")
+
+    return prefix
 
 
 _fallback_logged = threading.Event()

@@ -8,11 +8,15 @@ from typing import Any
 
 Frame = dict[str, Any]
 
+# Frames numbered by ``seq``, in one sequence with no gaps: resume replays
+# those after the client's last seq exactly once.
+NUMBERED = frozenset({"delta", "tool_call", "tool_result"})
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    kind: str  # the frame's type: delta, notice, error, done or resync
-    at: int  # a delta's seq; for other frames, the seq of the delta before them
+    kind: str  # the frame's type: delta, tool_call, tool_result, notice, error, done or resync
+    at: int  # a numbered frame's seq; for other frames, the seq of the frame before them
     json: str
     text: str = ""  # a delta's text, when this instance wrote it (else read ``frame``)
 
@@ -36,16 +40,20 @@ class Event:
         return decoded
 
     @property
+    def numbered(self) -> bool:
+        return self.kind in NUMBERED
+
+    @property
     def ends_reply(self) -> bool:
         return self.kind in ("done", "resync")
 
     def follows(self, after_seq: int) -> bool:
-        """Whether a client that has seen deltas up to ``after_seq`` should get it.
+        """Whether a client that has seen frames up to ``after_seq`` should get it.
 
-        Deltas are never repeated. Other frames at the resume point are, so a
-        notice that raced a disconnect is seen twice rather than never.
+        Numbered frames are never repeated. Other frames at the resume point
+        are, so a notice that raced a disconnect is seen twice rather than never.
         """
-        return self.at > after_seq if self.kind == "delta" else self.at >= after_seq
+        return self.at > after_seq if self.kind in NUMBERED else self.at >= after_seq
 
 
 # The C string encoder json.dumps(..., ensure_ascii=False) uses.

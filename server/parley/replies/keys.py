@@ -24,6 +24,10 @@ class Keys:
     def cancel(self, reply_id: str) -> str:
         return f"{self.prefix}:reply:{reply_id}:cancel"
 
+    def confirmation(self, reply_id: str, call_id: str) -> str:
+        """A tool call waiting for the user's approval, then the answer."""
+        return f"{self.prefix}:reply:{reply_id}:confirm:{call_id}"
+
     def reaping(self, reply_id: str) -> str:
         return f"{self.prefix}:reply:{reply_id}:reaping"
 

@@ -150,12 +150,12 @@ class ReplyLog:
         )
 
     async def last_seq(self, reply_id: str) -> int:
-        """The seq of the last delta in the log (0 before the first)."""
+        """The seq of the last numbered frame in the log (0 before the first)."""
         entries = await self.redis.xrevrange(self.keys.events(reply_id), count=1)
         return _event(entries[0][1]).at if entries else 0
 
     async def written(self, reply_id: str) -> tuple[str, int]:
-        """The text of the deltas in the log, and the last delta's seq."""
+        """The text of the deltas in the log, and the last numbered frame's seq."""
         parts, last_seq = [], 0
         cursor = "-"
         while entries := await self.redis.xrange(
@@ -165,6 +165,7 @@ class ReplyLog:
                 event = _event(fields)
                 if event.kind == "delta":
                     parts.append(event.frame["text"])
+                if event.numbered:
                     last_seq = event.at
             cursor = "(" + as_text(entries[-1][0])
         return "".join(parts), last_seq
@@ -188,6 +189,16 @@ class ReplyLog:
                 *_fields_args(done),
             ],
         )
+
+    async def append(self, reply_id: str, events: list[Event]) -> None:
+        """Append frames directly (the sweeper's; a live reply writes through its writer)."""
+        if not events:
+            return
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for event in events:
+                fields = {"f": event.json, "t": event.kind, "at": event.at}
+                pipe.xadd(self.keys.events(reply_id), fields)  # type: ignore[arg-type]
+            await pipe.execute()
 
     async def _release_marker(self, conversation_id: str, reply_id: str) -> None:
         await self.redis.eval(

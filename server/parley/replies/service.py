@@ -13,17 +13,20 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
 from redis.asyncio import Redis
 
-from parley.errors import NotFound
+from parley.errors import Conflict, NotFound
+from parley.llm.base import CallRecord, ChatMessage, ModelRef
 from parley.replies.events import Event, Frame
 from parley.replies.keys import Keys
 from parley.replies.task import ReplyDeps, ReplyJob, StopSignal, done_frame, run_reply
 from parley.storage.conversations import ConversationStore
 from parley.storage.ledger import FinishedReply, ReplyTotals
+from parley.storage.records import Message, ToolStep
 from parley.storage.redis import as_text
 
 log = logging.getLogger(__name__)
@@ -73,6 +76,17 @@ class ReplyService:
         await self.redis.set(self.keys.cancel(reply_id), "1", ex=3600)
         await self.redis.publish(self.keys.control_channel, json.dumps({"cancel": reply_id}))
 
+    async def confirm(self, reply_id: str, call_id: str, user_id: str, *, approve: bool) -> None:
+        """The user's answer to a tool call waiting for approval, wherever its reply runs."""
+        state = await self.log.state(reply_id)
+        if state is None or state.user_id != user_id:
+            raise NotFound("No such reply.")
+        answered = await self.deps.tools.confirmations.answer(
+            reply_id, call_id, approve=approve, by=user_id
+        )
+        if not answered:
+            raise Conflict("That tool call is not waiting for approval.")
+
     def _stop_local(self, reply_id: str) -> None:
         running = self._running.get(reply_id)
         if running is not None:
@@ -95,7 +109,7 @@ class ReplyService:
                 yield event
                 if event.ends_reply:
                     return
-                if event.kind == "delta":
+                if event.numbered:
                     after_seq = event.at
         state = await self.log.state(reply_id)
         if state is not None:
@@ -112,6 +126,8 @@ class ReplyService:
         if message is None:
             raise NotFound("No such reply.")
         await self.conversations.get(user_id, message.conversation_id)  # ownership
+        steps = await self.deps.tools.store.for_reply(UUID(reply_id))
+        message = replace(message, tool_steps=tuple(steps))
         return {"type": "resync", "reply_id": reply_id, "message": message.public()}
 
     # -- background work -------------------------------------------------------
@@ -153,6 +169,9 @@ class ReplyService:
             command: dict[str, Any] = json.loads(data)
             if "cancel" in command:
                 self._stop_local(str(command["cancel"]))
+            elif "confirm" in command:
+                confirmations = self.deps.tools.confirmations
+                confirmations.announced(str(command["confirm"]), str(command["call_id"]))
 
     async def _sweep_forever(self, interval: float) -> None:
         rounds = 0
@@ -184,6 +203,39 @@ class ReplyService:
                     closed.append(reply_id)
         return closed
 
+    async def _lost_call(self, message: Message, text: str) -> tuple[CallRecord, ...]:
+        """The upstream call a dead instance was making, its usage estimated."""
+        if message.model is None:
+            return ()
+        model = ModelRef.parse(message.model)
+        prompt = await self.conversations.recent_context(
+            message.conversation_id, self.deps.memory.size, before=message.id
+        )
+        tokens = self.deps.router.counter.for_model(model)
+        sent = [ChatMessage(m.role, m.content) for m in prompt]  # type: ignore[arg-type]
+        prompt_tokens, completion_tokens = tokens.count_messages(sent), tokens.count(text)
+        return (
+            CallRecord(
+                model,
+                "interrupted",
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                estimated=True,
+                cost_usd=self.deps.router.cost_usd(model, prompt_tokens, completion_tokens),
+                error="its instance stopped during the call; usage estimated",
+            ),
+        )
+
+    async def _report_interrupted(self, reply_id: str, steps: list[ToolStep], seq: int) -> int:
+        """A ``tool_result`` for each call the dead owner left unfinished; the last seq."""
+        frames = []
+        for step in steps:
+            seq += 1
+            frame = {"type": "tool_result", "reply_id": reply_id, "seq": seq, **step.result()}
+            frames.append(Event.of(frame, at=seq))
+        await self.log.append(reply_id, frames)
+        return seq
+
     async def _still_active(self, reply_id: str) -> bool:
         return bool(await self.redis.sismember(self.keys.active_replies, reply_id))
 
@@ -197,15 +249,20 @@ class ReplyService:
         if message is None:  # opened but never stored: nothing to keep
             await self.redis.srem(self.keys.active_replies, reply_id)
             return False
+        steps = await self.deps.tools.store.interrupt(UUID(reply_id))
         text, last_seq = await self.log.written(reply_id)
-        owner = await self.conversations.owner_of(message.conversation_id)
+        conversation = await self.conversations.find(message.conversation_id)
+        # A reply that died outside a tool round died waiting on the model:
+        # that call gets its usage row, estimated from what was sent and written.
+        in_flight = () if steps else await self._lost_call(message, text)
         reply = FinishedReply(
             reply_id=UUID(reply_id),
-            user_id=owner or "",
+            user_id=conversation.owner_id if conversation else "",
             conversation_id=message.conversation_id,
-            agent_id="",
+            agent_id=conversation.agent_id if conversation else "",
             text=text,
             status="interrupted",
+            calls=in_flight,
         )
         stored = await self.deps.ledger.finish(reply)
         status = "interrupted"
@@ -215,6 +272,7 @@ class ReplyService:
             final = await self.conversations.message_for_reply(reply_id)
             status = final.status if final is not None else status
         log.warning("reply %s lost its owner; closed as %s", reply_id, status)
+        last_seq = await self._report_interrupted(reply_id, steps, last_seq)
         totals = ReplyTotals.of(())
         done = Event.of(done_frame(reply_id, message.id, status, totals), at=last_seq)
         await self.log.close(reply_id, str(message.conversation_id), done)

@@ -12,23 +12,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from uuid import UUID
 
 from parley.catalog import Agent
-from parley.errors import ParleyError, UpstreamUnavailable
-from parley.llm.base import CallRecord, ChatMessage, ModelRef, TextDelta
+from parley.errors import BudgetExceeded, ParleyError, UpstreamUnavailable
+from parley.llm.base import ChatMessage, ModelRef, ToolCall
 from parley.llm.router import LLMRouter, RouterEvent
 from parley.replies.events import Event
 from parley.replies.feed import LocalFeeds, ReplyFeed
 from parley.replies.log import ReplyLog
 from parley.replies.memory import ConversationMemory
+from parley.replies.rounds import Progress, run_rounds
+from parley.replies.tool_runner import ToolDeps, ToolRunner
 from parley.replies.writer import ReplyWriter
 from parley.rules import RuleEvent
 from parley.rules.budget import Reservation, TokenBudget
 from parley.storage.ledger import FinishedReply, Ledger, ReplyTotals
+from parley.tools.base import Tool, ToolContext, spec_of
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,8 @@ class ReplyJob:
     blocked_reply: str | None = None
     handoff: bool = False
     reservation: Reservation | None = None
+    tools: Mapping[str, Tool] = field(default_factory=dict)  # by the name the model calls
+    max_tool_rounds: int = 5
 
 
 @dataclass(slots=True)
@@ -76,6 +81,7 @@ class ReplyDeps:
     budget: TokenBudget
     memory: ConversationMemory
     feeds: LocalFeeds
+    tools: ToolDeps
     owner: str
     lease_ms: int
 
@@ -87,7 +93,10 @@ async def run_reply(
     feed: ReplyFeed,
     stored: asyncio.Future[bool],
 ) -> None:
-    upstream = None if job.blocked_reply is not None else Prefetched(_upstream(job, deps, stop))
+    progress = Progress(reservation=job.reservation)
+    upstream = (
+        None if job.blocked_reply is not None else Prefetched(_upstream(job, deps, stop, progress))
+    )
     try:
         turn_stored = await stored
     finally:
@@ -98,7 +107,6 @@ async def run_reply(
         return
     writer = ReplyWriter(deps.log, feed, job.reply_id)
     lease = asyncio.create_task(_keep_lease(job, deps, stop))
-    calls: list[CallRecord] = []
     status = "failed"
     try:
         for event in job.input_events:
@@ -108,7 +116,7 @@ async def run_reply(
             status = "blocked"
         else:
             assert upstream is not None
-            status = await _generate(job, upstream, stop, writer, calls)
+            status = await _generate(job, deps, upstream, stop, writer, progress)
         await writer.drain()
     except Exception:
         log.exception("reply %s failed", job.reply_id)
@@ -118,44 +126,48 @@ async def run_reply(
             await writer.drain()
     finally:
         lease.cancel()
-        await _finish(job, deps, writer, calls, status)
+        await _finish(job, deps, writer, progress, status)
 
 
 def _upstream(
-    job: ReplyJob, deps: ReplyDeps, stop: StopSignal
+    job: ReplyJob,
+    deps: ReplyDeps,
+    stop: StopSignal,
+    progress: Progress,
+    messages: Sequence[ChatMessage] | None = None,
+    *,
+    allow_tools: bool = True,
 ) -> AsyncGenerator[RouterEvent, None]:
     return deps.router.stream(
         job.models,
-        job.messages,
+        job.messages if messages is None else messages,
         max_tokens=job.max_tokens,
         temperature=job.temperature,
         cancel=stop.event,
+        # A history with tool turns keeps describing the tools (Anthropic
+        # requires it); past the round limit the model may only answer.
+        tools=[spec_of(tool) for tool in job.tools.values()],
+        may_call_tools=allow_tools,
+        abandoned=progress.calls.append,
     )
 
 
 async def _generate(
     job: ReplyJob,
-    stream: Prefetched,
+    deps: ReplyDeps,
+    first: Prefetched,
     stop: StopSignal,
     writer: ReplyWriter,
-    calls: list[CallRecord],
+    progress: Progress,
 ) -> str:
     output = job.agent.rules.output_filter()
+    host = _Rounds(job, deps, stop, writer, progress)
     try:
-        async for item in stream:
-            if isinstance(item, TextDelta):
-                released, events = output.feed(item.text)
-                for event in events:
-                    writer.notice(event)
-                writer.delta(released)
-            else:
-                calls.append(item.record)
-    except UpstreamUnavailable as error:
+        await run_rounds(host, first, job.messages, output, writer, progress)
+    except (UpstreamUnavailable, BudgetExceeded) as error:
         writer.error(error)
         return "failed"
-    finally:
-        await stream.aclose()
-    status = _status(calls, stop)
+    status = _status(progress, stop)
     tail, events = output.finish()
     # A reply stopped before its first word gets no disclaimer on its own.
     if writer.parts or status == "complete":
@@ -165,10 +177,89 @@ async def _generate(
     return status
 
 
-def _status(calls: list[CallRecord], stop: StopSignal) -> str:
-    if stop.event.is_set() and (not calls or calls[-1].status == "cancelled"):
+def _status(progress: Progress, stop: StopSignal) -> str:
+    calls = progress.calls
+    if stop.event.is_set() and (
+        progress.stopped_in_tools or not calls or calls[-1].status == "cancelled"
+    ):
         return stop.reason
     return calls[-1].status if calls else "failed"
+
+
+class _Rounds:
+    """The reply as the rounds see it: its tools, its budget, its next request."""
+
+    def __init__(
+        self,
+        job: ReplyJob,
+        deps: ReplyDeps,
+        stop: StopSignal,
+        writer: ReplyWriter,
+        progress: Progress,
+    ) -> None:
+        self._job = job
+        self._deps = deps
+        self._stop = stop
+        self._progress = progress
+        context = ToolContext(
+            reply_id=job.reply_id,
+            call_id="",
+            user_id=job.user_id,
+            conversation_id=str(job.conversation_id),
+            agent_id=job.agent.id,
+        )
+        self._runner = ToolRunner(
+            context=context,
+            tools=job.tools,
+            rules=job.agent.rules,
+            deps=deps.tools,
+            writer=writer,
+            stop=stop.event,
+        )
+
+    @property
+    def max_tool_rounds(self) -> int:
+        return self._job.max_tool_rounds if self._job.tools else 0
+
+    async def run_tools(self, round_number: int, calls: Sequence[ToolCall]) -> list[ChatMessage]:
+        await self._store_calls()
+        return await self._runner.run_round(round_number, calls)
+
+    async def _store_calls(self) -> None:
+        """The usage of the calls so far, stored before any tool can have an effect."""
+        progress, job = self._progress, self._job
+        try:
+            await self._deps.ledger.add_calls(
+                UUID(job.reply_id),
+                job.user_id,
+                job.agent.id,
+                progress.calls[progress.stored_calls :],
+            )
+        except Exception as error:  # they are stored with the reply when it ends
+            log.warning("could not store the usage of reply %s so far: %s", job.reply_id, error)
+            return
+        progress.stored_calls = len(progress.calls)
+
+    async def reserve(self, messages: Sequence[ChatMessage]) -> None:
+        job, progress = self._job, self._progress
+        await _settle(self._deps, progress)
+        tokens = self._deps.router.counter.for_model(job.models[0])
+        progress.reservation = await self._deps.budget.reserve(
+            job.user_id,
+            job.agent.rules.id,
+            tokens.count_messages(messages) + job.max_tokens,
+            job.agent.daily_token_budget,
+        )
+
+    def request(
+        self, messages: Sequence[ChatMessage], *, allow_tools: bool
+    ) -> AsyncGenerator[RouterEvent, None]:
+        return _upstream(
+            self._job, self._deps, self._stop, self._progress, messages, allow_tools=allow_tools
+        )
+
+    def stopped(self) -> bool:
+        return self._stop.event.is_set()
 
 
 class Prefetched:
@@ -224,7 +315,7 @@ async def _keep_lease(job: ReplyJob, deps: ReplyDeps, stop: StopSignal) -> None:
 
 
 async def _finish(
-    job: ReplyJob, deps: ReplyDeps, writer: ReplyWriter, calls: list[CallRecord], status: str
+    job: ReplyJob, deps: ReplyDeps, writer: ReplyWriter, progress: Progress, status: str
 ) -> None:
     reply = FinishedReply(
         reply_id=UUID(job.reply_id),
@@ -233,12 +324,13 @@ async def _finish(
         agent_id=job.agent.id,
         text=writer.text,
         status=status,
-        calls=tuple(calls),
+        calls=tuple(progress.calls),
+        stored_calls=progress.stored_calls,
         events=tuple(writer.rule_events),
         needs_human=job.handoff or any(e.action == "handoff" for e in writer.rule_events),
     )
     # The budget's round trip to Redis hides behind the write to Postgres.
-    _, message_id = await asyncio.gather(_settle(job, deps, reply), _store(deps.ledger, reply))
+    _, message_id = await asyncio.gather(_settle(deps, progress), _store(deps.ledger, reply))
     if message_id is None:  # left for the sweeper, which retries until Postgres is back
         writer.feed.detach()
         deps.feeds.close(job.reply_id)
@@ -256,10 +348,14 @@ async def _finish(
     deps.feeds.close(job.reply_id)
 
 
-async def _settle(job: ReplyJob, deps: ReplyDeps, reply: FinishedReply) -> None:
-    if job.reservation is not None:
-        with contextlib.suppress(Exception):
-            await deps.budget.settle(job.reservation, reply.totals.total_tokens)
+async def _settle(deps: ReplyDeps, progress: Progress) -> None:
+    """Replace the held worst case by what the calls since it was taken really used."""
+    reservation, progress.reservation = progress.reservation, None
+    used = sum(call.total_tokens for call in progress.calls[progress.settled_calls :])
+    progress.settled_calls = len(progress.calls)
+    if reservation is not None:
+        with contextlib.suppress(Exception):  # settling only ever over-counts when it fails
+            await deps.budget.settle(reservation, used)
 
 
 async def _store(ledger: Ledger, reply: FinishedReply) -> UUID | None:

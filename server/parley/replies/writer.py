@@ -10,6 +10,7 @@ has them, so what a client saw is never lost with the instance.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 from parley.errors import ParleyError, error_body
 from parley.replies.events import Event, Frame
@@ -18,16 +19,23 @@ from parley.replies.log import ReplyLog
 from parley.rules import RuleEvent
 
 
+@dataclass(frozen=True, slots=True)
+class _Numbered:
+    """A frame that takes the next ``seq`` when it is written, like a delta."""
+
+    frame: Frame
+
+
 class ReplyWriter:
     def __init__(self, reply_log: ReplyLog, feed: ReplyFeed, reply_id: str) -> None:
         self.log = reply_log
         self.feed = feed
         self.reply_id = reply_id
         self.stream = reply_log.keys.events(reply_id)
-        self.seq = 0  # the last delta numbered
+        self.seq = 0  # the last frame numbered
         self.parts: list[str] = []  # everything accepted, written or not
         self.rule_events: list[RuleEvent] = []
-        self._pending: list[str | Frame] = []  # texts (deltas) and other frames
+        self._pending: list[str | _Numbered | Frame] = []  # texts (deltas) and other frames
         self._in_flight = False
         self._drained: list[asyncio.Future[None]] = []
         self._failure: BaseException | None = None
@@ -62,6 +70,12 @@ class ReplyWriter:
     def error(self, error: ParleyError) -> None:
         self._push({"type": "error", "reply_id": self.reply_id, **error_body(error)})
 
+    def numbered(self, frame: Frame) -> None:
+        """A frame in the deltas' sequence (a tool step): it gets the next ``seq``."""
+        self._check()
+        self._pending.append(_Numbered(frame))
+        self.log.appender.schedule(self)
+
     async def drain(self) -> None:
         """Wait until everything is written; raise if a write failed."""
         if (self._pending or self._in_flight) and self._failure is None:
@@ -82,6 +96,10 @@ class ReplyWriter:
             if isinstance(item, str):
                 self.seq += 1
                 events.append(Event.delta(self.reply_id, self.seq, item))
+            elif isinstance(item, _Numbered):
+                self.seq += 1
+                head = {"type": item.frame["type"], "reply_id": self.reply_id, "seq": self.seq}
+                events.append(Event.of({**head, **item.frame}, at=self.seq))
             else:
                 events.append(Event.of(item, at=self.seq))
         self._pending = []

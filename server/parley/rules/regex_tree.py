@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -261,3 +262,52 @@ def _count(low: int, high: int) -> str:
 
 def _flags(bits: int) -> str:
     return "".join(letter for flag, letter in _FLAG_LETTERS if bits & flag)
+
+
+# -- rewriting ----------------------------------------------------------------------------------
+
+# (op name, argument, ignore_case) of one consumed character -> its new fragment, or None
+CharRewrite = Callable[[str, Any, bool], "str | None"]
+
+
+def rewrite_chars(source: str, *, ignore_case: bool, rewrite: CharRewrite) -> str:
+    """``source`` regenerated from its parse tree, each consumed character as ``rewrite`` says.
+
+    Groups come back non-capturing; rules never read groups, so nothing else changes.
+    """
+    items = parse(source, re.IGNORECASE if ignore_case else 0)
+    return _render(items, ignore_case, rewrite)
+
+
+def _render(items: Any, ignore_case: bool, rewrite: CharRewrite) -> str:
+    return "".join(_render_one(str(op), av, ignore_case, rewrite) for op, av in items)
+
+
+def _render_one(name: str, av: Any, ignore_case: bool, rewrite: CharRewrite) -> str:
+    fragment = _char_fragment(name, av)
+    if fragment is not None:
+        return rewrite(name, av, ignore_case) or fragment
+    if name in REPEATS:
+        low, high, body = av
+        mode = {"MIN_REPEAT": "?", "POSSESSIVE_REPEAT": "+"}.get(name, "")
+        return f"(?:{_render(body, ignore_case, rewrite)}){_count(low, high)}{mode}"
+    if name == "SUBPATTERN":
+        _group, add, remove, body = av
+        removed = _flags(remove)
+        inner = _render(body, scoped_ignore_case(av, ignore_case), rewrite)
+        return f"(?{_flags(add)}{'-' if removed else ''}{removed}:{inner})"
+    if name == "ATOMIC_GROUP":
+        return f"(?>{_render(av, ignore_case, rewrite)})"
+    if name == "BRANCH":
+        return "(?:" + "|".join(_render(b, ignore_case, rewrite) for b in av[1]) + ")"
+    if name in ("ASSERT", "ASSERT_NOT"):
+        direction, body = av
+        kind = f"{'<' if direction < 0 else ''}{'=' if name == 'ASSERT' else '!'}"
+        return f"(?{kind}{_render(body, ignore_case, rewrite)})"
+    if name == "AT":
+        at = str(av)
+        anchor = {"AT_BOUNDARY": r"\b", "AT_NON_BOUNDARY": r"\B", **_ANCHORS}.get(at)
+        if anchor is None:
+            raise PatternError(f"unsupported assertion {at.lower()}")
+        return anchor
+    raise PatternError(f"unsupported construct {name.lower()}")

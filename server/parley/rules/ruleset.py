@@ -14,8 +14,11 @@ from typing import TypeVar
 
 from parley.errors import TooLarge
 from parley.llm.base import ModelRef
+from parley.rules.closing import append_text
 from parley.rules.events import InputVerdict, RuleEvent
+from parley.rules.history import redact_turns
 from parley.rules.matcher import PatternSet, Rule
+from parley.rules.normalize import normalize
 from parley.rules.patterns import BlockRule, EscalationRule, PatternSpec, RedactRule, ReplaceRule
 from parley.rules.schema import LimitsSection, RulesFile
 from parley.rules.stream import OutputFilter
@@ -58,10 +61,11 @@ class RuleSet:
                 f"The message has {len(text)} characters; this agent accepts at most "
                 f"{self.max_length}."
             )
-        redacted, events = self.redact.apply(text)
+        view = normalize(text)
+        redacted, events = self.redact.rewrite(text, view)
         # Block and escalation look at the original words, not the redaction labels.
-        escalations = self.escalation.matching(text)
-        blocks = self.block.matching(text)
+        escalations = self.escalation.matching(view.text)
+        blocks = self.block.matching(view.text)
         events += [rule.event() for rule in (*escalations, *blocks)]
         replies = [r.replacement for r in (*escalations, *blocks) if r.replacement]
         return InputVerdict(
@@ -72,6 +76,15 @@ class RuleSet:
             redacted=redacted != text,
         )
 
+    def redact_history(self, texts: Sequence[str]) -> tuple[list[str], list[RuleEvent]]:
+        """Redact the user turns going upstream (oldest first) as one text.
+
+        Catches what only the turns together reveal, such as a card number
+        split across two messages; each text comes back with the redactions
+        that touch it. See :mod:`parley.rules.history`.
+        """
+        return redact_turns(self.redact, texts)
+
     def output_filter(self) -> OutputFilter:
         return OutputFilter(self.output, self.disclaimer)
 
@@ -79,8 +92,9 @@ class RuleSet:
         """The whole-reply equivalent of ``output_filter()``: feed everything, finish."""
         rewritten, events = self.output.apply(text)
         if self.disclaimer:
-            rewritten += "\n\n" + self.disclaimer
-            events.append(RuleEvent(rule="disclaimer", action="disclaimer", detail="appended"))
+            suffix, event = append_text(rewritten, self.disclaimer)
+            rewritten += suffix
+            events.append(event)
         return rewritten, events
 
     def render_instructions(self, context: PromptContext) -> str:

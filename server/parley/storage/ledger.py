@@ -60,10 +60,57 @@ class FinishedReply:
     calls: Sequence[CallRecord] = ()
     events: Sequence[RuleEvent] = ()
     needs_human: bool = False
+    stored_calls: int = 0  # calls[:stored_calls] already have their usage rows (tool rounds)
 
     @property
     def totals(self) -> ReplyTotals:
         return ReplyTotals.of(self.calls)
+
+
+_CALL_COLUMNS = (
+    "text",
+    "text",
+    "int",
+    "int",
+    "int",
+    "numeric",
+    "bool",
+    "int",
+    "int",
+    "text",
+    "text",
+)
+
+
+def _insert_calls(first: int) -> str:
+    """One llm_usage row per call, for the message in the CTE ``answer``: the 13
+    parameters from ``$first`` on are :func:`_call_params`."""
+    arrays = ", ".join(f"${first + 2 + i}::{kind}[]" for i, kind in enumerate(_CALL_COLUMNS))
+    return (
+        "INSERT INTO llm_usage (user_id, conversation_id, message_id, agent_id, provider,"
+        " model, prompt_tokens, completion_tokens, total_tokens, cost_usd, estimated,"
+        " ttft_ms, latency_ms, status, error)"
+        f" SELECT ${first}, answer.conversation_id, answer.id, ${first + 1}, c.* FROM answer,"
+        f" unnest({arrays}) c"
+    )
+
+
+def _call_params(user_id: str, agent_id: str, calls: Sequence[CallRecord]) -> list[Any]:
+    return [
+        user_id,
+        agent_id,
+        [c.model.provider for c in calls],
+        [c.model.name for c in calls],
+        [c.prompt_tokens for c in calls],
+        [c.completion_tokens for c in calls],
+        [c.total_tokens for c in calls],
+        [Decimal(str(c.cost_usd)) for c in calls],
+        [c.estimated for c in calls],
+        [c.ttft_ms for c in calls],
+        [c.latency_ms for c in calls],
+        [c.status for c in calls],
+        [c.error for c in calls],
+    ]
 
 
 class Ledger:
@@ -77,7 +124,6 @@ class Ledger:
         (its task and a sweeper racing) is recorded exactly once.
         """
         totals = reply.totals
-        calls = reply.calls
         events = reply.events
         # One statement: one round trip, and atomic without a transaction block.
         message_id: UUID | None = await self.pool.fetchval(
@@ -86,13 +132,7 @@ class Ledger:
             "  completion_tokens = $5, total_tokens = $6, cost_usd = $7, estimated = $8,"
             "  completed_at = now() WHERE reply_id = $1 AND status = 'streaming'"
             "  RETURNING id, conversation_id),"
-            " calls AS ("
-            "  INSERT INTO llm_usage (user_id, conversation_id, message_id, agent_id, provider,"
-            "  model, prompt_tokens, completion_tokens, total_tokens, cost_usd, estimated,"
-            "  ttft_ms, latency_ms, status, error)"
-            "  SELECT $9, answer.conversation_id, answer.id, $10, c.* FROM answer,"
-            "  unnest($11::text[], $12::text[], $13::int[], $14::int[], $15::int[],"
-            "  $16::numeric[], $17::bool[], $18::int[], $19::int[], $20::text[], $21::text[]) c),"
+            f" calls AS ({_insert_calls(9)}),"
             " events AS ("
             "  INSERT INTO rule_events (conversation_id, message_id, rule, action, detail)"
             "  SELECT answer.conversation_id, answer.id, e.* FROM answer,"
@@ -109,25 +149,24 @@ class Ledger:
             totals.total_tokens,
             totals.cost_usd,
             totals.estimated,
-            reply.user_id,
-            reply.agent_id,
-            [c.model.provider for c in calls],
-            [c.model.name for c in calls],
-            [c.prompt_tokens for c in calls],
-            [c.completion_tokens for c in calls],
-            [c.total_tokens for c in calls],
-            [Decimal(str(c.cost_usd)) for c in calls],
-            [c.estimated for c in calls],
-            [c.ttft_ms for c in calls],
-            [c.latency_ms for c in calls],
-            [c.status for c in calls],
-            [c.error for c in calls],
+            *_call_params(reply.user_id, reply.agent_id, reply.calls[reply.stored_calls :]),
             [e.rule for e in events],
             [e.action for e in events],
             [e.detail for e in events],
             reply.needs_human,
         )
         return message_id
+
+    async def add_calls(
+        self, reply_id: UUID, user_id: str, agent_id: str, calls: Sequence[CallRecord]
+    ) -> None:
+        """Usage rows of calls made so far, while the reply goes on (before its tools run)."""
+        await self.pool.execute(
+            "WITH answer AS (SELECT id, conversation_id FROM messages WHERE reply_id = $1)"
+            f" {_insert_calls(2)}",
+            reply_id,
+            *_call_params(user_id, agent_id, calls),
+        )
 
     async def usage_report(self, user_id: str, *, days: int = 30) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(

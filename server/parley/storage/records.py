@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -42,6 +43,45 @@ class Conversation:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolStep:
+    """A tool call of a reply as clients see it (the result the model saw stays stored)."""
+
+    call_id: str
+    tool: str
+    arguments: Any
+    status: str
+    summary: str
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> ToolStep:
+        arguments = row["arguments"]
+        return cls(
+            call_id=row["call_id"],
+            tool=row["tool"],
+            arguments=json.loads(arguments) if isinstance(arguments, str) else arguments,
+            status=row["status"],
+            summary=row["summary"],
+        )
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "call_id": self.call_id,
+            "tool": self.tool,
+            "arguments": self.arguments,
+            **self.result(),
+        }
+
+    def result(self) -> dict[str, Any]:
+        """The fields of its ``tool_result`` frame."""
+        return {
+            "call_id": self.call_id,
+            "tool": self.tool,
+            "status": self.status,
+            "summary": self.summary,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     id: UUID
     conversation_id: UUID
@@ -58,13 +98,23 @@ class Message:
     cost_usd: float | None
     estimated: bool | None
     catalog_version: str | None
+    model: str | None  # the model an assistant message was first asked of
     created_at: datetime
     notices: tuple[dict[str, str], ...] = ()
+    tool_steps: tuple[ToolStep, ...] = ()
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record, notices: tuple[dict[str, str], ...] = ()) -> Message:
-        values: dict[str, Any] = {name: row[name] for name in cls.__slots__ if name != "notices"}
+    def from_row(
+        cls,
+        row: asyncpg.Record,
+        notices: tuple[dict[str, str], ...] = (),
+        tool_steps: tuple[ToolStep, ...] = (),
+    ) -> Message:
+        values: dict[str, Any] = {
+            name: row[name] for name in cls.__slots__ if name not in ("notices", "tool_steps")
+        }
         values["notices"] = notices
+        values["tool_steps"] = tool_steps
         if values["cost_usd"] is not None:
             values["cost_usd"] = float(values["cost_usd"])
         return cls(**values)
@@ -97,4 +147,6 @@ class Message:
             shape["usage"] = usage
         if self.notices:
             shape["notices"] = list(self.notices)
+        if self.tool_steps:
+            shape["tool_calls"] = [step.public() for step in self.tool_steps]
         return shape

@@ -11,9 +11,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
+from parley.auth.tokens import MAX_TOKEN_CHARS
 from parley.errors import BadRequest, ParleyError, error_body
-
-Identifier = Annotated[str, Field(min_length=1, max_length=128)]
+from parley.transport.fields import Identifier, UserText
 
 
 class _Frame(BaseModel):
@@ -42,7 +42,7 @@ class StartFrame(_Frame):
 class MessageFrame(_Frame):
     type: Literal["message"]
     client_id: Identifier
-    text: Annotated[str, Field(min_length=1)]
+    text: UserText
 
 
 class CancelFrame(_Frame):
@@ -60,8 +60,24 @@ class PingFrame(_Frame):
     type: Literal["ping"]
 
 
+class AuthFrame(_Frame):
+    """A fresh token for the same user, sent before the current one expires."""
+
+    type: Literal["auth"]
+    token: Annotated[str, Field(min_length=1, max_length=MAX_TOKEN_CHARS)]
+
+
+class ConfirmFrame(_Frame):
+    """The user's answer to a tool call waiting for approval."""
+
+    type: Literal["confirm"]
+    reply_id: Identifier
+    call_id: Identifier
+    approve: bool
+
+
 ClientFrame = Annotated[
-    StartFrame | MessageFrame | CancelFrame | ResumeFrame | PingFrame,
+    StartFrame | MessageFrame | CancelFrame | ResumeFrame | PingFrame | AuthFrame | ConfirmFrame,
     Field(discriminator="type"),
 ]
 _client_frame: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
@@ -72,6 +88,8 @@ def parse_client_frame(raw: str) -> ClientFrame:
         data = json.loads(raw)
     except ValueError:
         raise BadRequest("Frames must be JSON objects.") from None
+    except RecursionError:  # json recurses per level; 30,000 levels fit in one frame
+        raise BadRequest("Frames must not be nested this deeply.") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise BadRequest('Frames must be JSON objects with a "type".')
     try:

@@ -2,20 +2,22 @@
 
 :class:`PrincipalMiddleware` verifies the caller's token once per request
 and leaves the principal on ``request.state`` for the per-user rate limiter
-and the endpoints. Errors leave as ``{"error": {"code", "message"}}``.
+and the endpoints. Errors leave as ``{"error": {"code", "message"}}``, also
+Starlette's own (no such route, method not allowed).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from parley.auth.http import authenticate
 from parley.auth.tokens import Principal
-from parley.errors import ParleyError, Unauthorized, error_body
+from parley.errors import BadRequest, Internal, NotFound, ParleyError, Unauthorized, error_body
 from parley.transport.failures import client_error
 
 
@@ -54,3 +56,25 @@ def error_response(error: ParleyError, **extra: Any) -> JSONResponse:
 
 async def handle_error(request: Request, exc: Exception) -> Response:
     return error_response(client_error(exc, context=f"{request.method} {request.url.path}"))
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's routing errors in the same body as every other error.
+
+    The HTTP status (and headers such as ``Allow``) stay Starlette's; a 405
+    has no code of its own and is a ``bad_request``.
+    """
+    assert isinstance(exc, HTTPException)
+    error: ParleyError
+    if exc.status_code == 404:
+        error = NotFound("No such path.")
+    elif exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        error = BadRequest(f"{request.method} is not allowed here; use {allowed}.")
+    elif exc.status_code >= 500:
+        error = Internal(exc.detail)
+    else:
+        error = BadRequest(exc.detail)
+    return JSONResponse(
+        {"error": error_body(error)}, status_code=exc.status_code, headers=exc.headers
+    )

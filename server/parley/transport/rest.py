@@ -6,9 +6,9 @@ import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, model_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
@@ -21,17 +21,18 @@ from parley.errors import (
     Busy,
     Conflict,
     Forbidden,
-    Internal,
     TooLarge,
-    UpstreamUnavailable,
     error_body,
 )
 from parley.replies.events import Event
 from parley.services import Services
 from parley.storage.records import Conversation
+from parley.transport.collect import collect, sse_frames
+from parley.transport.fields import Identifier, UserText
 from parley.transport.http import current_user, error_response
 
-Identifier = Annotated[str, Field(min_length=1, max_length=128)]
+_identifier: TypeAdapter[str] = TypeAdapter(Identifier)
+Body = TypeVar("Body", bound=BaseModel)
 
 
 class ChatBody(BaseModel):
@@ -39,7 +40,7 @@ class ChatBody(BaseModel):
 
     agent: Identifier | None = None
     conversation_id: Identifier | None = None
-    message: Annotated[str, Field(min_length=1)]
+    message: UserText
     client_id: Identifier | None = None
     stream: bool = False
 
@@ -64,9 +65,10 @@ def services_of(request: Request) -> Services:
     return services
 
 
-async def parse_body(request: Request) -> ChatBody:
+async def parse_body(request: Request, model: type[Body]) -> Body:
+    """The request's JSON body as ``model``, or ``bad_request`` naming the first problem."""
     try:
-        return ChatBody.model_validate_json(await request.body())
+        return model.model_validate_json(await request.body())
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
@@ -79,10 +81,10 @@ async def parse_body(request: Request) -> ChatBody:
 async def chat(request: Request) -> Response:
     user = current_user(request)
     services = services_of(request)
-    body = await parse_body(request)
+    body = await parse_body(request, ChatBody)
     if len(body.message) > services.settings.max_message_chars:
         raise TooLarge(f"Messages are limited to {services.settings.max_message_chars} characters.")
-    key = request.headers.get("idempotency-key") or body.client_id
+    key = _idempotency_key(request) or body.client_id
     conversation = await _conversation_for(services, user, body, key)
     accepted = await services.chat.send(
         user, conversation, client_id=key or str(uuid.uuid4()), text=body.message
@@ -90,11 +92,22 @@ async def chat(request: Request) -> Response:
     frames = services.replies.follow(accepted.reply_id, user.user_id)
     if body.stream:
         return StreamingResponse(
-            _sse(accepted, frames),
+            sse_frames(frames, accepted.frame()),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
     return await _collect(conversation, accepted, frames)
+
+
+def _idempotency_key(request: Request) -> str | None:
+    """The ``Idempotency-Key`` header: it becomes the message's ``client_id``, so same rules."""
+    raw = request.headers.get("idempotency-key")
+    if not raw:
+        return None
+    try:
+        return _identifier.validate_python(raw)
+    except ValidationError as error:
+        raise BadRequest(f"Idempotency-Key: {error.errors()[0]['msg']}") from None
 
 
 async def _conversation_for(
@@ -123,63 +136,19 @@ async def _conversation_for(
     return conversation
 
 
-async def _sse(accepted: Accepted, events: AsyncIterator[Event]) -> AsyncIterator[str]:
-    yield _sse_event("accepted", json.dumps(accepted.frame(), separators=(",", ":")))
-    async for event in events:
-        yield _sse_event(event.kind, event.json)
-
-
-def _sse_event(kind: str, data: str) -> str:
-    return f"event: {kind}\ndata: {data}\n\n"
-
-
 async def _collect(
     conversation: Conversation, accepted: Accepted, events: AsyncIterator[Event]
 ) -> Response:
-    parts: list[str] = []
-    notices: list[dict[str, Any]] = []
-    error: dict[str, Any] | None = None
-    result: dict[str, Any] = {}
-    async for event in events:
-        kind, frame = event.kind, event.frame
-        if kind == "delta":
-            parts.append(frame["text"])
-        elif kind == "notice":
-            notices.append({k: frame[k] for k in ("rule", "action", "detail")})
-        elif kind == "error":
-            error = frame
-        elif kind == "done":
-            result = {
-                "status": frame["status"],
-                "message_id": frame["message_id"],
-                "usage": frame["usage"],
-            }
-        elif kind == "resync":
-            message = frame["message"]
-            parts = [message["content"]]
-            result = {
-                "status": message["status"],
-                "message_id": message["id"],
-                "usage": message.get("usage"),
-            }
+    collected = await collect(events)
     body = {
         "conversation_id": str(conversation.id),
         "message_id": str(accepted.message_id),
         "reply_id": accepted.reply_id,
-        "reply": {
-            "message_id": result.get("message_id"),
-            "text": "".join(parts),
-            "status": result.get("status", "failed"),
-            "notices": notices,
-        },
-        "usage": result.get("usage"),
+        "reply": collected.body(),
+        "usage": collected.usage,
     }
-    if error is not None and not parts:
-        failure = (
-            UpstreamUnavailable(error["message"])
-            if error["code"] == "upstream_unavailable"
-            else Internal(error["message"])
-        )
+    failure = collected.failure()
+    if failure is not None:
         return JSONResponse({"error": error_body(failure), **body}, status_code=failure.http_status)
     return JSONResponse(body)
 
@@ -246,9 +215,8 @@ async def handoffs(request: Request) -> Response:
 
 async def reload_catalog(request: Request) -> Response:
     _admin(request)
-    store = services_of(request).catalog
     try:
-        catalog = store.reload()
+        catalog = await services_of(request).reload()
     except CatalogError as error:
         return error_response(
             BadRequest("The new catalog is invalid; the old one stays."), problems=error.problems

@@ -1,9 +1,13 @@
 """The chat WebSocket at ``GET /ws``.
 
-A connection authenticates once at the handshake, then reads frames while
+A connection authenticates at the handshake, then reads frames while
 forwarding reply frames from the reply log. Reply frames come only from the
 log, never straight from generation, so what one socket sees is exactly
 what a resuming socket on another instance sees.
+
+A connection lives no longer than its token: one timer per connection closes
+it when the token would no longer be accepted at a handshake, unless an
+``auth`` frame has brought a fresh token for the same user in the meantime.
 """
 
 from __future__ import annotations
@@ -12,19 +16,22 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from parley.auth.http import authenticate, origin_allowed
-from parley.auth.tokens import Principal
+from parley.auth.http import authenticate_token, origin_allowed
+from parley.auth.tokens import VerifiedToken
 from parley.chat import SessionView
-from parley.errors import BadRequest, ParleyError, RateLimited, TooLarge
+from parley.errors import BadRequest, Forbidden, ParleyError, RateLimited, TooLarge, Unauthorized
 from parley.services import Services
 from parley.transport.failures import client_error
 from parley.transport.frames import (
+    AuthFrame,
     CancelFrame,
     ClientFrame,
+    ConfirmFrame,
     MessageFrame,
     PingFrame,
     ResumeFrame,
@@ -52,7 +59,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await _refuse(websocket, "origin not allowed")
         return
     try:
-        user = await authenticate(
+        token = await authenticate_token(
             websocket, services.verifier, allowed_origins=settings.allowed_origins
         )
     except ParleyError as error:
@@ -60,7 +67,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await _refuse(websocket, error.message)
         return
     await websocket.accept()
-    await ChatConnection(websocket, services, user).serve()
+    await ChatConnection(websocket, services, token).serve()
 
 
 async def _refuse(websocket: WebSocket, reason: str) -> None:
@@ -70,16 +77,20 @@ async def _refuse(websocket: WebSocket, reason: str) -> None:
 
 
 class ChatConnection:
-    def __init__(self, websocket: WebSocket, services: Services, user: Principal) -> None:
+    def __init__(self, websocket: WebSocket, services: Services, token: VerifiedToken) -> None:
         self.websocket = websocket
         self.services = services
-        self.user = user
+        self.user = token.principal
         self.view: SessionView | None = None
         self.followers: dict[str, asyncio.Task[None]] = {}
         self.bucket = TokenBucket(
             services.settings.ws_frames_per_second, services.settings.ws_frame_burst
         )
         self._send_lock = asyncio.Lock()
+        self._closed = False
+        self._expiry: asyncio.TimerHandle | None = None
+        self._expiring: asyncio.Task[None] | None = None  # held: the loop keeps weak refs
+        self._expire_with(token)
 
     async def serve(self) -> None:
         try:
@@ -89,34 +100,44 @@ class ChatConnection:
                     return
                 await self._handle(raw)
         finally:
+            if self._expiry is not None:
+                self._expiry.cancel()
             for task in self.followers.values():
                 task.cancel()
 
     async def _receive(self) -> str | None:
+        """The next text frame to handle: ``""`` if it was answered here, ``None`` once closed."""
         message = await self.websocket.receive()
-        if message["type"] == "websocket.disconnect":
+        if message["type"] == "websocket.disconnect" or self._closed:
             return None
         text = message.get("text")
+        size = len(text.encode()) if text is not None else len(message.get("bytes") or b"")
+        if size > self.services.settings.max_frame_bytes:
+            await self._close(MESSAGE_TOO_BIG, "frame too large")
+            return None
+        # Every frame counts, binary ones too: refusing one costs as much as any other.
+        if not self.bucket.take():
+            await self.send(error_frame(RateLimited("Too many frames; slow down.")))
+            return ""
         if text is None:
             await self.send(error_frame(BadRequest("Binary frames are not supported.")))
             return ""
-        if len(text.encode()) > self.services.settings.max_frame_bytes:
-            await self.websocket.close(code=MESSAGE_TOO_BIG, reason="frame too large")
-            return None
         return str(text)
 
     async def _handle(self, raw: str) -> None:
         if not raw:
             return
         client_id = None
+        frame: ClientFrame | None = None
         try:
-            if not self.bucket.take():
-                raise RateLimited("Too many frames; slow down.")
             frame = parse_client_frame(raw)
             client_id = frame.client_id if isinstance(frame, MessageFrame) else None
             await self._dispatch(frame)
         except Exception as error:
-            await self.send(error_frame(client_error(error, context="ws frame"), client_id))
+            failure = error_frame(client_error(error, context="ws frame"), client_id)
+            if isinstance(frame, ConfirmFrame):  # names the call it answers
+                failure["call_id"] = frame.call_id
+            await self.send(failure)
 
     async def _dispatch(self, frame: ClientFrame) -> None:
         match frame:
@@ -127,9 +148,15 @@ class ChatConnection:
             case MessageFrame():
                 await self._message(frame)
             case CancelFrame():
-                await self.services.replies.cancel(frame.reply_id, self.user.user_id)
+                await self._cancel(frame)
             case ResumeFrame():
                 self._follow(frame.reply_id, frame.after_seq, restart=True)
+            case AuthFrame():
+                await self._reauthenticate(frame)
+            case ConfirmFrame():
+                await self.services.replies.confirm(
+                    frame.reply_id, frame.call_id, self.user.user_id, approve=frame.approve
+                )
 
     async def _start(self, frame: StartFrame) -> None:
         self.view = await self.services.chat.start(
@@ -155,17 +182,30 @@ class ChatConnection:
         await self.send(accepted.frame())
         self._follow(accepted.reply_id, 0, restart=False)
 
-    def _follow(self, reply_id: str, after_seq: int, *, restart: bool) -> None:
+    async def _cancel(self, frame: CancelFrame) -> None:
+        await self.services.replies.cancel(frame.reply_id, self.user.user_id)
+        # Every cancel is answered by the reply's `done`, also when it had
+        # ended already (the client raced its end, or never followed it). A
+        # socket following the reply gets it in the stream as usual.
+        self._follow(frame.reply_id, 0, restart=False, ending_only=True)
+
+    def _follow(
+        self, reply_id: str, after_seq: int, *, restart: bool, ending_only: bool = False
+    ) -> None:
         running = self.followers.get(reply_id)
         if running is not None and not running.done():
             if not restart:
                 return
             running.cancel()
-        self.followers[reply_id] = asyncio.create_task(self._forward(reply_id, after_seq))
+        self.followers[reply_id] = asyncio.create_task(
+            self._forward(reply_id, after_seq, ending_only=ending_only)
+        )
 
-    async def _forward(self, reply_id: str, after_seq: int) -> None:
+    async def _forward(self, reply_id: str, after_seq: int, *, ending_only: bool = False) -> None:
         try:
             async for event in self.services.replies.follow(reply_id, self.user.user_id, after_seq):
+                if ending_only and not event.ends_reply:
+                    continue
                 await self.send_encoded(event.json)
         except (WebSocketDisconnect, asyncio.CancelledError):
             raise
@@ -173,9 +213,49 @@ class ChatConnection:
             with contextlib.suppress(Exception):
                 await self.send(error_frame(client_error(error, context="ws follow")))
 
+    # -- the token's lifetime ---------------------------------------------------
+
+    async def _reauthenticate(self, frame: AuthFrame) -> None:
+        """Swap in a fresh token; a bad one is refused and the current one stays."""
+        token = await self.services.verifier.verify_claims(frame.token)
+        if token.principal.user_id != self.user.user_id:
+            raise Forbidden("That token is for another user.")
+        self.user = token.principal
+        self._expire_with(token)
+        await self.send({"type": "authenticated", "expires_at": token.expires_at})
+
+    def _expire_with(self, token: VerifiedToken) -> None:
+        """(Re)arm the connection's one timer for ``token``'s end."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+        # The verifier accepts a token until its leeway past ``exp``; the socket
+        # lives as long, so a handshake is never accepted only to close at once.
+        remaining = token.expires_at + self.services.verifier.leeway - time.time()
+        self._expiry = asyncio.get_running_loop().call_later(max(0.0, remaining), self._expired)
+
+    def _expired(self) -> None:
+        self._expiring = asyncio.create_task(self._close_expired())
+
+    async def _close_expired(self) -> None:
+        log.info("websocket of %s closed: token expired", self.user.user_id)
+        # The client may have gone meanwhile; then there is nothing to tell or close.
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await self.send(error_frame(Unauthorized("token expired")))
+            await self._close(POLICY_VIOLATION, "token expired")
+
+    # -- sending -----------------------------------------------------------------
+
+    async def _close(self, code: int, reason: str) -> None:
+        async with self._send_lock:
+            if not self._closed:
+                self._closed = True
+                await self.websocket.close(code=code, reason=reason)
+
     async def send(self, frame: dict[str, Any]) -> None:
         await self.send_encoded(json.dumps(frame, separators=(",", ":")))
 
     async def send_encoded(self, text: str) -> None:
         async with self._send_lock:
+            if self._closed:
+                return  # nothing may follow a close frame
             await self.websocket.send_text(text)

@@ -758,6 +758,10 @@ function wire() {
       flash(target.closest('.msg-copy'), (await copyText(item.text)) ? 'Copied' : 'Copy failed');
     } else if (target.closest('.msg-retry') && item.clientId) {
       state.controller?.retry(item.clientId);
+    } else if (target.closest('.tool-approve, .tool-decline')) {
+      const step = target.closest('.tool-step');
+      const approve = !!target.closest('.tool-approve');
+      if (step) state.controller?.confirm(item.replyId, step.dataset.callId, approve);
     }
   });
 

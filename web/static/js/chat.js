@@ -8,7 +8,7 @@
 //   duplicates and dropped, a jump ahead asks the server to `resume`;
 // - after any reconnect the session is re-`start`ed (by session id, falling
 //   back to the conversation id) and every unfinished reply is `resume`d from
-//   its last seq;
+//   its last seq (deltas and tool steps share one numbering);
 // - a user message stays in the outbox until `accepted` and is re-sent with
 //   the same client_id after a reconnect (the server treats that as a no-op);
 // - notices are de-duplicated, `resync` replaces a reply's text wholesale.
@@ -51,8 +51,21 @@ function replyItem(replyId) {
   return {
     kind: 'assistant', replyId, messageId: null, text: '', seq: 0, status: 'streaming', final: false,
     notices: new Map(), usage: null, stopRequested: false, awaitingResume: false, resumeKey: null,
-    error: null,
+    error: null, tools: new Map(),
   };
+}
+
+/** A reply's tool steps by call id, from a stored message's `tool_calls`. */
+function toolSteps(calls) {
+  const steps = new Map();
+  for (const call of Array.isArray(calls) ? calls : []) {
+    if (!call || typeof call.call_id !== 'string') continue;
+    steps.set(call.call_id, {
+      callId: call.call_id, tool: String(call.tool ?? ''), arguments: call.arguments ?? {},
+      status: String(call.status ?? ''), summary: String(call.summary ?? ''), answering: false,
+    });
+  }
+  return steps;
 }
 
 function historyItem(message) {
@@ -71,7 +84,7 @@ function historyItem(message) {
     status: live ? 'streaming' : message.status || 'complete', final: !live,
     notices: new Map((message.notices || []).map((n) => [`${n.rule}\u0000${n.action}`, n])),
     usage: message.usage || null, stopRequested: false, awaitingResume: false, resumeKey: null,
-    error: null, fromHistory: true, createdAt: message.created_at,
+    error: null, fromHistory: true, createdAt: message.created_at, tools: toolSteps(message.tool_calls),
   };
 }
 
@@ -263,6 +276,8 @@ export class ChatController {
       case 'session': return this._onSession(frame);
       case 'accepted': return this._onAccepted(frame);
       case 'delta': return this._onDelta(frame);
+      case 'tool_call':
+      case 'tool_result': return this._onToolStep(frame);
       case 'notice': return this._onNotice(frame);
       case 'done': return this._onDone(frame);
       case 'resync': return this._onResync(frame);
@@ -418,6 +433,10 @@ export class ChatController {
             item.usage = message.usage;
             changed.push(item);
           }
+          if (item.final && Array.isArray(message.tool_calls) && message.tool_calls.length && !item.tools.size) {
+            item.tools = toolSteps(message.tool_calls);
+            changed.push(item);
+          }
         }
         item.fromHistory = true;
       } else {
@@ -506,28 +525,62 @@ export class ChatController {
     return item;
   }
 
-  _onDelta(frame) {
+  /** The reply a numbered frame (delta or tool step) belongs to, if it is the next one. */
+  _next(frame) {
     const known = this.view.byReply.has(frame.reply_id);
     const item = this._replyFor(frame);
-    if (!item || item.final) return;
+    if (!item || item.final) return null;
     const seq = frame.seq;
-    if (!Number.isInteger(seq) || seq < 1) return;
+    if (!Number.isInteger(seq) || seq < 1) return null;
     item.awaitingResume = false;
     if (item.seq === null) {
       // Position unknown after a non-final resync: wait for a replay from seq 1.
-      if (seq !== 1) return;
+      if (seq !== 1) return null;
       item.text = '';
+      item.tools = new Map();
       item.seq = 0;
     }
-    if (seq <= item.seq) return; // duplicate
+    if (seq <= item.seq) return null; // duplicate
     if (seq > item.seq + 1) {
       // A gap: ask for everything after what we have (once per position).
       if (!known || item.resumeKey !== `${this.socketGen}:${item.seq}`) this._resume(item, true);
-      return;
+      return null;
     }
-    item.text += typeof frame.text === 'string' ? frame.text : '';
     item.seq = seq;
+    return item;
+  }
+
+  _onDelta(frame) {
+    const item = this._next(frame);
+    if (!item) return;
+    item.text += typeof frame.text === 'string' ? frame.text : '';
     this.ui.update(item, 'text');
+  }
+
+  _onToolStep(frame) {
+    const item = this._next(frame);
+    if (!item || typeof frame.call_id !== 'string') return;
+    const step = item.tools.get(frame.call_id) || {
+      callId: frame.call_id, tool: String(frame.tool ?? ''), arguments: {}, status: '', summary: '',
+      answering: false,
+    };
+    if (frame.type === 'tool_call') step.arguments = frame.arguments ?? {};
+    else step.summary = String(frame.summary ?? '');
+    step.status = String(frame.status ?? '');
+    step.answering = false;
+    item.tools.set(step.callId, step);
+    this.ui.update(item, 'tools');
+  }
+
+  /** Approve or decline a tool call waiting for the user. */
+  confirm(replyId, callId, approve) {
+    const item = this.view.byReply.get(replyId);
+    const step = item && item.tools.get(callId);
+    if (!step || step.status !== 'awaiting_confirmation' || step.answering) return false;
+    if (!this._send({ type: 'confirm', reply_id: replyId, call_id: callId, approve: !!approve })) return false;
+    step.answering = true;
+    this.ui.update(item, 'tools');
+    return true;
   }
 
   _onNotice(frame) {
@@ -571,6 +624,7 @@ export class ChatController {
     item.awaitingResume = false;
     item.text = String(message.content ?? item.text);
     item.messageId = message.id || item.messageId;
+    if (Array.isArray(message.tool_calls)) item.tools = toolSteps(message.tool_calls);
     if (FINAL_STATUSES.has(message.status)) {
       const wasFinal = item.final;
       item.final = true;
@@ -605,6 +659,18 @@ export class ChatController {
     const code = frame.code || 'internal';
     if (code === 'unauthorized') {
       this.ui.authExpired();
+      return;
+    }
+    if (frame.call_id) {
+      // A confirmation that came too late (the call was decided meanwhile).
+      for (const item of view.items) {
+        const step = item.kind === 'assistant' && item.tools.get(frame.call_id);
+        if (step && step.answering) {
+          step.answering = false;
+          this.ui.update(item, 'tools');
+        }
+      }
+      this.ui.error(code, frame.message);
       return;
     }
     if (frame.reply_id) {

@@ -123,6 +123,20 @@ const NOTICE_LABEL = {
   truncated: 'Shortened',
 };
 
+const TOOL_STATUS = {
+  awaiting_confirmation: 'Waiting for your approval',
+  running: 'Running…',
+  ok: 'Done',
+  error: 'Failed',
+  refused: 'Not allowed',
+  declined: 'Declined',
+  interrupted: 'Interrupted',
+};
+
+export function toolStatusText(status) {
+  return TOOL_STATUS[status] || String(status || '');
+}
+
 export function noticeLabel(action) {
   if (NOTICE_LABEL[action]) return NOTICE_LABEL[action];
   const text = String(action || 'notice').replace(/[_-]+/g, ' ');

@@ -8,9 +8,12 @@
 //     final (complete|cancelled|failed|blocked|interrupted) only once the final
 //     text has been rendered.
 //   li.notice-chip[data-action]  .msg-usage  .msg-error
+//   details.tool-step[data-call-id][data-tool][data-status]
+//     (status: awaiting_confirmation|running|ok|error|refused|declined|interrupted),
+//     with button.tool-approve / button.tool-decline while awaiting confirmation
 
 import { renderMarkdown } from './markdown.js';
-import { errorText, formatUsage, noticeLabel, statusText } from './format.js';
+import { errorText, formatUsage, noticeLabel, statusText, toolStatusText } from './format.js';
 
 const NEAR_BOTTOM_PX = 96;
 
@@ -127,6 +130,7 @@ export class MessageView {
       return;
     }
     this._renderReplyMeta(node, item);
+    if (what === 'tools' || what === 'all' || item.final) this._renderTools(node, item);
     if (item.final || what === 'all') {
       this._renderReplyText(node, item); // synchronous: final state is never ahead of the DOM
       this.dirty.delete(item);
@@ -157,6 +161,8 @@ export class MessageView {
   _buildReply(item) {
     const node = el('article', 'msg msg-assistant');
     const who = el('span', 'msg-author', this.agentName());
+    const tools = el('div', 'msg-tools');
+    tools.hidden = true;
     const body = el('div', 'msg-body markdown');
     const notices = el('ul', 'msg-notices');
     notices.setAttribute('aria-label', 'Notices');
@@ -168,8 +174,63 @@ export class MessageView {
     copy.type = 'button';
     copy.setAttribute('aria-label', 'Copy reply');
     footer.append(status, usage, copy);
-    node.append(who, body, notices, footer);
+    node.append(who, tools, body, notices, footer);
     return node;
+  }
+
+  /** A reply's tool steps, collapsed unless they wait for the user; updated in place
+   *  so a step the reader opened stays open. Arguments and results are text, never HTML. */
+  _renderTools(node, item) {
+    const box = node.querySelector('.msg-tools');
+    const steps = item.tools ? Array.from(item.tools.values()) : [];
+    box.hidden = steps.length === 0;
+    const existing = new Map(Array.from(box.children, (child) => [child.dataset.callId, child]));
+    const wanted = steps.map((step) => {
+      const details = existing.get(step.callId) || this._buildToolStep(step);
+      this._fillToolStep(details, step, item);
+      return details;
+    });
+    const same = wanted.length === box.children.length && wanted.every((n, i) => box.children[i] === n);
+    if (!same) box.replaceChildren(...wanted);
+  }
+
+  _buildToolStep(step) {
+    const details = el('details', 'tool-step');
+    details.dataset.callId = step.callId;
+    const summary = el('summary', 'tool-head');
+    summary.append(el('span', 'tool-name'), el('span', 'tool-status'));
+    const args = el('pre', 'tool-args');
+    const result = el('p', 'tool-summary');
+    const confirm = el('div', 'tool-confirm');
+    const question = el('p', 'tool-question');
+    const approve = el('button', 'btn btn-primary tool-approve', 'Approve');
+    const decline = el('button', 'btn tool-decline', 'Decline');
+    approve.type = decline.type = 'button';
+    confirm.append(question, approve, decline);
+    details.append(summary, confirm, args, result);
+    return details;
+  }
+
+  _fillToolStep(details, step, item) {
+    const waiting = step.status === 'awaiting_confirmation' && !item.final;
+    details.dataset.tool = step.tool;
+    details.dataset.status = step.status;
+    details.querySelector('.tool-name').textContent = step.tool;
+    details.querySelector('.tool-status').textContent = toolStatusText(step.status);
+    const args = JSON.stringify(step.arguments ?? {}, null, 2);
+    const pre = details.querySelector('.tool-args');
+    if (pre.textContent !== args) pre.textContent = args;
+    const result = details.querySelector('.tool-summary');
+    result.textContent = step.summary || '';
+    result.hidden = !step.summary;
+    const confirm = details.querySelector('.tool-confirm');
+    confirm.hidden = !waiting;
+    details.querySelector('.tool-question').textContent = `Allow ${step.tool} to run with these arguments?`;
+    for (const button of confirm.querySelectorAll('button')) button.disabled = !!step.answering;
+    if (waiting && details.dataset.asked !== 'true') {
+      details.open = true; // a question must be seen; the reader may close it again
+      details.dataset.asked = 'true';
+    }
   }
 
   // --- rendering -----------------------------------------------------------

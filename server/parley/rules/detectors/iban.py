@@ -1,0 +1,56 @@
+"""International bank account numbers, in any case and with any separators.
+
+The candidate follows each country's registered BBAN structure (from the
+IBAN registry that python-stdnum ships: ``GB`` is two check digits, four
+letters and fourteen digits), with up to three separators allowed between
+any two characters. So ``GB82 WEST 1234 5698 7654 32``, ``gb82west...`` and
+``GB82-WEST-1234...`` are candidates while ``BA2490 leaves at 06:45`` stops
+being one at the first letter. python-stdnum then checks the mod-97 check
+digits. The IBAN must end at a word boundary.
+"""
+
+from __future__ import annotations
+
+import re
+from itertools import groupby
+
+from stdnum import iban, numdb
+
+from parley.rules.detectors.base import SEPARATOR, Detector, alnum
+
+_PART = re.compile(r"([0-9]+)!([nac])")
+_CLASSES = {"n": "[0-9]", "a": "[A-Z]", "c": "[A-Z0-9]"}
+_NEXT = f"{SEPARATOR}{{0,3}}"
+
+
+def _structures() -> dict[str, str]:
+    """Country code to the regex of its BBAN, each character possibly after a separator."""
+    found: dict[str, str] = {}
+    for _length, low, high, props, _children in numdb.get("iban").prefixes:
+        bban = str(props.get("bban", ""))
+        if low == high and bban:
+            parts = _PART.findall(bban)
+            found[low] = "".join(f"(?:{_NEXT}{_CLASSES[kind]}){{{n}}}" for n, kind in parts)
+    return found
+
+
+def _candidate(structures: dict[str, str]) -> str:
+    """One alternation, branching on the first letter, then the second: it never backtracks."""
+    by_first = groupby(sorted(structures), key=lambda code: code[0])
+    branches = [
+        f"{first}(?:" + "|".join(f"{c[1]}[0-9]{{2}}{structures[c]}" for c in codes) + ")"
+        for first, codes in by_first
+    ]
+    # The look-ahead fails most words at their second or third character, before the
+    # alternation is tried at all: this runs at every word start of every reply.
+    return rf"(?<![^\W_])(?=[A-Z]{{2}}[0-9]{{2}})(?:{'|'.join(branches)})(?![^\W_])"
+
+
+CANDIDATE = _candidate(_structures())
+
+
+def validate(text: str, start: int, end: int) -> int | None:
+    return end if iban.is_valid(alnum(text, start, end).upper()) else None
+
+
+DETECTOR = Detector("iban", CANDIDATE, validate, ignore_case=True)

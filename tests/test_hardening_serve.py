@@ -1,0 +1,94 @@
+"""``parley serve`` with embedded storage: one Parley per data directory, and an
+honest start-up banner. Real processes, real embedded Postgres and Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import TokenFactory
+from support.client import ChatClient
+from support.fake_llm import FakeLLM
+from support.server import ParleyServer, free_port
+
+STORAGE_URLS = ("DATABASE_URL", "REDIS_URL")
+
+
+def without(env: dict[str, str], *names: str) -> dict[str, str]:
+    return {key: value for key, value in env.items() if key not in names}
+
+
+@pytest.fixture
+def embedded_env(
+    server_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> dict[str, str]:
+    """The test servers' settings, but no storage URLs: Parley embeds both servers.
+
+    Child processes inherit this process's environment, so the URLs go from
+    it too (``server_env`` has already resolved the suite's own storage).
+    """
+    for name in STORAGE_URLS:
+        monkeypatch.delenv(name, raising=False)
+    return {**without(server_env, *STORAGE_URLS), "PARLEY_DATA_DIR": str(tmp_path / "data")}
+
+
+def serve(env: dict[str, str], port: int) -> subprocess.CompletedProcess[str]:
+    """Run ``parley serve`` expecting it to give up; a server that starts fails the test."""
+    return subprocess.run(
+        [sys.executable, "-m", "parley", "serve", "--port", str(port)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def test_a_second_serve_on_the_same_data_dir_leaves_the_first_alone(
+    embedded_env: dict[str, str], fake: FakeLLM, make_token: TokenFactory, tmp_path: Path
+) -> None:
+    first = ParleyServer(embedded_env, name="parley-embedded").start()
+    try:
+        assert first.process is not None
+        second = serve(embedded_env, free_port())
+        assert second.returncode != 0
+        assert f"another Parley (pid {first.process.pid})" in second.stderr
+        assert "Parley on" not in second.stderr
+        assert "Traceback" not in second.stderr
+
+        elsewhere = tmp_path / "elsewhere"
+        taken = serve({**embedded_env, "PARLEY_DATA_DIR": str(elsewhere)}, first.port)
+        assert taken.returncode != 0
+        assert f"cannot listen on 127.0.0.1:{first.port}" in taken.stderr
+        assert "Parley on" not in taken.stderr
+        assert not (elsewhere / "postgres").exists(), "embedded servers were started"
+
+        ready = await asyncio.to_thread(httpx.get, f"{first.url}/ready", timeout=10)
+        assert ready.status_code == 200
+        async with await ChatClient.connect(first.ws_url, make_token()[1]) as client:
+            await client.start(agent="agent_gamma")
+            reply = await client.ask("still there?")
+        assert reply.done is not None and reply.done["status"] == "complete"
+    finally:
+        first.stop()
+
+
+def test_banner_names_only_the_embedded_servers(
+    server_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    env = {**without(server_env, "REDIS_URL"), "PARLEY_DATA_DIR": str(tmp_path / "data")}
+    instance = ParleyServer(env, name="parley-half-embedded").start()
+    try:
+        banner = instance.log()
+    finally:
+        instance.stop()
+    assert f"EMBEDDED Redis in {tmp_path / 'data'}/" in banner
+    assert "Postgres/Redis" not in banner
+    assert "EMBEDDED Postgres" not in banner
