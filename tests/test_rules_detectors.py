@@ -7,7 +7,7 @@ from pathlib import Path
 
 import phonenumbers
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 from pydantic import ValidationError
@@ -70,13 +70,11 @@ def test_digits_before_a_card_do_not_hide_it(number: str, noise: str) -> None:
     """A failed candidate that starts early does not swallow the card after it.
 
     (Where the noise and the card's first digits happen to form a valid card
-    themselves, that is what is redacted: either way no more than the noise's
-    digits are left.)
+    themselves, that is what is redacted; either way what is left is no card.)
     """
     verdict = FINANCE.check_input(f"ref {noise}{grouped(number)}, thanks")
-    left = [c for c in verdict.text if c.isdigit()]
-    assert len(left) <= sum(c.isdigit() for c in noise)
     assert "card_number" in {e.rule for e in verdict.events}
+    assert FINANCE.check_input(verdict.text).events == ()
 
 
 @given(number=card_numbers())
@@ -89,7 +87,10 @@ def test_card_numbers_are_redacted_in_replies_too(number: str) -> None:
 @given(number=card_numbers(), wrong=st.integers(min_value=1, max_value=9))
 def test_numbers_failing_luhn_are_not_card_numbers(number: str, wrong: int) -> None:
     broken = number[:-1] + str((int(number[-1]) + wrong) % 10)
-    assert not luhn.is_valid(broken)
+    groups = grouped(broken).split()
+    # Nor may a run of its groups pass by chance: that would be a card inside it.
+    runs = ["".join(groups[i:j]) for i in range(len(groups)) for j in range(i + 1, len(groups) + 1)]
+    assume(not any(13 <= len(run) <= 19 and luhn.is_valid(run) for run in runs))
     verdict = FINANCE.check_input(f"order {grouped(broken)} shipped")
     assert "card_number" not in {e.rule for e in verdict.events}
 
@@ -100,7 +101,8 @@ def test_numbers_failing_luhn_are_not_card_numbers(number: str, wrong: int) -> N
 @SLOW
 @given(data=st.data(), account=ibans())
 def test_ibans_in_any_case_with_any_separators_are_redacted(data: st.DataObject, account: str) -> None:
-    written = data.draw(separated(data.draw(recased(account))))
+    # Separators anywhere after the country code and check digits, which come together.
+    written = data.draw(recased(account[:4])) + data.draw(separated(data.draw(recased(account[4:]))))
     assert_redacted(written, "iban")
 
 
@@ -109,7 +111,8 @@ def test_ibans_with_wrong_check_digits_are_left(account: str, wrong: int) -> Non
     digits = (int(account[2:4]) + wrong) % 97
     broken = f"{account[:2]}{digits:02d}{account[4:]}"
     assert not iban.is_valid(broken)
-    assert_untouched(f"pay {grouped(broken)} now")
+    verdict = FINANCE.check_input(f"pay {grouped(broken)} now")
+    assert "iban" not in {e.rule for e in verdict.events}
 
 
 def test_an_iban_running_into_a_word_is_not_one() -> None:
@@ -154,7 +157,8 @@ def test_spelled_out_addresses_are_redacted(local: str, domain: str, tld: str) -
         "meet me at home dot by dot",
         "we arrive at 5 dot 30",
         "a@b.c is not an address",
-        "two dots a..b@x.com",
+        "name@localhost has no domain",
+        "name@-x.com starts with a hyphen",
         "version 1.2.3 at noon",
     ],
 )
@@ -247,10 +251,11 @@ ID_SEPARATORS = ["-", " ", ".", "/", " - ", "\u00a0", "  "]
 
 
 @SLOW
-@given(parts=ssn_parts, first=st.sampled_from(ID_SEPARATORS), second=st.sampled_from(ID_SEPARATORS))
-def test_ssns_with_any_separators_are_redacted(parts: tuple[int, int, int], first: str, second: str) -> None:
+@given(parts=ssn_parts, separator=st.sampled_from(ID_SEPARATORS), invisible=st.sampled_from(["", "\u200b"]))
+def test_ssns_with_any_separator_are_redacted(parts: tuple[int, int, int], separator: str, invisible: str) -> None:
     area, group, serial = parts
-    assert_redacted(f"{area:03d}{first}{group:02d}{second}{serial:04d}", "us_ssn")
+    written = f"{area:03d}{separator}{group:02d}{invisible}{separator}{serial:04d}"
+    assert_redacted(written, "us_ssn")
 
 
 @given(parts=ssn_parts, name=st.sampled_from(["SSN", "ssn:", "Social Security number", "SS#"]))
@@ -267,6 +272,7 @@ def test_an_ssn_without_separators_is_redacted_when_named(parts: tuple[int, int,
         "ssn 912-34-5678 is never issued",
         "ssn 078-05-1120 was printed on wallets",
         "order 123456789 shipped",  # nine digits, but nothing says SSN
+        "paid $100.01 - 1900 units",  # two different separators: not one number
     ],
 )
 def test_invalid_or_unnamed_ssns_are_left(text: str) -> None:

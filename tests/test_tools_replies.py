@@ -183,7 +183,11 @@ async def test_a_confirmed_side_effect_runs_once_with_an_idempotency_key(
         tool_message(fake.requests[1].body)
     )
     [row] = await tool_rows(db, accepted["reply_id"])
-    assert (row["status"], row["side_effects"], row["decided_by"]) == ("ok", True, row["decided_by"])
+    assert (row["status"], row["side_effects"], row["decided_by"]) == (
+        "ok",
+        True,
+        row["decided_by"],
+    )
     assert row["decided_by"]
 
 
@@ -393,3 +397,130 @@ async def test_the_demo_model_calls_the_shipped_order_tool(
     assert result["status"] == "ok"
     assert "shipped" in reply.text
     assert reply.done is not None and reply.done["status"] == "complete"
+
+
+async def test_a_side_effect_is_never_repeated_when_its_instance_dies(
+    server: ParleyServer,
+    server_env: dict[str, str],
+    fake: FakeLLM,
+    make_token: TokenFactory,
+    db: asyncpg.Connection,
+    orders_service: BackgroundServer,
+) -> None:
+    subject = f"Survives a crash {uuid.uuid4().hex[:6]}"
+    arguments = json.dumps({"subject": subject, "description": "Opened just before a crash."})
+    fake.enqueue(
+        Script(tool_calls=[("create_ticket", arguments)]),
+        Script(chunks=["Your ticket is "], hold=True),  # the next round hangs: kill it there
+    )
+    _, token = make_token()
+    doomed = ParleyServer(server_env, name="parley-doomed-tools").start()
+    try:
+        async with await ChatClient.connect(doomed.ws_url, token) as client:
+            session = await client.start(agent="agent_tools")
+            accepted = await client.say("Open a ticket")
+            reply_id = accepted["reply_id"]
+            asked = await client.reply(reply_id, until=awaiting)
+            await client.confirm(reply_id, asked.tool_frames[-1]["call_id"], approve=True)
+            seen = await client.reply(reply_id, until=lambda f: f["type"] == "delta")
+            doomed.kill()
+    finally:
+        doomed.kill()
+    async with await ChatClient.connect(server.ws_url, token) as survivor:
+        await survivor.start(session_id=session["session_id"])
+        await survivor.send({"type": "resume", "reply_id": reply_id, "after_seq": 0})
+        replayed = await survivor.reply(reply_id)
+    assert replayed.done is not None and replayed.done["status"] == "interrupted"
+    assert [f["status"] for f in replayed.tool_results] == ["ok"]  # the recorded outcome
+    assert replayed.text == seen.text and seen.text.startswith("Your ticket")
+    assert len(tickets(orders_service, subject)) == 1  # ran once, and never again
+    [row] = await tool_rows(db, reply_id)
+    assert row["status"] == "ok"
+    usage = await db.fetch(
+        "SELECT u.status, u.estimated FROM llm_usage u JOIN messages m ON m.id = u.message_id"
+        " WHERE m.reply_id = $1 ORDER BY u.id",
+        uuid.UUID(reply_id),
+    )
+    # The round that asked for the ticket, stored before it ran; the round that
+    # died with its instance, estimated by the instance that closed the reply.
+    assert [(u["status"], u["estimated"]) for u in usage] == [
+        ("complete", False),
+        ("interrupted", True),
+    ]
+
+
+async def test_an_mcp_tool_answers_through_the_example_server(
+    server: ParleyServer, fake: FakeLLM, make_token: TokenFactory
+) -> None:
+    fake.enqueue(
+        Script(tool_calls=[("status_page__service_status", '{"service": "vpn"}')]),
+        Script(chunks=["The VPN is degraded."]),
+    )
+    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
+        await client.start(agent="agent_gamma")  # technical_support allows status_page
+        reply = await client.ask("Is the VPN down?")
+    offered = {t["function"]["name"] for t in fake.requests[0].body["tools"]}
+    assert {"status_page__service_status", "status_page__known_issues"} <= offered
+    [result] = reply.tool_results
+    assert result["status"] == "ok"
+    [answer] = tool_message(fake.requests[1].body)
+    assert "degraded" in answer["content"] and "EU-West" in answer["content"]
+
+
+async def test_rest_chat_stops_at_a_confirmation_and_continues_after_it(
+    server: ParleyServer,
+    fake: FakeLLM,
+    make_token: TokenFactory,
+    orders_service: BackgroundServer,
+) -> None:
+    subject = f"Over REST {uuid.uuid4().hex[:6]}"
+    arguments = json.dumps({"subject": subject, "description": "Opened by a REST client."})
+    fake.enqueue(Script(tool_calls=[("create_ticket", arguments)]), Script(chunks=["Opened."]))
+    headers = {"Authorization": f"Bearer {make_token()[1]}"}
+    async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=20) as http:
+        first = await http.post(
+            "/v1/chat", json={"agent": "agent_tools", "message": "Open a ticket"}
+        )
+        assert first.status_code == 200, first.text
+        body = first.json()
+        reply = body["reply"]
+        assert reply["status"] == "awaiting_confirmation"
+        [call] = reply["tool_calls"]
+        assert (call["tool"], call["status"]) == ("create_ticket", "awaiting_confirmation")
+        reply_id = body["reply_id"]
+        # Someone else's confirmation is not found; a malformed one is a bad request.
+        stranger = {"Authorization": f"Bearer {make_token()[1]}"}
+        other = await http.post(
+            f"/v1/replies/{reply_id}/confirm",
+            json={"call_id": call["call_id"], "approve": True},
+            headers=stranger,
+        )
+        assert other.status_code == 404
+        bad = await http.post(f"/v1/replies/{reply_id}/confirm", json={"approve": "yes"})
+        assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_request"
+        confirmed = await http.post(
+            f"/v1/replies/{reply_id}/confirm", json={"call_id": call["call_id"], "approve": True}
+        )
+        assert confirmed.json() == {
+            "reply_id": reply_id,
+            "call_id": call["call_id"],
+            "approve": True,
+        }
+        again = await http.post(
+            f"/v1/replies/{reply_id}/confirm", json={"call_id": call["call_id"], "approve": True}
+        )
+        assert again.status_code == 422 and again.json()["error"]["code"] == "conflict"
+        rest = await http.get(f"/v1/replies/{reply_id}", params={"after_seq": reply["last_seq"]})
+        assert rest.status_code == 200, rest.text
+        done = rest.json()["reply"]
+        streamed = await http.get(f"/v1/replies/{reply_id}", params={"stream": "true"})
+    assert done["status"] == "complete" and done["text"] == "Opened."
+    assert [c["status"] for c in done["tool_calls"]] == ["ok"]
+    assert len(tickets(orders_service, subject)) == 1
+    events = [
+        line.removeprefix("event: ")
+        for line in streamed.text.splitlines()
+        if line.startswith("event: ")
+    ]
+    assert events[:4] == ["tool_call", "tool_call", "tool_result", "delta"]
+    assert events[-1] == "done"

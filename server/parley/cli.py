@@ -93,12 +93,21 @@ def _configure_logging(level: str) -> None:
 def serve_command(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    from parley.examples.orders import ORDERS_URL_ENV, serve_unless_configured
     from parley.preflight import port_problem
     from parley.storage.embedded import EmbeddedUnavailable, embedded_storage
     from parley.transport.head_timeout import HeadTimeoutProtocol
 
     host = args.host or settings.host
     port = args.port or settings.port
+    # Before the check: the shipped tools' files name the service's URL.
+    examples = serve_unless_configured()
+    if examples is not None:
+        print(
+            f"parley: EXAMPLE ORDER SERVICE on {examples.url} for the shipped lookup_order and"
+            f" create_ticket tools (set {ORDERS_URL_ENV} to use your own)",
+            file=sys.stderr,
+        )
     if check_command(settings, args) != 0:
         return 1
     # Before the banner and the embedded servers: a second Parley on a taken

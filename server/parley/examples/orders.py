@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -166,6 +167,17 @@ def start_orders_service(*, host: str = "127.0.0.1", port: int = 0) -> Backgroun
     Call ``.stop()`` when done, or use the result as a context manager.
     """
     return BackgroundServer(create_app(), host=host, port=port).start()
+
+
+def serve_unless_configured() -> BackgroundServer | None:
+    """Start the service for the shipped tools unless ``PARLEY_EXAMPLE_ORDERS_URL``
+    already says where one runs; the variable is then set to it (worker
+    processes inherit it). ``None`` when nothing was started."""
+    if os.environ.get(ORDERS_URL_ENV):
+        return None
+    service = start_orders_service()
+    os.environ[ORDERS_URL_ENV] = service.url
+    return service
 
 
 def _ticket_fields(body: Any, service: OrderService) -> tuple[dict[str, Any], str | None]:

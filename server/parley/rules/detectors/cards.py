@@ -1,11 +1,13 @@
 """Payment card numbers: 13 to 19 digits in any grouping, Luhn-checked.
 
-The first digit is 2 to 6 (the major industry identifiers of the card
-networks: Mastercard 2-series, Amex/Diners/JCB, Visa, Mastercard,
-Discover/UnionPay), which keeps years, phone numbers and most order numbers
-from ever being candidates. Digits may be separated by up to three of space,
-``.``, ``-``, ``/`` or ``_`` (so also NBSP, thin, double and zero-width
-spaces, which the view has already made one space or nothing).
+A card number starts where the card networks' ranges do: 22 to 27
+(Mastercard 2-series, Mir), 3 (Amex, Diners, JCB), 4 (Visa), 5 (Mastercard,
+Maestro), 6 (Discover, UnionPay, Maestro, RuPay), 81 or 82 (UnionPay, RuPay).
+So no year from 1900 to 2199 can begin one: with separators allowed
+anywhere, "2024-01-01 - 2024-12-31" is 16 digits and would pass Luhn one
+time in ten. Digits may be separated by up to three of space, ``.``, ``-``,
+``/`` or ``_`` (so also NBSP, thin, double and zero-width spaces, which the
+view has already made one space or nothing).
 """
 
 from __future__ import annotations
@@ -14,8 +16,12 @@ from stdnum import luhn
 
 from parley.rules.detectors.base import SEPARATOR, Detector, alnum, group_ends
 
+_NEXT = f"{SEPARATOR}{{0,3}}"
 # Not inside a longer number, nor after "+" (an international phone number).
-CANDIDATE = rf"(?<![0-9+])[2-6](?:{SEPARATOR}{{0,3}}[0-9]){{12,18}}(?![0-9])"
+CANDIDATE = (
+    rf"(?<![0-9+])(?:[3-6](?:{_NEXT}[0-9]){{12,18}}"
+    rf"|(?:2{_NEXT}[2-7]|8{_NEXT}[12])(?:{_NEXT}[0-9]){{11,17}})(?![0-9])"
+)
 
 
 def validate(text: str, start: int, end: int) -> int | None:

@@ -3,7 +3,8 @@
 The candidate follows each country's registered BBAN structure (from the
 IBAN registry that python-stdnum ships: ``GB`` is two check digits, four
 letters and fourteen digits), with up to three separators allowed between
-any two characters. So ``GB82 WEST 1234 5698 7654 32``, ``gb82west...`` and
+any two characters; between the first four (country code and check digits)
+only ``.``, ``-``, ``/`` or ``_``, since "is 07" or "at 10" is ordinary text. So ``GB82 WEST 1234 5698 7654 32``, ``gb82west...`` and
 ``GB82-WEST-1234...`` are candidates while ``BA2490 leaves at 06:45`` stops
 being one at the first letter. python-stdnum then checks the mod-97 check
 digits. The IBAN must end at a word boundary.
@@ -21,6 +22,8 @@ from parley.rules.detectors.base import SEPARATOR, Detector, alnum
 _PART = re.compile(r"([0-9]+)!([nac])")
 _CLASSES = {"n": "[0-9]", "a": "[A-Z]", "c": "[A-Z0-9]"}
 _NEXT = f"{SEPARATOR}{{0,3}}"
+# Within the country code and check digits no spaces: "is 07" and "at 10" are words.
+_TIGHT = r"[./_\-]{0,2}"
 
 
 def _structures() -> dict[str, str]:
@@ -37,13 +40,17 @@ def _structures() -> dict[str, str]:
 def _candidate(structures: dict[str, str]) -> str:
     """One alternation, branching on the first letter, then the second: it never backtracks."""
     by_first = groupby(sorted(structures), key=lambda code: code[0])
+    check_digits = f"{_TIGHT}[0-9]{_TIGHT}[0-9]"
     branches = [
-        f"{first}(?:" + "|".join(f"{c[1]}[0-9]{{2}}{structures[c]}" for c in codes) + ")"
+        f"{first}{_TIGHT}(?:"
+        + "|".join(f"{c[1]}{check_digits}{structures[c]}" for c in codes)
+        + ")"
         for first, codes in by_first
     ]
     # The look-ahead fails most words at their second or third character, before the
     # alternation is tried at all: this runs at every word start of every reply.
-    return rf"(?<![^\W_])(?=[A-Z]{{2}}[0-9]{{2}})(?:{'|'.join(branches)})(?![^\W_])"
+    guard = f"(?=[A-Z]{_TIGHT}[A-Z]{_TIGHT}[0-9])"
+    return rf"(?<![^\W_]){guard}(?:{'|'.join(branches)})(?![^\W_])"
 
 
 CANDIDATE = _candidate(_structures())

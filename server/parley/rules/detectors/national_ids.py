@@ -1,7 +1,8 @@
 """National identity numbers: US social security numbers and UK National Insurance numbers.
 
-``us_ssn``: ``123-45-6789`` with any separators between the 3-2-4 groups
-(``123 45 6789``, ``123.45.6789``), checked by python-stdnum (area not 000,
+``us_ssn``: ``123-45-6789`` with any separator between the 3-2-4 groups, the
+same one twice (``123 45 6789``, ``123.45.6789``, ``123 - 45 - 6789``; not
+``100.01 - 1900``, a price and a year), checked by python-stdnum (area not 000,
 666 or 900-999, group not 00, serial not 0000, and the numbers known to have
 been published, such as 078-05-1120). Without separators nine digits are
 just as likely an order number, so ``123456789`` counts only when the 40
@@ -26,13 +27,21 @@ SSN_CANDIDATE = (
     r"[0-9]{4}(?![0-9])"
 )
 SSN_CONTEXT = 40
-_SSN_NAMED = re.compile(r"\b(?:ssn|ss ?#|s\.s\.n|social ?security|soc\.? ?sec)\b", re.IGNORECASE)
+_SSN_NAMED = re.compile(
+    r"\b(?:ssn\b|ss ?#|ss no\b|s\.s\.n\b|social ?security\b|soc\.? ?sec\b)", re.IGNORECASE
+)
+
+
+_NOT_DIGITS = re.compile(r"[^0-9]+")
 
 
 def validate_ssn(text: str, start: int, end: int) -> int | None:
     if not ssn.is_valid(alnum(text, start, end)):
         return None
-    if end - start == 9 and not _SSN_NAMED.search(text, max(0, start - SSN_CONTEXT), start):
+    separators = _NOT_DIGITS.findall(text, start, end)
+    if separators and separators[0] != separators[1]:
+        return None
+    if not separators and not _SSN_NAMED.search(text, max(0, start - SSN_CONTEXT), start):
         return None
     return end
 

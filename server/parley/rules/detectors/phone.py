@@ -1,11 +1,12 @@
 """Telephone numbers, recognised by Google's libphonenumber (the ``phonenumbers`` port).
 
-A candidate is a run of 6 to 17 digits with separators, optionally after
-``+`` or inside ``(...)``. ``PhoneNumberMatcher`` then decides, with leniency
+A candidate is a run of 6 to 17 digits with separators (at most two in a
+row), optionally after ``+`` or inside ``(...)``. ``PhoneNumberMatcher`` then decides, with leniency
 ``VALID``: the number must be a valid number of its country according to
 libphonenumber's numbering-plan metadata (so ``2024-11-21`` and most order
 numbers are not phone numbers, and neither are the unassigned ``555``
-numbers of films). Numbers written with a country code (``+44 20 7946
+numbers of films), and one that starts like a date (``2024-11-21``,
+``21.11.2024``) is not taken for one. Numbers written with a country code (``+44 20 7946
 0958``, ``0044 ...``) are recognised whatever the rule says; numbers written
 the national way are read as numbers of each of the rule's ``regions`` in
 turn (``regions: [US, GB, DE]``).
@@ -13,6 +14,7 @@ turn (``regions: [US, GB, DE]``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from functools import lru_cache, partial
 
@@ -20,7 +22,16 @@ from phonenumbers import Leniency, PhoneNumberMatcher
 
 from parley.rules.detectors.base import Detector
 
-CANDIDATE = r"(?<![\w+])(?:\+[ ]?)?\(?[0-9](?:[ ./()\-]{0,3}[0-9]){5,16}(?![0-9])"
+# Not inside a word or a number ("978-0-306-40615-7" is an ISBN), nor after a currency
+# sign; at most two separators in a row, so "$164.00 - 1900" is not glued into one number.
+CANDIDATE = (
+    r"(?<![\w+$\u00a3\u20ac\u00a5])(?<![0-9][\-./])"
+    r"(?:\+[ ]?)?\(?[0-9](?:[ ./()\-]{0,2}[0-9]){5,16}(?![0-9])"
+)
+_DATE = re.compile(
+    r"(?:1[89]|2[01])[0-9]{2}[\-./][0-9]{1,2}[\-./][0-9]{1,2}(?![0-9])"
+    r"|[0-9]{1,2}[\-./][0-9]{1,2}[\-./](?:1[89]|2[01])?[0-9]{2}(?![0-9])"
+)
 _INTERNATIONAL_ONLY = "ZZ"  # libphonenumber's "unknown region": only +CC numbers parse
 _MAX_CUTS = 3  # shorter readings tried when a number has another glued on after a space
 
@@ -33,7 +44,10 @@ def detector(regions: tuple[str, ...]) -> Detector:
 
 
 def _validate(regions: tuple[str, ...], text: str, start: int, end: int) -> int | None:
-    length = _number_length(text[start:end], regions)
+    candidate = text[start:end]
+    if _DATE.match(candidate):
+        return None  # "2042-01-01 - 10" is a date and a number, whatever the plan says
+    length = _number_length(candidate, regions)
     return None if length is None else start + length
 
 
