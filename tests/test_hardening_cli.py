@@ -16,7 +16,6 @@ import pytest
 from conftest import JWT_SECRET
 from parley import __version__
 from support.server import free_port
-from support.storage import StorageURLs
 
 UNREACHABLE_PORT = "1"  # nothing listens on tcpmux
 
@@ -76,10 +75,11 @@ BAD_PRICES = {
 
 @pytest.mark.parametrize("command", ["check", "serve"])
 @pytest.mark.parametrize("case", BAD_SETTINGS, ids=list(BAD_SETTINGS))
-def test_a_bad_setting_is_one_line(command: str, case: str) -> None:
+def test_a_bad_setting_is_one_line(command: str, case: str, server_env: dict[str, str]) -> None:
     env, expected = BAD_SETTINGS[case]
     args = [command, "--port", str(free_port())] if command == "serve" else [command]
-    result = parley(*args, env=env)
+    # The test servers' settings, which pass: then only the bad one is wrong.
+    result = parley(*args, env={**server_env, **env})
     assert result.returncode != 0
     [line] = problem_lines(result)
     assert line.startswith(expected), line
@@ -172,8 +172,6 @@ def test_token_works_outside_a_checkout(tmp_path: Path) -> None:
     assert jwt.decode(result.stdout.strip(), JWT_SECRET, algorithms=["HS256"])["sub"] == "ada"
 
 
-def test_check_with_working_storage_passes(storage: StorageURLs) -> None:
-    result = parley(
-        "check", env={"DATABASE_URL": storage.database_url, "REDIS_URL": storage.redis_url}
-    )
+def test_check_with_working_storage_passes(server_env: dict[str, str]) -> None:
+    result = parley("check", env=server_env)
     assert result.returncode == 0, result.stderr

@@ -37,7 +37,7 @@ DIGIT_ZEROS = [
     "\U0001d7ce",  # mathematical bold
     "\U0001d7d8",  # mathematical double-struck
 ]
-# Between the digits of a number: at most three characters once normalised.
+# Between the digits of a number: at most two characters once normalised.
 SEPARATORS = [
     "",
     " ",
@@ -45,8 +45,8 @@ SEPARATORS = [
     ".",
     "-",
     "/",
-    " - ",
-    " / ",
+    " -",
+    "/ ",
     "\u00a0",
     "\u00a0\u00a0",
     "\u2009",
@@ -149,7 +149,9 @@ def gaps(count: int) -> st.SearchStrategy[list[str]]:
     gap = st.lists(st.sampled_from([" ", *SPACES, *INVISIBLES]), min_size=1, max_size=4).map(
         "".join
     )
-    return st.lists(gap.filter(lambda g: any(c.isspace() for c in g)), min_size=count, max_size=count)
+    return st.lists(
+        gap.filter(lambda g: any(c.isspace() for c in g)), min_size=count, max_size=count
+    )
 
 
 def phrase_variants(
@@ -177,14 +179,22 @@ def card_numbers(draw: st.DrawFn) -> str:
     length = draw(st.integers(min_value=13, max_value=19))
     start = draw(st.sampled_from(["22", "25", "27", "3", "4", "5", "6", "81", "82"]))
     body = start + draw(
-        st.text(alphabet=string.digits, min_size=length - 1 - len(start), max_size=length - 1 - len(start))
+        st.text(
+            alphabet=string.digits,
+            min_size=length - 1 - len(start),
+            max_size=length - 1 - len(start),
+        )
     )
     return body + luhn.calc_check_digit(body)
 
 
 # Countries whose BBANs python-stdnum checks only for structure (no national checksum).
 IBAN_COUNTRIES = ["GB", "DE", "FR", "CH", "NL", "IE", "AT", "DK", "PL", "SE", "IT", "PT"]
-_CLASSES = {"n": string.digits, "a": string.ascii_uppercase, "c": string.digits + string.ascii_uppercase}
+_CLASSES = {
+    "n": string.digits,
+    "a": string.ascii_uppercase,
+    "c": string.digits + string.ascii_uppercase,
+}
 
 
 @st.composite
@@ -209,7 +219,9 @@ def test_every_letter_has_homoglyphs_from_the_confusables_data() -> None:
     table = homoglyph_table()
     assert sorted(table) == list(string.ascii_lowercase)
     # The classics are there: Cyrillic a, e, o, i and Greek omicron.
-    assert {"\u0430", "\u0435", "\u043e", "\u0456", "\u03bf"} <= {c for v in table.values() for c in v}
+    assert {"\u0430", "\u0435", "\u043e", "\u0456", "\u03bf"} <= {
+        c for v in table.values() for c in v
+    }
 
 
 @given(number=card_numbers())

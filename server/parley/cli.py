@@ -268,6 +268,7 @@ def reload_command(settings: Settings, args: argparse.Namespace) -> int:
 def check_command(settings: Settings, args: argparse.Namespace) -> int:
     from parley.auth.tokens import TokenVerifier
     from parley.catalog import CatalogError, load_catalog
+    from parley.examples.orders import environ_as_served
     from parley.preflight import storage_problems
     from parley.tools.check import check_tools
 
@@ -284,7 +285,11 @@ def check_command(settings: Settings, args: argparse.Namespace) -> int:
         problems += error.problems
     problems += asyncio.run(storage_problems(settings))
     # serve has no --offline: it starts the MCP servers itself right after.
-    tools = check_tools(settings.catalog, offline=getattr(args, "offline", True))
+    tools = check_tools(
+        settings.catalog,
+        offline=getattr(args, "offline", True),
+        environ=environ_as_served(os.environ),
+    )
     problems += tools.problems
     if problems:
         print("parley: invalid catalog or configuration:", file=sys.stderr)

@@ -9,14 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import BrowserContext, Locator, Page, Playwright, WebSocket, expect
+from playwright.async_api import (
+    BrowserContext,
+    Locator,
+    Page,
+    Playwright,
+    WebSocket,
+    WebSocketRoute,
+    expect,
+)
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SYSTEM_CHROMIUM = "/usr/bin/chromium"
@@ -120,6 +130,14 @@ class ChatPage:
         await expect(self.body).to_have_attribute("data-screen", "app")
         await expect(self.body).to_have_attribute("data-connection", "open")
 
+    async def sign_in_with_token(self, token: str) -> None:
+        """The sign-in screen without dev login: paste an access token (JWT)."""
+        await expect(self.body).to_have_attribute("data-screen", "signin")
+        await self.page.fill("#signin-token", token)
+        await self.page.click("#signin-submit")
+        await expect(self.body).to_have_attribute("data-screen", "app")
+        await expect(self.body).to_have_attribute("data-connection", "open")
+
     async def pick_agent(self, agent_id: str) -> None:
         radio = self.page.locator(f'#agent-picker input[name="agent"][value="{agent_id}"]')
         inner = self.page.locator(f'input[name="agent"][value="{agent_id}"]')
@@ -179,6 +197,89 @@ class ChatPage:
             text,
         )
         return html
+
+
+class FrameGate:
+    """Sits between a tab and the server's WebSocket (``page.route_web_socket``).
+
+    Frames from the page are recorded in ``sent`` and go through unless
+    ``drop_from_page`` says to lose them. Frames from the server go through
+    unless ``hold`` says to keep them back; ``release`` then delivers the kept
+    frames that match, in their order. ``sever`` closes the latest connection
+    on both sides (the page reconnects through the gate).
+    """
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.held: list[str] = []
+        self.hold: Callable[[dict[str, Any]], bool] = lambda frame: False
+        self.drop_from_page: Callable[[dict[str, Any]], bool] = lambda frame: False
+        self._page_sent = asyncio.Event()
+        self._server_held = asyncio.Event()
+        self._routes: list[tuple[WebSocketRoute, WebSocketRoute]] = []
+
+    async def install(self, page: Page, pattern: str = "**/ws") -> FrameGate:
+        await page.route_web_socket(pattern, self._route)
+        return self
+
+    def _route(self, page_side: WebSocketRoute) -> None:
+        server_side = page_side.connect_to_server()
+        self._routes.append((page_side, server_side))
+
+        def from_page(message: str | bytes) -> None:
+            frame = json.loads(message)
+            self.sent.append(frame)
+            self._page_sent.set()
+            if not self.drop_from_page(frame):
+                server_side.send(message)
+
+        def from_server(message: str | bytes) -> None:
+            frame = json.loads(message)
+            if self.hold(frame):
+                self.held.append(message if isinstance(message, str) else message.decode())
+                self._server_held.set()
+            else:
+                page_side.send(message)
+
+        page_side.on_message(from_page)
+        server_side.on_message(from_server)
+
+    async def wait_sent(self, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        """The first frame the page sent that ``match``es, waiting for it if need be."""
+        while True:
+            for frame in self.sent:
+                if match(frame):
+                    return frame
+            self._page_sent.clear()
+            await self._page_sent.wait()
+
+    async def wait_held(self, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        """The first held server frame that ``match``es, waiting for it if need be."""
+        while True:
+            for message in self.held:
+                frame: dict[str, Any] = json.loads(message)
+                if match(frame):
+                    return frame
+            self._server_held.clear()
+            await self._server_held.wait()
+
+    def release(self, match: Callable[[dict[str, Any]], bool] = lambda frame: True) -> int:
+        """Deliver the held frames that ``match`` to the page (to its latest socket)."""
+        keep: list[str] = []
+        delivered = 0
+        for message in self.held:
+            if match(json.loads(message)):
+                self._routes[-1][0].send(message)
+                delivered += 1
+            else:
+                keep.append(message)
+        self.held = keep
+        return delivered
+
+    async def sever(self) -> None:
+        page_side, server_side = self._routes[-1]
+        await server_side.close(code=1001, reason="gate severed")
+        await page_side.close(code=1011, reason="gate severed")
 
 
 class TcpProxy:

@@ -18,6 +18,7 @@ import argparse
 import copy
 import json
 import os
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -167,6 +168,13 @@ def start_orders_service(*, host: str = "127.0.0.1", port: int = 0) -> Backgroun
     Call ``.stop()`` when done, or use the result as a context manager.
     """
     return BackgroundServer(create_app(), host=host, port=port).start()
+
+
+def environ_as_served(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment as ``parley serve`` will run with it: when the service's URL
+    is unset, serve starts the service itself, so its URL will be set (to a
+    local address; this stands in for it)."""
+    return {ORDERS_URL_ENV: "http://127.0.0.1:8765", **environ}
 
 
 def serve_unless_configured() -> BackgroundServer | None:

@@ -25,7 +25,7 @@ from parley.replies.events import Event, Frame
 from parley.replies.keys import Keys
 from parley.replies.task import ReplyDeps, ReplyJob, StopSignal, done_frame, run_reply
 from parley.storage.conversations import ConversationStore
-from parley.storage.ledger import FinishedReply, ReplyTotals
+from parley.storage.ledger import FinishedReply
 from parley.storage.records import Message, ToolStep
 from parley.storage.redis import as_text
 
@@ -249,31 +249,41 @@ class ReplyService:
         if message is None:  # opened but never stored: nothing to keep
             await self.redis.srem(self.keys.active_replies, reply_id)
             return False
-        steps = await self.deps.tools.store.interrupt(UUID(reply_id))
         text, last_seq = await self.log.written(reply_id)
+        reply = await self._lost_reply(message, text)
+        status = "interrupted"
+        if await self.deps.ledger.finish(reply) is None:  # its owner stored it after all
+            if not await self._still_active(reply_id):
+                return False  # ...and closed its log too
+            final = await self.conversations.message_for_reply(reply_id)
+            status = final.status if final is not None else status
+        else:
+            steps = await self.deps.tools.store.interrupt(reply.reply_id)
+            last_seq = await self._report_interrupted(reply_id, steps, last_seq)
+        log.warning("reply %s lost its owner; closed as %s", reply_id, status)
+        done = Event.of(done_frame(reply_id, message.id, status, reply.totals), at=last_seq)
+        await self.log.close(reply_id, str(message.conversation_id), done)
+        return True
+
+    async def _lost_reply(self, message: Message, text: str) -> FinishedReply:
+        """The final state of a reply whose instance died, with all its usage rows.
+
+        A reply that died outside a tool round died waiting on the model: that
+        call gets its row, estimated from what was sent and what was written.
+        """
+        reply_id = message.reply_id
+        assert reply_id is not None
+        busy_with_tools = await self.deps.tools.store.unfinished(reply_id)
+        in_flight = () if busy_with_tools else await self._lost_call(message, text)
+        stored = await self.deps.ledger.calls_of(reply_id)
         conversation = await self.conversations.find(message.conversation_id)
-        # A reply that died outside a tool round died waiting on the model:
-        # that call gets its usage row, estimated from what was sent and written.
-        in_flight = () if steps else await self._lost_call(message, text)
-        reply = FinishedReply(
-            reply_id=UUID(reply_id),
+        return FinishedReply(
+            reply_id=reply_id,
             user_id=conversation.owner_id if conversation else "",
             conversation_id=message.conversation_id,
             agent_id=conversation.agent_id if conversation else "",
             text=text,
             status="interrupted",
-            calls=in_flight,
+            calls=(*stored, *in_flight),
+            stored_calls=len(stored),
         )
-        stored = await self.deps.ledger.finish(reply)
-        status = "interrupted"
-        if stored is None:  # its owner stored it after all
-            if not await self._still_active(reply_id):
-                return False  # ...and closed its log too
-            final = await self.conversations.message_for_reply(reply_id)
-            status = final.status if final is not None else status
-        log.warning("reply %s lost its owner; closed as %s", reply_id, status)
-        last_seq = await self._report_interrupted(reply_id, steps, last_seq)
-        totals = ReplyTotals.of(())
-        done = Event.of(done_frame(reply_id, message.id, status, totals), at=last_seq)
-        await self.log.close(reply_id, str(message.conversation_id), done)
-        return True

@@ -8,6 +8,7 @@ accepts the characters written for it. ``kill`` becomes
 ``k[i1!|][l1|][l1|]``, so ``k1ll``, ``ki11`` and ``k!ll`` all match, while a
 class such as ``[0-9]`` in the same pattern still means digits. The pattern
 is rewritten once, when the rule loads, and then checked like any other.
+Its ``\b`` becomes a looser word edge, so ``$kip`` and ``!gnore`` start words.
 """
 
 from __future__ import annotations
@@ -31,9 +32,15 @@ LEET: dict[str, str] = {
 }
 
 
+# "\b" before "$kip" or after "k!ll!" must still hold, though "$" and "!" are not word
+# characters: a word edge is anywhere but between two word characters. (One assertion,
+# not an alternation of two, so it adds no backtracking paths.)
+WORD_EDGE = r"(?!(?<=\w)\w)"
+
+
 def leet_source(source: str, *, ignore_case: bool) -> str:
     """``source`` with every letter it names also matching that letter's stand-ins."""
-    return rewrite_chars(source, ignore_case=ignore_case, rewrite=_widen)
+    return rewrite_chars(source, ignore_case=ignore_case, rewrite=_widen, boundary=WORD_EDGE)
 
 
 def _widen(name: str, av: Any, ignore_case: bool) -> str | None:

@@ -1,4 +1,4 @@
-"""The stdlib regex parse tree: single characters taken out of it, and partial matching.
+"""The stdlib regex parse tree: single characters taken out of it, partial matching, rewriting.
 
 Both the safety analysis and the streaming filter walk the tree that ``re``
 itself builds (``re._parser``), so they see exactly what the engine will run.
@@ -10,6 +10,9 @@ where the original matches *or could still match once more text arrives*:
 the streaming filter's "may a match begin here?" test. It is built from the
 same tree and run by the same engine, so it agrees with ``re`` on every
 character class, case rule and word boundary.
+
+:func:`rewrite_chars` regenerates a pattern with some of its characters
+replaced (how :mod:`parley.rules.leet` widens letters to their stand-ins).
 """
 
 from __future__ import annotations
@@ -270,43 +273,54 @@ def _flags(bits: int) -> str:
 CharRewrite = Callable[[str, Any, bool], "str | None"]
 
 
-def rewrite_chars(source: str, *, ignore_case: bool, rewrite: CharRewrite) -> str:
-    """``source`` regenerated from its parse tree, each consumed character as ``rewrite`` says.
+def rewrite_chars(
+    source: str, *, ignore_case: bool, rewrite: CharRewrite, boundary: str = r"\b"
+) -> str:
+    """``source`` regenerated from its parse tree, each consumed character as ``rewrite``
+    says and each ``\b`` as ``boundary``.
 
     Groups come back non-capturing; rules never read groups, so nothing else changes.
     """
     items = parse(source, re.IGNORECASE if ignore_case else 0)
-    return _render(items, ignore_case, rewrite)
+    return _Renderer(rewrite, boundary).render(items, ignore_case)
 
 
-def _render(items: Any, ignore_case: bool, rewrite: CharRewrite) -> str:
-    return "".join(_render_one(str(op), av, ignore_case, rewrite) for op, av in items)
+@dataclass(frozen=True)
+class _Renderer:
+    rewrite: CharRewrite
+    boundary: str
+
+    def render(self, items: Any, ignore_case: bool) -> str:
+        return "".join(self._one(str(op), av, ignore_case) for op, av in items)
+
+    def _one(self, name: str, av: Any, ignore_case: bool) -> str:
+        return _render_one(name, av, ignore_case, self)
 
 
-def _render_one(name: str, av: Any, ignore_case: bool, rewrite: CharRewrite) -> str:
+def _render_one(name: str, av: Any, ignore_case: bool, renderer: _Renderer) -> str:
     fragment = _char_fragment(name, av)
     if fragment is not None:
-        return rewrite(name, av, ignore_case) or fragment
+        return renderer.rewrite(name, av, ignore_case) or fragment
     if name in REPEATS:
         low, high, body = av
         mode = {"MIN_REPEAT": "?", "POSSESSIVE_REPEAT": "+"}.get(name, "")
-        return f"(?:{_render(body, ignore_case, rewrite)}){_count(low, high)}{mode}"
+        return f"(?:{renderer.render(body, ignore_case)}){_count(low, high)}{mode}"
     if name == "SUBPATTERN":
         _group, add, remove, body = av
         removed = _flags(remove)
-        inner = _render(body, scoped_ignore_case(av, ignore_case), rewrite)
+        inner = renderer.render(body, scoped_ignore_case(av, ignore_case))
         return f"(?{_flags(add)}{'-' if removed else ''}{removed}:{inner})"
     if name == "ATOMIC_GROUP":
-        return f"(?>{_render(av, ignore_case, rewrite)})"
+        return f"(?>{renderer.render(av, ignore_case)})"
     if name == "BRANCH":
-        return "(?:" + "|".join(_render(b, ignore_case, rewrite) for b in av[1]) + ")"
+        return "(?:" + "|".join(renderer.render(b, ignore_case) for b in av[1]) + ")"
     if name in ("ASSERT", "ASSERT_NOT"):
         direction, body = av
         kind = f"{'<' if direction < 0 else ''}{'=' if name == 'ASSERT' else '!'}"
-        return f"(?{kind}{_render(body, ignore_case, rewrite)})"
+        return f"(?{kind}{renderer.render(body, ignore_case)})"
     if name == "AT":
         at = str(av)
-        anchor = {"AT_BOUNDARY": r"\b", "AT_NON_BOUNDARY": r"\B", **_ANCHORS}.get(at)
+        anchor = {"AT_BOUNDARY": renderer.boundary, "AT_NON_BOUNDARY": r"\B", **_ANCHORS}.get(at)
         if anchor is None:
             raise PatternError(f"unsupported assertion {at.lower()}")
         return anchor

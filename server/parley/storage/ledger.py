@@ -15,7 +15,7 @@ from uuid import UUID
 
 import asyncpg
 
-from parley.llm.base import CallRecord
+from parley.llm.base import CallRecord, ModelRef
 from parley.rules import RuleEvent
 
 
@@ -167,6 +167,28 @@ class Ledger:
             reply_id,
             *_call_params(user_id, agent_id, calls),
         )
+
+    async def calls_of(self, reply_id: UUID) -> list[CallRecord]:
+        """The usage rows already stored for a reply, as records (for the sweeper)."""
+        rows = await self.pool.fetch(
+            "SELECT u.* FROM llm_usage u JOIN messages m ON m.id = u.message_id"
+            " WHERE m.reply_id = $1 ORDER BY u.id",
+            reply_id,
+        )
+        return [
+            CallRecord(
+                model=ModelRef(row["provider"], row["model"]),
+                status=row["status"],
+                prompt_tokens=row["prompt_tokens"],
+                completion_tokens=row["completion_tokens"],
+                estimated=row["estimated"],
+                cost_usd=float(row["cost_usd"]),
+                ttft_ms=row["ttft_ms"],
+                latency_ms=row["latency_ms"],
+                error=row["error"],
+            )
+            for row in rows
+        ]
 
     async def usage_report(self, user_id: str, *, days: int = 30) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(

@@ -109,6 +109,16 @@ class ToolCallStore:
             result,
         )
 
+    async def unfinished(self, reply_id: UUID) -> bool:
+        """Whether a call of the reply is still waiting or running."""
+        found = await self.pool.fetchval(
+            "SELECT EXISTS (SELECT FROM tool_calls WHERE reply_id = $1"
+            " AND status = ANY($2::text[]))",
+            reply_id,
+            list(UNFINISHED),
+        )
+        return bool(found)
+
     async def interrupt(self, reply_id: UUID) -> list[ToolStep]:
         """Close the reply's unfinished calls as ``interrupted``; returns them."""
         rows = await self.pool.fetch(

@@ -15,7 +15,7 @@
 //
 // Rendering is delegated to `ui` callbacks; nothing here touches the DOM.
 
-import { uuid4, provisionalTitle } from './format.js';
+import { confirmErrorText, uuid4, provisionalTitle } from './format.js';
 
 export const FINAL_STATUSES = new Set(['complete', 'cancelled', 'failed', 'blocked', 'interrupted']);
 const MESSAGE_ERRORS = new Set(['too_large', 'rate_limited', 'busy', 'budget_exceeded', 'upstream_unavailable']);
@@ -265,6 +265,14 @@ export class ChatController {
         this.ui.update(item, 'state');
       } else if (item.kind === 'assistant') {
         item.awaitingResume = false;
+        // An answer lost with the socket can be given again (a repeat is refused
+        // as `conflict`; the resumed frames say what the server decided).
+        let answering = false;
+        for (const step of item.tools.values()) {
+          if (step.answering) answering = true;
+          step.answering = false;
+        }
+        if (answering) this.ui.update(item, 'tools');
       }
     }
     this.ui.sessionState(view);
@@ -662,15 +670,22 @@ export class ChatController {
       return;
     }
     if (frame.call_id) {
-      // A confirmation that came too late (the call was decided meanwhile).
+      // An answer to a tool call was refused. `conflict`: the call is no longer
+      // waiting (answered elsewhere, timed out): its step stays unanswerable
+      // until the reply's own frames say what happened. Otherwise the answer
+      // did not count and may be given again.
+      let open = false;
       for (const item of view.items) {
         const step = item.kind === 'assistant' && item.tools.get(frame.call_id);
-        if (step && step.answering) {
+        if (!step || step.status !== 'awaiting_confirmation' || item.final) continue;
+        open = true;
+        if (code !== 'conflict' && step.answering) {
           step.answering = false;
           this.ui.update(item, 'tools');
         }
       }
-      this.ui.error(code, frame.message);
+      // A refusal for a step the stream has settled already says nothing new.
+      if (open) this.ui.error(null, confirmErrorText(code, frame.message));
       return;
     }
     if (frame.reply_id) {

@@ -101,6 +101,16 @@ export function errorText(code, message) {
   return `${base} (${extra})`;
 }
 
+const CONFIRM_ERROR_TEXT = {
+  conflict: 'That step was already answered, or it stopped waiting.',
+  not_found: 'That reply is no longer running.',
+};
+
+/** A readable sentence for an error answering a tool call's confirmation. */
+export function confirmErrorText(code, message) {
+  return CONFIRM_ERROR_TEXT[code] || errorText(code, message);
+}
+
 const STATUS_TEXT = {
   cancelled: 'Stopped',
   failed: 'The reply failed before it finished.',

@@ -3,19 +3,35 @@
 //
 // Test hooks (stable, read-only state mirrors):
 //   article.msg-user[data-client-id][data-message-id][data-state=pending|sent|accepted|failed]
-//   article.msg-assistant[data-reply-id][data-message-id][data-status][data-seq][data-stopping]
-//     data-seq is the last delta seq whose text is in the DOM; data-status turns
-//     final (complete|cancelled|failed|blocked|interrupted) only once the final
-//     text has been rendered.
+//   article.msg-assistant[data-reply-id][data-message-id][data-status][data-seq][data-stopping][data-waiting]
+//     data-seq is the last seq (delta or tool step) whose content is in the DOM;
+//     data-status turns final (complete|cancelled|failed|blocked|interrupted) only
+//     once the final text has been rendered; data-waiting="true" while a tool
+//     step waits for the user's answer.
 //   li.notice-chip[data-action]  .msg-usage  .msg-error
 //   details.tool-step[data-call-id][data-tool][data-status]
-//     (status: awaiting_confirmation|running|ok|error|refused|declined|interrupted),
-//     with button.tool-approve / button.tool-decline while awaiting confirmation
+//     (status: awaiting_confirmation|running|ok|error|refused|declined|interrupted;
+//     a step a finished reply left running or waiting shows as interrupted),
+//     open only while it waits for the user, with button.tool-approve /
+//     button.tool-decline then (disabled while the answer is on its way)
 
 import { renderMarkdown } from './markdown.js';
 import { errorText, formatUsage, noticeLabel, statusText, toolStatusText } from './format.js';
 
 const NEAR_BOTTOM_PX = 96;
+const UNSETTLED_STEPS = new Set(['awaiting_confirmation', 'running']);
+
+/** The status a step is shown with: a finished reply has no step still going. */
+function shownStatus(step, item) {
+  return item.final && UNSETTLED_STEPS.has(step.status) ? 'interrupted' : step.status;
+}
+
+/** A tool step of this reply waits for the user's answer. */
+function waitingForUser(item) {
+  if (item.final || !item.tools) return false;
+  for (const step of item.tools.values()) if (step.status === 'awaiting_confirmation') return true;
+  return false;
+}
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -131,8 +147,10 @@ export class MessageView {
     }
     this._renderReplyMeta(node, item);
     if (what === 'tools' || what === 'all' || item.final) this._renderTools(node, item);
-    if (item.final || what === 'all') {
-      this._renderReplyText(node, item); // synchronous: final state is never ahead of the DOM
+    if (item.final || what === 'all' || what === 'tools') {
+      // Synchronous: a final state is never ahead of the DOM, and a tool step's
+      // seq (data-seq) only counts once the text before it is rendered too.
+      this._renderReplyText(node, item);
       this.dirty.delete(item);
     } else if (what === 'text') {
       this.dirty.add(item);
@@ -204,7 +222,7 @@ export class MessageView {
     const confirm = el('div', 'tool-confirm');
     const question = el('p', 'tool-question');
     const approve = el('button', 'btn btn-primary tool-approve', 'Approve');
-    const decline = el('button', 'btn tool-decline', 'Decline');
+    const decline = el('button', 'btn btn-quiet tool-decline', 'Decline');
     approve.type = decline.type = 'button';
     confirm.append(question, approve, decline);
     details.append(summary, confirm, args, result);
@@ -213,10 +231,11 @@ export class MessageView {
 
   _fillToolStep(details, step, item) {
     const waiting = step.status === 'awaiting_confirmation' && !item.final;
+    const status = shownStatus(step, item);
     details.dataset.tool = step.tool;
-    details.dataset.status = step.status;
+    details.dataset.status = status;
     details.querySelector('.tool-name').textContent = step.tool;
-    details.querySelector('.tool-status').textContent = toolStatusText(step.status);
+    details.querySelector('.tool-status').textContent = toolStatusText(status);
     const args = JSON.stringify(step.arguments ?? {}, null, 2);
     const pre = details.querySelector('.tool-args');
     if (pre.textContent !== args) pre.textContent = args;
@@ -230,6 +249,11 @@ export class MessageView {
     if (waiting && details.dataset.asked !== 'true') {
       details.open = true; // a question must be seen; the reader may close it again
       details.dataset.asked = 'true';
+      // The reply is aria-busy while it runs, so its contents are not read out.
+      this.announce(`${this.agentName()} asks to run ${step.tool}. Approve or decline it.`);
+    } else if (!waiting && details.dataset.asked === 'true') {
+      details.open = false; // answered: collapsed like every other step
+      details.dataset.asked = 'answered';
     }
   }
 
@@ -265,6 +289,8 @@ export class MessageView {
     node.setAttribute('aria-busy', String(!item.final));
     if (item.stopRequested && !item.final) node.dataset.stopping = 'true';
     else delete node.dataset.stopping;
+    if (waitingForUser(item)) node.dataset.waiting = 'true';
+    else delete node.dataset.waiting;
     if (!item.final) node.dataset.status = 'streaming';
 
     const notices = node.querySelector('.msg-notices');
@@ -300,10 +326,13 @@ export class MessageView {
 
   _renderReplyText(node, item) {
     const body = node.querySelector('.msg-body');
-    if (this.rendered.get(item) !== item.text || !body.firstChild) {
+    // No text yet: typing dots, unless the reply waits for the user (nothing is being written).
+    const idle = !item.text && !item.final && waitingForUser(item);
+    const shown = idle ? '\u0000waiting' : item.text;
+    if (this.rendered.get(item) !== shown || (!body.firstChild && !idle)) {
       if (item.text) {
         body.replaceChildren(renderMarkdown(item.text));
-      } else if (!item.final) {
+      } else if (!item.final && !idle) {
         const typing = el('span', 'typing');
         typing.setAttribute('aria-label', 'Writing a reply');
         typing.append(el('span'), el('span'), el('span'));
@@ -311,7 +340,7 @@ export class MessageView {
       } else {
         body.replaceChildren();
       }
-      this.rendered.set(item, item.text);
+      this.rendered.set(item, shown);
     }
     if (item.seq !== null && item.seq !== undefined) node.dataset.seq = String(item.seq);
     else if (!node.dataset.seq) node.dataset.seq = '0';

@@ -19,8 +19,11 @@ Validator = Callable[[str, int, int], "int | None"]
 
 # Between the digits of a number. In the view every run of whitespace (NBSP, thin
 # spaces, newlines...) is one space and invisible characters are gone, so this
-# covers "4111 1111", "4111\u00a0\u00a01111", "4111.1111", "4111 - 1111", "4111/1111".
+# covers "4111 1111", "4111\u00a0\u00a01111", "4111.1111", "4111 -1111", "4111/1111".
 SEPARATOR = r"[ ./_\-]"
+# At most two in a row: " - " (space, dash, space) is how ranges are written
+# ("2024 - 2025", "$1,517.49 - 1900"), and must never join two numbers into one.
+GAP = rf"{SEPARATOR}{{0,2}}"
 
 
 @dataclass(frozen=True)

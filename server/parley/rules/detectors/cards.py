@@ -5,18 +5,19 @@ A card number starts where the card networks' ranges do: 22 to 27
 Maestro), 6 (Discover, UnionPay, Maestro, RuPay), 81 or 82 (UnionPay, RuPay).
 So no year from 1900 to 2199 can begin one: with separators allowed
 anywhere, "2024-01-01 - 2024-12-31" is 16 digits and would pass Luhn one
-time in ten. Digits may be separated by up to three of space, ``.``, ``-``,
+time in ten. Digits may be separated by one or two of space, ``.``, ``-``,
 ``/`` or ``_`` (so also NBSP, thin, double and zero-width spaces, which the
-view has already made one space or nothing).
+view has already made one space or nothing); not by " - ", which is how a
+range of two numbers is written.
 """
 
 from __future__ import annotations
 
 from stdnum import luhn
 
-from parley.rules.detectors.base import SEPARATOR, Detector, alnum, group_ends
+from parley.rules.detectors.base import GAP, Detector, alnum, group_ends
 
-_NEXT = f"{SEPARATOR}{{0,3}}"
+_NEXT = GAP
 # Not inside a longer number, nor after "+" (an international phone number).
 CANDIDATE = (
     rf"(?<![0-9+])(?:[3-6](?:{_NEXT}[0-9]){{12,18}}"

@@ -2,9 +2,10 @@
 
 The candidate follows each country's registered BBAN structure (from the
 IBAN registry that python-stdnum ships: ``GB`` is two check digits, four
-letters and fourteen digits), with up to three separators allowed between
+letters and fourteen digits), with one or two separators allowed between
 any two characters; between the first four (country code and check digits)
-only ``.``, ``-``, ``/`` or ``_``, since "is 07" or "at 10" is ordinary text. So ``GB82 WEST 1234 5698 7654 32``, ``gb82west...`` and
+only ``.``, ``-``, ``/`` or ``_``, since "is 07" or "at 10" is ordinary
+text. So ``GB82 WEST 1234 5698 7654 32``, ``gb82west...`` and
 ``GB82-WEST-1234...`` are candidates while ``BA2490 leaves at 06:45`` stops
 being one at the first letter. python-stdnum then checks the mod-97 check
 digits. The IBAN must end at a word boundary.
@@ -17,11 +18,11 @@ from itertools import groupby
 
 from stdnum import iban, numdb
 
-from parley.rules.detectors.base import SEPARATOR, Detector, alnum
+from parley.rules.detectors.base import GAP, Detector, alnum
 
 _PART = re.compile(r"([0-9]+)!([nac])")
 _CLASSES = {"n": "[0-9]", "a": "[A-Z]", "c": "[A-Z0-9]"}
-_NEXT = f"{SEPARATOR}{{0,3}}"
+_NEXT = GAP
 # Within the country code and check digits no spaces: "is 07" and "at 10" are words.
 _TIGHT = r"[./_\-]{0,2}"
 

@@ -1,8 +1,8 @@
 """National identity numbers: US social security numbers and UK National Insurance numbers.
 
 ``us_ssn``: ``123-45-6789`` with any separator between the 3-2-4 groups, the
-same one twice (``123 45 6789``, ``123.45.6789``, ``123 - 45 - 6789``; not
-``100.01 - 1900``, a price and a year), checked by python-stdnum (area not 000,
+same one twice (``123 45 6789``, ``123.45.6789``, ``123 /45 /6789``; not
+``100.01-1900``, a price and a year), checked by python-stdnum (area not 000,
 666 or 900-999, group not 00, serial not 0000, and the numbers known to have
 been published, such as 078-05-1120). Without separators nine digits are
 just as likely an order number, so ``123456789`` counts only when the 40
@@ -19,9 +19,9 @@ import re
 
 from stdnum.us import ssn
 
-from parley.rules.detectors.base import Detector, alnum
+from parley.rules.detectors.base import SEPARATOR, Detector, alnum
 
-_GROUP_SEPARATOR = r"[ ./_\-]{1,3}"
+_GROUP_SEPARATOR = rf"{SEPARATOR}{{1,2}}"
 SSN_CANDIDATE = (
     rf"(?<![0-9])[0-9]{{3}}(?:{_GROUP_SEPARATOR}[0-9]{{2}}{_GROUP_SEPARATOR}|[0-9]{{2}})"
     r"[0-9]{4}(?![0-9])"
