@@ -19,7 +19,14 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Locator, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Dialog,
+    Locator,
+    async_playwright,
+    expect,
+)
 
 from conftest import TokenFactory
 from parley.examples.background import BackgroundServer
@@ -79,7 +86,7 @@ class Tabs:
         self.contexts.append((context, watch))
         page = await context.new_page()
         watch.attach(page)
-        page.on("dialog", lambda dialog: self.dialogs.append(dialog.message))
+        page.on("dialog", self._on_dialog)
         if gate is not None:
             await gate.install(page)
         chat = ChatPage(page)
@@ -87,6 +94,10 @@ class Tabs:
         await chat.sign_in_with_token(self.token)
         await chat.pick_agent("agent_tools")
         return chat
+
+    async def _on_dialog(self, dialog: Dialog) -> None:
+        self.dialogs.append(dialog.message)  # e.g. an alert() some markup managed to run
+        await dialog.dismiss()
 
     async def stored_reply(self, conversation_id: str) -> dict[str, Any]:
         async with httpx.AsyncClient(base_url=self.server.url, timeout=10) as client:

@@ -26,7 +26,7 @@ from parley.rules.detectors.base import Detector
 # sign or "#"; at most two separators in a row, so "$164.00 - 1900" is not one number.
 CANDIDATE = (
     r"(?<![\w+#$\u00a3\u20ac\u00a5])(?<![0-9][\-./])"
-    r"(?:\+[ ]?)?\(?[0-9](?:[ ./()\-]{0,2}[0-9]){6,16}(?![0-9])"
+    r"(?:\+[ ]?)?\(?[0-9](?:[ ./()\-]{0,2}[0-9]){6,16}(?![0-9])"  # 7 to 17 digits
 )
 _DATE = re.compile(
     r"(?:1[89]|2[01])[0-9]{2}[\-./][0-9]{1,2}[\-./][0-9]{1,2}(?![0-9])"
@@ -36,6 +36,7 @@ _DATE = re.compile(
 _NOT_PERSONAL = frozenset({PhoneNumberType.PAGER, PhoneNumberType.VOICEMAIL})
 _INTERNATIONAL_ONLY = "ZZ"  # libphonenumber's "unknown region": only +CC numbers parse
 _MAX_CUTS = 3  # shorter readings tried when a number has another glued on after a space
+_MIN_DIGITS = 7
 
 
 def detector(regions: tuple[str, ...]) -> Detector:
@@ -68,11 +69,14 @@ def _number_length(candidate: str, regions: tuple[str, ...]) -> int | None:
 
 
 def _cuts(candidate: str) -> Iterator[int]:
-    """The whole candidate, then shorter prefixes ending before a space (longest first)."""
+    """The whole candidate, then shorter prefixes ending before a space (longest first).
+
+    Only prefixes of seven digits or more: no shorter number is valid anywhere.
+    """
     yield len(candidate)
     cut = len(candidate)
     for _ in range(_MAX_CUTS):
         cut = candidate.rfind(" ", 0, cut)
-        if cut <= 0:
+        if sum(c.isdigit() for c in candidate[:cut]) < _MIN_DIGITS:
             return
         yield cut
