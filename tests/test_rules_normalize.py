@@ -14,11 +14,12 @@ from test_rules_variants import DIGIT_ZEROS, INVISIBLES, SPACES, homoglyph_table
 
 
 def chunked_view(text: str, sizes: list[int]) -> tuple[View, int]:
-    """The view built a chunk at a time, and the most the normaliser ever had pending."""
+    """The view built a chunk at a time as the streaming filter builds it (``feed_into``),
+    and the most the normaliser ever had pending."""
     normalizer, view, start, turn, pending = Normalizer(), View(), 0, 0, 0
     while start < len(text):
         size = sizes[turn % len(sizes)]
-        view.extend(normalizer.feed(text[start : start + size]))
+        normalizer.feed_into(view, text[start : start + size])
         start, turn = start + size, turn + 1
         pending = max(pending, start - normalizer.committed)
     view.extend(normalizer.finish())

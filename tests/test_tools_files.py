@@ -318,6 +318,8 @@ def test_check_starts_the_mcp_servers_and_lists_every_tool(catalog: Path) -> Non
 
 def test_check_reports_tool_problems_with_the_catalogs(catalog: Path) -> None:
     write(catalog, "crm_lookup.yaml", variant(colour="blue"))
+    unset = variant(id="crm_unset", http__url="${env:PARLEY_TEST_NEVER_SET}/customers")
+    write(catalog, "crm_unset.yaml", unset)
     path = catalog / "rules" / "financial_advisor.yaml"
     path.write_text(path.read_text() + "\ntools: [teleport]\n")
     result = parley_check(catalog, "--offline")
@@ -327,7 +329,9 @@ def test_check_reports_tool_problems_with_the_catalogs(catalog: Path) -> None:
     colour = line_of(catalog / "tools" / "crm_lookup.yaml", "colour")
     expected = f"tools/crm_lookup.yaml: line {colour}: colour: unknown field"
     assert any(line.startswith(expected) for line in lines), lines
-    assert any("PARLEY_EXAMPLE_ORDERS_URL is not set" in line for line in lines)
+    assert any("PARLEY_TEST_NEVER_SET is not set" in line for line in lines), lines
+    # The example order service's URL is the exception: serve starts it when unset.
+    assert not any("PARLEY_EXAMPLE_ORDERS_URL" in line for line in lines)
 
 
 def test_check_offline_does_not_start_mcp_servers(catalog: Path) -> None:

@@ -116,12 +116,20 @@ class Normalizer:
             return self._run[0][1]
         return self._reference_start if self._reference else self._offset
 
+    def feed_into(self, view: View, chunk: str) -> None:
+        """``feed``, appending to ``view`` (the streaming filter's hot path: no copies)."""
+        if not self._maps_to_itself(chunk):
+            view.extend(self.feed(chunk))
+            return
+        at = self._offset
+        view.text += chunk
+        view.starts.extend(range(at, at + len(chunk)))
+        view.ends.extend(range(at + 1, at + len(chunk) + 1))
+        self._offset += len(chunk)
+        self._last = chunk[-1]
+
     def feed(self, chunk: str) -> View:
         """The view characters that ``chunk`` settles (it may also settle earlier ones)."""
-        if self._maps_to_itself(chunk):
-            self._emit_run(chunk, self._offset)
-            self._offset += len(chunk)
-            return self._take()
         base, index = self._offset, 0
         while index < len(chunk):
             plain = None if self._reference else _PLAIN.match(chunk, index)

@@ -64,7 +64,7 @@ class OutputFilter:
             raise RuntimeError("feed() after finish()")
         self._text += chunk
         if self._patterns:
-            self._view.extend(self._normalizer.feed(chunk))
+            self._normalizer.feed_into(self._view, chunk)
         return self._release(*self._drain(final=False))
 
     def finish(self) -> tuple[str, list[RuleEvent]]:

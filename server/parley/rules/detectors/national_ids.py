@@ -19,7 +19,7 @@ import re
 
 from stdnum.us import ssn
 
-from parley.rules.detectors.base import SEPARATOR, Detector, alnum
+from parley.rules.detectors.base import GAP, SEPARATOR, Detector, alnum
 
 _GROUP_SEPARATOR = rf"{SEPARATOR}{{1,2}}"
 SSN_CANDIDATE = (
@@ -30,8 +30,6 @@ SSN_CONTEXT = 40
 _SSN_NAMED = re.compile(
     r"\b(?:ssn\b|ss ?#|ss no\b|s\.s\.n\b|social ?security\b|soc\.? ?sec\b)", re.IGNORECASE
 )
-
-
 _NOT_DIGITS = re.compile(r"[^0-9]+")
 
 
@@ -46,7 +44,7 @@ def validate_ssn(text: str, start: int, end: int) -> int | None:
     return end
 
 
-NINO_CANDIDATE = r"(?<![^\W_])[A-Z]{2}(?:[ .\-]{0,2}[0-9]{2}){3}[ .\-]{0,2}[A-D](?![^\W_])"
+NINO_CANDIDATE = rf"(?<![^\W_])[A-Z]{{2}}(?:{GAP}[0-9]{{2}}){{3}}{GAP}[A-D](?![^\W_])"
 _NINO_PREFIX = re.compile(r"[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]")
 _NINO_UNALLOCATED = frozenset({"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"})
 
