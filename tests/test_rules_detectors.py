@@ -17,7 +17,7 @@ from parley.catalog import Catalog, load_catalog
 from parley.rules import RuleSet
 from parley.rules.detectors.email import SPELLED_TLDS
 from parley.rules.patterns import OutputRedactRule, RedactRule
-from test_rules_variants import (
+from support.variants import (
     DIGIT_ZEROS,
     card_numbers,
     digit_scripts,

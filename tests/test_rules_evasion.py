@@ -2,7 +2,7 @@
 
 Each test draws variants of what a rule looks for (spacing, invisible
 characters, homoglyphs, leetspeak, Markdown, case, digit scripts, chunking)
-from the generators in ``test_rules_variants`` rather than listing examples.
+from the generators in ``support.variants`` rather than listing examples.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from parley.catalog import Catalog, load_catalog
 from parley.rules import RuleEvent, RuleSet
 from parley.rules.normalize import normalize
-from test_rules_variants import (
+from support.variants import (
     card_numbers,
     digit_scripts,
     grouped,

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from parley.rules.fold import fold_char
 from parley.rules.normalize import MAX_REFERENCE, Normalizer, View, normalize
-from test_rules_variants import DIGIT_ZEROS, INVISIBLES, SPACES, homoglyph_table
+from support.variants import DIGIT_ZEROS, INVISIBLES, SPACES, homoglyph_table
 
 
 def chunked_view(text: str, sizes: list[int]) -> tuple[View, int]:

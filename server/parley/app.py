@@ -19,6 +19,9 @@ from parley.auth.tokens import TokenVerifier, ensure_dev_secret
 from parley.catalog import CatalogError
 from parley.config import Settings
 from parley.errors import ParleyError
+from parley.observability.endpoint import metrics_routes
+from parley.observability.request_id import RequestIdMiddleware
+from parley.observability.tracing import Tracing
 from parley.services import Services
 from parley.transport.http import PrincipalMiddleware, handle_error, handle_http_exception
 from parley.transport.ops import ops_routes
@@ -31,15 +34,19 @@ from parley.web.routes import web_routes
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings) -> Starlette:
-    """Build the app; storage URLs in ``settings`` must already be resolved."""
+def create_app(settings: Settings, *, tracing: Tracing | None = None) -> Starlette:
+    """Build the app; storage URLs in ``settings`` must already be resolved.
+
+    ``tracing`` defaults to what the OTEL_* variables configure.
+    """
     assert settings.redis_url is not None
+    tracing = tracing or Tracing.from_environment()
     dev_secret = None if settings.has_configured_jwt_key else ensure_dev_secret(settings.data_dir)
     verifier = TokenVerifier.from_settings(settings, dev_secret)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        services = await Services.start(settings, verifier)
+        services = await Services.start(settings, verifier, tracing)
         app.state.services = services
         _reload_on_sighup(services)
         try:
@@ -49,6 +56,7 @@ def create_app(settings: Settings) -> Starlette:
 
     routes = [
         *ops_routes(),
+        *metrics_routes(settings.metrics_token),
         *auth_routes(verifier, settings, dev_secret),
         *rest_routes(),
         *reply_routes(),
@@ -63,6 +71,7 @@ def create_app(settings: Settings) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         middleware=[
+            Middleware(RequestIdMiddleware),
             Middleware(PrincipalMiddleware),
             Middleware(
                 RateLimitMiddleware,

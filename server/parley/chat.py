@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from parley.auth.tokens import Principal
@@ -21,11 +22,15 @@ from parley.errors import Busy
 from parley.llm.base import ChatMessage, ModelRef
 from parley.llm.context import fit_messages
 from parley.llm.router import LLMRouter
+from parley.observability import context
+from parley.observability.tracing import NO_TRACING, Tracing
 from parley.replies.log import ReplyLog
 from parley.replies.memory import ConversationMemory
 from parley.replies.service import ReplyService
 from parley.replies.task import ReplyJob
 from parley.rules.budget import TokenBudget
+from parley.rules.events import InputVerdict
+from parley.rules.ruleset import RuleSet
 from parley.sessions import Session, SessionStore
 from parley.storage.conversations import ConversationStore, NewTurn, TurnIds
 from parley.storage.records import Conversation, Message
@@ -34,6 +39,10 @@ from parley.tools.registry import ToolRegistry
 # A composed agent (any allowed personality + rules pair) is stored under
 # this id so it can be resolved again when the conversation continues.
 COMPOSED_SEPARATOR = "+"
+# Longer texts are checked in a thread (see _off_the_loop).
+LONG_TEXT_CHARS = 512
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +94,7 @@ class ChatService:
         budget: TokenBudget,
         tools: ToolRegistry,
         default_model: ModelRef,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self.catalog = catalog
         self.conversations = conversations
@@ -96,6 +106,7 @@ class ChatService:
         self.budget = budget
         self.tools = tools
         self.default_model = default_model
+        self.tracing = tracing
 
     # -- conversations and sessions ------------------------------------------
 
@@ -175,8 +186,23 @@ class ChatService:
         trip either way), and by Postgres's unique (conversation, client_id)
         for older ones.
         """
+        conversation_id = str(conversation.id)
+        with (
+            context.bound(conversation_id=conversation_id),
+            self.tracing.message(conversation.agent_id, conversation_id) as span,
+        ):
+            accepted = await self._send(user, conversation, client_id=client_id, text=text)
+            span.set("parley.reply.id", accepted.reply_id)
+            span.set("parley.message.duplicate", accepted.duplicate)
+            return accepted
+
+    async def _send(
+        self, user: Principal, conversation: Conversation, *, client_id: str, text: str
+    ) -> Accepted:
         agent = self.resolve_agent(conversation.agent_id)
-        verdict = agent.rules.check_input(text)
+        with self.tracing.span("parley.rules", {"parley.rules.id": agent.rules.id}) as span:
+            verdict = await _off_the_loop(len(text), agent.rules.check_input, text)
+            span.set("parley.rules.actions", [event.action for event in verdict.events])
         reply_id = str(uuid.uuid4())
         # The history is only needed if the reply opens, but reading it
         # alongside saves a round trip on the way to the first token.
@@ -200,6 +226,8 @@ class ChatService:
         if isinstance(history, BaseException):
             await self.reply_log.abandon(reply_id, str(conversation.id), client_id)
             raise history
+        if verdict.blocked_reply is None:
+            history, verdict = await _screen_history(agent.rules, history, verdict)
         job = ReplyJob(
             reply_id=reply_id,
             user_id=user.user_id,
@@ -220,19 +248,19 @@ class ChatService:
         # the reply writes nothing until ``stored`` says the turn is in Postgres.
         stored: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.replies.start(job, stored)
+        turn = NewTurn(
+            conversation_id=conversation.id,
+            client_id=client_id,
+            text=verdict.text,
+            user_status="blocked" if verdict.blocked_reply is not None else "accepted",
+            redacted=verdict.redacted,
+            reply_id=UUID(reply_id),
+            catalog_version=agent.catalog_version,
+            model=str(job.models[0]) if job.models else None,
+        )
         try:
-            ids = await self.conversations.insert_turn(
-                NewTurn(
-                    conversation_id=conversation.id,
-                    client_id=client_id,
-                    text=verdict.text,
-                    user_status="blocked" if verdict.blocked_reply is not None else "accepted",
-                    redacted=verdict.redacted,
-                    reply_id=UUID(reply_id),
-                    catalog_version=agent.catalog_version,
-                    model=str(job.models[0]) if job.models else None,
-                )
-            )
+            with self.tracing.storage("insert_turn"):
+                ids = await self.conversations.insert_turn(turn)
         except BaseException:
             stored.set_result(False)
             await self._abandon(job, client_id)
@@ -257,12 +285,13 @@ class ChatService:
             self.router.context_window(models[0]),
             agent.max_reply_tokens,
         )
-        reservation = await self.budget.reserve(
-            user.user_id,
-            agent.rules.id,
-            fitted.prompt_tokens + agent.max_reply_tokens,
-            agent.daily_token_budget,
-        )
+        with self.tracing.span("parley.budget"):
+            reservation = await self.budget.reserve(
+                user.user_id,
+                agent.rules.id,
+                fitted.prompt_tokens + agent.max_reply_tokens,
+                agent.daily_token_budget,
+            )
         return replace(
             job,
             messages=fitted.messages,
@@ -290,6 +319,36 @@ class ChatService:
         await self.reply_log.abandon(job.reply_id, str(job.conversation_id), client_id)
         if job.reservation is not None:
             await self.budget.settle(job.reservation, 0)
+
+
+async def _off_the_loop(size: int, check: Callable[[_In], _Out], argument: _In) -> _Out:
+    """Run a rules check; a long text's in a thread, so running streams keep flowing
+    while it is scanned (a crafted message can take libphonenumber 100+ ms)."""
+    if size <= LONG_TEXT_CHARS:
+        return check(argument)
+    return await asyncio.to_thread(check, argument)
+
+
+async def _screen_history(
+    rules: RuleSet, history: list[ChatMessage], verdict: InputVerdict
+) -> tuple[list[ChatMessage], InputVerdict]:
+    """Redact what only the user's turns together reveal, e.g. a card number split
+    across two messages: the history going upstream and the new message (as stored)."""
+    turns = [index for index, message in enumerate(history) if message.role == "user"]
+    texts = [history[index].content for index in turns] + [verdict.text]
+    screened, events = await _off_the_loop(sum(map(len, texts)), rules.redact_history, texts)
+    if not events:
+        return history, verdict
+    history = list(history)
+    for index, text in zip(turns, screened, strict=False):
+        history[index] = replace(history[index], content=text)
+    verdict = replace(
+        verdict,
+        text=screened[-1],
+        events=(*verdict.events, *events),
+        redacted=verdict.redacted or screened[-1] != verdict.text,
+    )
+    return history, verdict
 
 
 def _accepted(client_id: str, ids: TurnIds, *, duplicate: bool = False) -> Accepted:

@@ -8,11 +8,12 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from parley import __version__
 from parley.config import ConfigurationError, Settings, load_settings
+from parley.observability.logs import configure_logging, logging_config
 
 if TYPE_CHECKING:
     from parley.storage.embedded import EmbeddedStorage
@@ -30,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in error.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_format, settings.log_level)
     result: int = args.command(settings, args)
     return result
 
@@ -77,23 +78,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # Debug lines from the HTTP client (aiohttp) and the embedded Postgres's
-    # start-up chatter drown out what an operator needs to see. The MCP SDK's
-    # HTTP client (httpx2) logs every request's URL, which may carry a token.
-    for noisy in ("aiohttp", "pgserver", "httpx2"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
-
-
 def serve_command(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from parley.examples.orders import ORDERS_URL_ENV, serve_unless_configured
+    from parley.observability.workers import MetricsPortUnavailable, metrics_for_serve
     from parley.preflight import port_problem
     from parley.storage.embedded import EmbeddedUnavailable, embedded_storage
     from parley.transport.head_timeout import HeadTimeoutProtocol
@@ -103,12 +92,14 @@ def serve_command(settings: Settings, args: argparse.Namespace) -> int:
     # Before the check: the shipped tools' files name the service's URL.
     examples = serve_unless_configured()
     if examples is not None:
-        print(
-            f"parley: EXAMPLE ORDER SERVICE on {examples.url} for the shipped lookup_order and"
-            f" create_ticket tools (set {ORDERS_URL_ENV} to use your own)",
-            file=sys.stderr,
+        log.warning(
+            "EXAMPLE ORDER SERVICE on %s for the shipped lookup_order and create_ticket tools"
+            " (set %s to use your own)",
+            examples.url,
+            ORDERS_URL_ENV,
         )
-    if check_command(settings, args) != 0:
+    # Once serving, output is log lines (JSON ones with PARLEY_LOG_FORMAT=json).
+    if check_command(settings, args, say=log.info) != 0:
         return 1
     # Before the banner and the embedded servers: a second Parley on a taken
     # port must leave the first one's servers alone.
@@ -117,11 +108,20 @@ def serve_command(settings: Settings, args: argparse.Namespace) -> int:
         print(f"parley: {problem}", file=sys.stderr)
         return 2
     try:
-        with embedded_storage(
-            settings.data_dir,
-            need_postgres=settings.database_url is None,
-            need_redis=settings.redis_url is None,
-        ) as embedded:
+        with (
+            metrics_for_serve(
+                data_dir=settings.data_dir,
+                workers=args.workers,
+                host=settings.metrics_host,
+                port=settings.metrics_port,
+                token=settings.metrics_token,
+            ),
+            embedded_storage(
+                settings.data_dir,
+                need_postgres=settings.database_url is None,
+                need_redis=settings.redis_url is None,
+            ) as embedded,
+        ):
             # Workers are separate processes: hand them the resolved URLs.
             if embedded.database_url:
                 os.environ["DATABASE_URL"] = embedded.database_url
@@ -142,8 +142,10 @@ def serve_command(settings: Settings, args: argparse.Namespace) -> int:
                 ws_per_message_deflate=settings.ws_deflate,
                 proxy_headers=True,
                 log_level=settings.log_level.lower(),
+                # Applied again in every worker: one format for all their lines.
+                log_config=logging_config(settings.log_format, settings.log_level),
             )
-    except EmbeddedUnavailable as error:
+    except (EmbeddedUnavailable, MetricsPortUnavailable) as error:
         print(f"parley: {error}", file=sys.stderr)
         return 2
     return 0
@@ -265,7 +267,9 @@ def reload_command(settings: Settings, args: argparse.Namespace) -> int:
     return 1
 
 
-def check_command(settings: Settings, args: argparse.Namespace) -> int:
+def check_command(
+    settings: Settings, args: argparse.Namespace, *, say: Callable[[str], object] = print
+) -> int:
     from parley.auth.tokens import TokenVerifier
     from parley.catalog import CatalogError, load_catalog
     from parley.examples.orders import environ_as_served
@@ -296,6 +300,6 @@ def check_command(settings: Settings, args: argparse.Namespace) -> int:
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
-    print(f"configuration ok; catalog {catalog.version}: {', '.join(sorted(catalog.agents))}")
-    print(tools.summary())
+    say(f"configuration ok; catalog {catalog.version}: {', '.join(sorted(catalog.agents))}")
+    say(tools.summary())
     return 0

@@ -7,7 +7,7 @@ reported all at once, one line per variable, by :func:`load_settings`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator
@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     session_ttl_seconds: int = Field(default=86_400, ge=60)
     history_cache_size: int = Field(default=50, ge=1)
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    # /metrics: on the main port for holders of the token, and/or on a port of
+    # its own (private by default); with neither it does not exist.
+    metrics_token: str | None = Field(default=None, min_length=16)
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
@@ -135,6 +141,11 @@ class Settings(BaseSettings):
         if value is not None:
             PriceTable.load(value)  # its ValueError names the file and the problem
         return value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_log_format(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("log_level")
     @classmethod

@@ -18,6 +18,7 @@ from parley.catalog import Catalog, CatalogStore, load_catalog
 from parley.chat import ChatService
 from parley.config import Settings
 from parley.llm.router import LLMRouter
+from parley.observability.tracing import NO_TRACING, Tracing
 from parley.replies.appender import Appender
 from parley.replies.confirmations import Confirmations
 from parley.replies.feed import LocalFeeds
@@ -53,16 +54,19 @@ class Services:
     replies: ReplyService
     chat: ChatService
     instance_id: str
+    tracing: Tracing = NO_TRACING
 
     @classmethod
-    async def start(cls, settings: Settings, verifier: TokenVerifier) -> Services:
+    async def start(
+        cls, settings: Settings, verifier: TokenVerifier, tracing: Tracing = NO_TRACING
+    ) -> Services:
         assert settings.database_url and settings.redis_url, "storage URLs are resolved first"
         catalog = CatalogStore(settings.catalog, load_catalog(settings.catalog))
         pool = await create_pool(settings.database_url)
         await migrate(pool)
         redis = connect_redis(settings.redis_url)
         await redis.ping()
-        router = LLMRouter.from_settings(settings)
+        router = LLMRouter.from_settings(settings, tracing=tracing)
         await router.warm_up()
         tools = ToolRegistry()
         await tools.start(settings.catalog)
@@ -92,6 +96,7 @@ class Services:
             ),
             owner=instance_id,
             lease_ms=int(settings.lease_ttl_seconds * 1000),
+            tracing=tracing,
         )
         replies = ReplyService(redis=redis, keys=keys, deps=deps, conversations=conversations)
         chat = ChatService(
@@ -105,6 +110,7 @@ class Services:
             budget=budget,
             tools=tools,
             default_model=settings.default_model,
+            tracing=tracing,
         )
         replies.run_background(sweep_interval=settings.lease_ttl_seconds / 2)
         log.info(
@@ -126,6 +132,7 @@ class Services:
             replies=replies,
             chat=chat,
             instance_id=instance_id,
+            tracing=tracing,
         )
 
     async def reload(self) -> Catalog:
@@ -145,3 +152,4 @@ class Services:
         await self.replies.log.appender.aclose()
         await self.redis.aclose()
         await self.pool.close()
+        self.tracing.shutdown()  # sends the spans still buffered

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -24,9 +25,12 @@ def free_port() -> int:
 
 
 class ParleyServer:
-    def __init__(self, env: dict[str, str], *, name: str = "parley") -> None:
+    def __init__(
+        self, env: dict[str, str], *, name: str = "parley", args: Sequence[str] = ()
+    ) -> None:
         self.env = env
         self.name = name
+        self.args = list(args)  # more `parley serve` arguments, e.g. ["--workers", "2"]
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log")[1])
@@ -43,7 +47,7 @@ class ParleyServer:
         env = {**os.environ, **self.env}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "parley", "serve", "--port", str(self.port)],
+                [sys.executable, "-m", "parley", "serve", "--port", str(self.port), *self.args],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -33,6 +33,8 @@ from parley.llm.demo import DemoProvider
 from parley.llm.models import PriceTable
 from parley.llm.openai import OpenAIProvider
 from parley.llm.tokens import TokenCounter
+from parley.observability import metrics
+from parley.observability.tracing import NO_TRACING, Span, Tracing
 
 if TYPE_CHECKING:
     from parley.config import Settings
@@ -80,6 +82,7 @@ class LLMRouter:
         timeouts: Timeouts,
         *,
         rng: random.Random | None = None,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self._providers = dict(providers)
         self._prices = prices
@@ -87,9 +90,10 @@ class LLMRouter:
         self._policy = policy
         self._timeouts = timeouts
         self._rng = rng or random.Random()
+        self._tracing = tracing
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> LLMRouter:
+    def from_settings(cls, settings: Settings, *, tracing: Tracing = NO_TRACING) -> LLMRouter:
         counter = TokenCounter()
         providers: dict[str, Provider] = {
             "demo": DemoProvider(settings.demo_delay_ms / 1000, counter=counter)
@@ -111,7 +115,7 @@ class LLMRouter:
             first_token=settings.first_token_timeout,
             idle=settings.idle_timeout,
         )
-        return cls(providers, prices, counter, policy, timeouts)
+        return cls(providers, prices, counter, policy, timeouts, tracing=tracing)
 
     @property
     def counter(self) -> TokenCounter:
@@ -180,23 +184,27 @@ class LLMRouter:
                     idle_timeout=self._timeouts.idle,
                     cancel=cancel,
                 )
-                try:
-                    async with contextlib.aclosing(call.deltas()) as deltas:
-                        async for delta in deltas:
-                            yield delta
-                except GeneratorExit:
-                    # Closed mid-call (the reply failed around it): the call was
-                    # still made and billed, so it is still recorded.
-                    if abandoned is not None:
-                        abandoned(self._record(model, request, call.outcome))
-                    raise
-                outcome = call.outcome
-                yield CallFinished(self._record(model, request, outcome))
+                with self._tracing.upstream_call(model, request) as span:
+                    try:
+                        async with contextlib.aclosing(call.deltas()) as deltas:
+                            async for delta in deltas:
+                                yield delta
+                    except GeneratorExit:
+                        # Closed mid-call (the reply failed around it): the call was
+                        # still made and billed, so it is still recorded.
+                        record = self._finished(model, request, call.outcome, span)
+                        if abandoned is not None:
+                            abandoned(record)
+                        raise
+                    outcome = call.outcome
+                    record = self._finished(model, request, outcome, span)
+                yield CallFinished(record)
                 if not outcome.can_try_again:
                     return
                 if not outcome.transient or attempt == self._policy.attempts:
                     _log_fallback(model, outcome, next_model=_at(models, index + 1))
                     break
+                metrics.upstream_retry(model.provider)
                 delay = self._policy.backoff(attempt, self._rng)
                 log.warning(
                     "model %s attempt %d/%d failed (%s); retrying in %.2fs",
@@ -213,6 +221,15 @@ class LLMRouter:
     async def aclose(self) -> None:
         for provider in self._providers.values():
             await provider.aclose()
+
+    def _finished(
+        self, model: ModelRef, request: ChatRequest, outcome: Outcome, span: Span
+    ) -> CallRecord:
+        """The call's record, also counted and written to its span."""
+        record = self._record(model, request, outcome)
+        metrics.upstream_call(model.provider, outcome)
+        span.finish_call(record)
+        return record
 
     def _record(self, model: ModelRef, request: ChatRequest, outcome: Outcome) -> CallRecord:
         prompt, completion, estimated = self._tokens(model, request, outcome)
@@ -255,6 +272,8 @@ def _at(models: Sequence[ModelRef], index: int) -> ModelRef | None:
 
 
 def _log_fallback(model: ModelRef, outcome: Outcome, next_model: ModelRef | None) -> None:
+    if next_model is not None:
+        metrics.upstream_fallback(model.provider)
     then = f"falling back to {next_model}" if next_model else "no model left to try"
     log.warning("model %s failed (%s); %s", model, outcome.error, then)
 

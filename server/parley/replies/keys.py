@@ -52,3 +52,13 @@ class Keys:
     @property
     def control_channel(self) -> str:
         return f"{self.prefix}:control"
+
+    @property
+    def held_conversations(self) -> str:
+        """Conversations a person has taken over (a set): no agent reply may open in them."""
+        return f"{self.prefix}:conversations:held"
+
+    @property
+    def operations_channel(self) -> str:
+        """Conversations' handoff state, operator replies and titles, for sockets and consoles."""
+        return f"{self.prefix}:operations"

@@ -26,9 +26,13 @@ READ_BATCH = 256
 
 # Marks the conversation busy and registers the reply, in one round trip.
 # Changes nothing if the message was accepted before (a resend) or another
-# reply holds the marker.
+# reply holds the marker, and returns 2 if a person has taken the
+# conversation over (it is in the set KEYS[6], when given): checked in the
+# same script that sets the marker, so a takeover (which adds to the set,
+# then stops the running reply) and an opening reply never both miss each other.
 _OPEN = """
 if redis.call('EXISTS', KEYS[5]) == 1 then return 0 end
+if KEYS[6] and redis.call('SISMEMBER', KEYS[6], ARGV[4]) == 1 then return 2 end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
 redis.call('HSET', KEYS[2], 'user_id', ARGV[3], 'conversation_id', ARGV[4],
            'agent_id', ARGV[5], 'status', 'streaming')
@@ -60,6 +64,10 @@ _RELEASE_MARKER = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+
+
+class ConversationHeld(Exception):
+    """A person has taken the conversation over: the agent may not reply in it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,20 +104,26 @@ class ReplyLog:
         agent_id: str,
         owner: str,
         lease_ms: int,
+        by_operator: bool = False,
     ) -> bool:
         """Register a new reply and mark its conversation busy.
 
         Returns ``False`` (and changes nothing) if another reply is running in
-        the conversation or ``client_id`` was accepted there before.
+        the conversation or ``client_id`` was accepted there before. Raises
+        :class:`ConversationHeld` if a person has taken the conversation over,
+        unless the reply is that person's (``by_operator``).
         """
+        keys = [
+            self.keys.conversation_reply(conversation_id),
+            self.keys.state(reply_id),
+            self.keys.lease(reply_id),
+            self.keys.active_replies,
+            self.keys.client_message(conversation_id, client_id),
+        ]
+        if not by_operator:
+            keys.append(self.keys.held_conversations)
         opened = await self._open(
-            keys=[
-                self.keys.conversation_reply(conversation_id),
-                self.keys.state(reply_id),
-                self.keys.lease(reply_id),
-                self.keys.active_replies,
-                self.keys.client_message(conversation_id, client_id),
-            ],
+            keys=keys,
             args=[
                 reply_id,
                 lease_ms,
@@ -120,6 +134,8 @@ class ReplyLog:
                 CLIENT_MESSAGE_TTL_SECONDS,
             ],
         )
+        if opened == 2:
+            raise ConversationHeld()
         return bool(opened)
 
     async def abandon(self, reply_id: str, conversation_id: str, client_id: str) -> None:

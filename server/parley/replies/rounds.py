@@ -13,6 +13,7 @@ never overspent by more than one round.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -46,6 +47,7 @@ class Progress:
     reservation: Reservation | None = None  # held for the calls from settled_calls on
     settled_calls: int = 0
     stopped_in_tools: bool = False  # cancelled or interrupted while tools ran
+    started_at: float = field(default_factory=time.monotonic)
 
 
 class RoundHost(Protocol):

@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from parley.errors import Conflict, NotFound
 from parley.llm.base import CallRecord, ChatMessage, ModelRef
+from parley.observability import metrics
 from parley.replies.events import Event, Frame
 from parley.replies.keys import Keys
 from parley.replies.task import ReplyDeps, ReplyJob, StopSignal, done_frame, run_reply
@@ -64,7 +65,12 @@ class ReplyService:
             run_reply(job, self.deps, stop, feed, stored), name=f"reply-{job.reply_id}"
         )
         self._running[job.reply_id] = (task, stop)
-        task.add_done_callback(lambda _: self._running.pop(job.reply_id, None))
+        metrics.reply_started()
+        task.add_done_callback(lambda _: self._ended(job.reply_id))
+
+    def _ended(self, reply_id: str) -> None:
+        self._running.pop(reply_id, None)
+        metrics.reply_ended()
 
     async def cancel(self, reply_id: str, user_id: str) -> None:
         """Ask the reply's owner, wherever it runs, to stop it."""
@@ -162,6 +168,7 @@ class ReplyService:
                 raise
             except Exception as error:
                 log.warning("control channel lost (%s); resubscribing", error)
+                metrics.storage_error("redis", "control_channel")
                 await asyncio.sleep(1)
 
     def _on_control(self, data: bytes) -> None:
@@ -184,6 +191,8 @@ class ReplyService:
                 raise
             except Exception as error:
                 log.warning("reply sweep failed: %s", error)
+                if (backend := metrics.backend_of(error)) is not None:
+                    metrics.storage_error(backend, "sweep")
 
     async def sweep(self, *, include_orphans: bool = False) -> list[str]:
         """Close replies whose owner died; returns the ids it closed."""
@@ -258,6 +267,7 @@ class ReplyService:
             final = await self.conversations.message_for_reply(reply_id)
             status = final.status if final is not None else status
         else:
+            metrics.reply_stored(reply, self.deps.router.cost_usd)
             steps = await self.deps.tools.store.interrupt(reply.reply_id)
             last_seq = await self._report_interrupted(reply_id, steps, last_seq)
         log.warning("reply %s lost its owner; closed as %s", reply_id, status)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -21,6 +22,8 @@ from parley.catalog import Agent
 from parley.errors import BudgetExceeded, ParleyError, UpstreamUnavailable
 from parley.llm.base import ChatMessage, ModelRef, ToolCall
 from parley.llm.router import LLMRouter, RouterEvent
+from parley.observability import context, metrics
+from parley.observability.tracing import NO_TRACING, Tracing
 from parley.replies.events import Event
 from parley.replies.feed import LocalFeeds, ReplyFeed
 from parley.replies.log import ReplyLog
@@ -84,9 +87,25 @@ class ReplyDeps:
     tools: ToolDeps
     owner: str
     lease_ms: int
+    tracing: Tracing = NO_TRACING
 
 
 async def run_reply(
+    job: ReplyJob,
+    deps: ReplyDeps,
+    stop: StopSignal,
+    feed: ReplyFeed,
+    stored: asyncio.Future[bool],
+) -> None:
+    # The task's own copy of the context: these ids stay with this reply.
+    context.bind(
+        user_id=job.user_id, conversation_id=str(job.conversation_id), reply_id=job.reply_id
+    )
+    with deps.tracing.reply(job.reply_id, job.agent.id):
+        await _run_reply(job, deps, stop, feed, stored)
+
+
+async def _run_reply(
     job: ReplyJob,
     deps: ReplyDeps,
     stop: StopSignal,
@@ -118,8 +137,10 @@ async def run_reply(
             assert upstream is not None
             status = await _generate(job, deps, upstream, stop, writer, progress)
         await writer.drain()
-    except Exception:
+    except Exception as error:
         log.exception("reply %s failed", job.reply_id)
+        if (backend := metrics.backend_of(error)) is not None:
+            metrics.storage_error(backend, "write_reply")
         status = "interrupted" if stop.event.is_set() and stop.reason == "interrupted" else "failed"
         with contextlib.suppress(Exception):
             writer.error(ParleyError("The reply stopped because of a server error."))
@@ -215,6 +236,7 @@ class _Rounds:
             deps=deps.tools,
             writer=writer,
             stop=stop.event,
+            tracing=deps.tracing,
         )
 
     @property
@@ -237,6 +259,7 @@ class _Rounds:
             )
         except Exception as error:  # they are stored with the reply when it ends
             log.warning("could not store the usage of reply %s so far: %s", job.reply_id, error)
+            metrics.storage_error("postgres", "store_usage")
             return
         progress.stored_calls = len(progress.calls)
 
@@ -244,12 +267,13 @@ class _Rounds:
         job, progress = self._job, self._progress
         await _settle(self._deps, progress)
         tokens = self._deps.router.counter.for_model(job.models[0])
-        progress.reservation = await self._deps.budget.reserve(
-            job.user_id,
-            job.agent.rules.id,
-            tokens.count_messages(messages) + job.max_tokens,
-            job.agent.daily_token_budget,
-        )
+        with self._deps.tracing.span("parley.budget"):
+            progress.reservation = await self._deps.budget.reserve(
+                job.user_id,
+                job.agent.rules.id,
+                tokens.count_messages(messages) + job.max_tokens,
+                job.agent.daily_token_budget,
+            )
 
     def request(
         self, messages: Sequence[ChatMessage], *, allow_tools: bool
@@ -309,6 +333,7 @@ async def _keep_lease(job: ReplyJob, deps: ReplyDeps, stop: StopSignal) -> None:
             )
         except Exception as error:  # a Redis blip must not end the reply
             log.warning("could not renew lease of reply %s: %s", job.reply_id, error)
+            metrics.storage_error("redis", "renew_lease")
             continue
         if not alive:
             stop.set("cancelled")
@@ -317,6 +342,7 @@ async def _keep_lease(job: ReplyJob, deps: ReplyDeps, stop: StopSignal) -> None:
 async def _finish(
     job: ReplyJob, deps: ReplyDeps, writer: ReplyWriter, progress: Progress, status: str
 ) -> None:
+    ended = time.monotonic()
     reply = FinishedReply(
         reply_id=UUID(job.reply_id),
         user_id=job.user_id,
@@ -330,11 +356,17 @@ async def _finish(
         needs_human=job.handoff or any(e.action == "handoff" for e in writer.rule_events),
     )
     # The budget's round trip to Redis hides behind the write to Postgres.
-    _, message_id = await asyncio.gather(_settle(deps, progress), _store(deps.ledger, reply))
+    _, message_id = await asyncio.gather(_settle(deps, progress), _store(deps, reply))
     if message_id is None:  # left for the sweeper, which retries until Postgres is back
         writer.feed.detach()
         deps.feeds.close(job.reply_id)
         return
+    metrics.reply_stored(
+        reply,
+        deps.router.cost_usd,
+        first_text_seconds=_first_text_seconds(progress, writer),
+        duration_seconds=ended - progress.started_at,
+    )
     if status != "blocked" and reply.text:
         turn = (ChatMessage("user", job.user_text), ChatMessage("assistant", reply.text))
         with contextlib.suppress(Exception):
@@ -344,8 +376,16 @@ async def _finish(
         await deps.log.close(job.reply_id, str(job.conversation_id), done)
     except Exception as error:  # stored in Postgres; the sweeper closes the log later
         log.warning("could not close the log of reply %s: %s", job.reply_id, error)
+        metrics.storage_error("redis", "close_log")
     writer.feed.publish([done])
     deps.feeds.close(job.reply_id)
+
+
+def _first_text_seconds(progress: Progress, writer: ReplyWriter) -> float | None:
+    """How long the reply's first text took, if a model wrote it (not a rule's fixed reply)."""
+    if writer.first_text_at is None or not progress.calls:
+        return None
+    return writer.first_text_at - progress.started_at
 
 
 async def _settle(deps: ReplyDeps, progress: Progress) -> None:
@@ -358,11 +398,12 @@ async def _settle(deps: ReplyDeps, progress: Progress) -> None:
             await deps.budget.settle(reservation, used)
 
 
-async def _store(ledger: Ledger, reply: FinishedReply) -> UUID | None:
+async def _store(deps: ReplyDeps, reply: FinishedReply) -> UUID | None:
     delay = 0.2
     for attempt in range(1, STORE_ATTEMPTS + 1):
         try:
-            message_id = await ledger.finish(reply)
+            with deps.tracing.storage("finish_reply"):
+                message_id = await deps.ledger.finish(reply)
         except Exception as error:
             log.warning(
                 "storing reply %s failed (attempt %d/%d): %s",
@@ -371,6 +412,7 @@ async def _store(ledger: Ledger, reply: FinishedReply) -> UUID | None:
                 STORE_ATTEMPTS,
                 error,
             )
+            metrics.storage_error("postgres", "store_reply")
             await asyncio.sleep(delay)
             delay *= 2
             continue

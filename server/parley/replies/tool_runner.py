@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -28,6 +29,8 @@ from typing import Any, Literal
 from uuid import UUID
 
 from parley.llm.base import ChatMessage, ToolCall
+from parley.observability import metrics
+from parley.observability.tracing import NO_TRACING, Tracing
 from parley.replies.confirmations import Confirmations, Decision
 from parley.replies.writer import ReplyWriter
 from parley.rules import RuleEvent
@@ -71,6 +74,7 @@ class ToolRunner:
         deps: ToolDeps,
         writer: ReplyWriter,
         stop: asyncio.Event,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self._context = context
         self._tools = tools
@@ -78,6 +82,7 @@ class ToolRunner:
         self._deps = deps
         self._writer = writer
         self._stop = stop
+        self._tracing = tracing
         self._made: Counter[str] = Counter()
 
     async def run_round(self, round_number: int, calls: Sequence[ToolCall]) -> list[ChatMessage]:
@@ -89,7 +94,7 @@ class ToolRunner:
         """
         outcomes = await asyncio.gather(
             *(
-                self._one(round_number, replace(call, id=f"r{round_number}c{n}"))
+                self._observed(round_number, replace(call, id=f"r{round_number}c{n}"))
                 for n, call in enumerate(calls, start=1)
             )
         )
@@ -104,6 +109,18 @@ class ToolRunner:
         ]
 
     # -- one call ------------------------------------------------------------------
+
+    async def _observed(self, round_number: int, call: ToolCall) -> _Outcome:
+        """:meth:`_one`, in a span of its own and counted, under a name from the catalog."""
+        name = call.name if call.name in self._tools else metrics.UNKNOWN_TOOL
+        started = time.monotonic()
+        with self._tracing.tool_call(name, call.id) as span:
+            outcome = await self._one(round_number, call)
+            span.set("parley.tool.status", outcome.status)
+            if outcome.status == "error":
+                span.fail("tool_error")
+        metrics.tool_call(name, outcome.status, time.monotonic() - started)
+        return outcome
 
     async def _one(self, round_number: int, call: ToolCall) -> _Outcome:
         tool = self._tools.get(call.name)
@@ -222,6 +239,7 @@ class ToolRunner:
             # The reply goes on (the client sees the outcome in its frames); the
             # row keeps saying "running", which the record must then be read as.
             log.error("could not store the outcome of tool call %s: %s", row.call_id, error)
+            metrics.storage_error("postgres", "store_tool_call")
 
     # -- rules -------------------------------------------------------------------
 

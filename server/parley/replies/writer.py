@@ -10,6 +10,7 @@ has them, so what a client saw is never lost with the instance.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 
 from parley.errors import ParleyError, error_body
@@ -35,6 +36,7 @@ class ReplyWriter:
         self.seq = 0  # the last frame numbered
         self.parts: list[str] = []  # everything accepted, written or not
         self.rule_events: list[RuleEvent] = []
+        self.first_text_at: float | None = None  # time.monotonic() of the first delta
         self._pending: list[str | _Numbered | Frame] = []  # texts (deltas) and other frames
         self._in_flight = False
         self._drained: list[asyncio.Future[None]] = []
@@ -47,6 +49,8 @@ class ReplyWriter:
     def delta(self, text: str) -> None:
         self._check()
         if text:
+            if not self.parts:
+                self.first_text_at = time.monotonic()
             self.parts.append(text)
             if self._pending and isinstance(self._pending[-1], str):
                 self._pending[-1] += text

@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from parley.errors import BudgetExceeded
+from parley.observability import metrics
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ class TokenBudget:
         if limit is None:
             return Reservation(user_id, domain, tokens, key=None)
         if tokens > limit:
+            metrics.budget_refused(domain, "too_large")
             raise BudgetExceeded(
                 f"This request needs up to {tokens} tokens but the daily budget is {limit}."
             )
@@ -108,8 +110,11 @@ class TokenBudget:
             granted, used = await self._reserve(keys=[key], args=[tokens, limit, KEY_TTL_SECONDS])
         except (RedisError, OSError) as error:
             log.warning("token budget check failed, refusing the turn: %s", error)
+            metrics.storage_error("redis", "budget")
+            metrics.budget_refused(domain, "unavailable")
             raise BudgetExceeded(_UNREACHABLE) from error
         if not granted:
+            metrics.budget_refused(domain, "exhausted")
             raise BudgetExceeded(
                 f"Your daily token budget is used up ({int(used)} of {limit} tokens); "
                 "it resets at midnight UTC."
@@ -133,6 +138,7 @@ class TokenBudget:
             await self._settle(keys=[reservation.key], args=[delta])
         except (RedisError, OSError) as error:
             log.warning("token budget settle failed; the reservation stays counted: %s", error)
+            metrics.storage_error("redis", "budget")
 
     async def release(self, reservation: Reservation) -> None:
         """Give the whole reservation back (the call failed before using tokens)."""

@@ -23,10 +23,27 @@ class Conversation:
     needs_human: bool
     created_at: datetime
     updated_at: datetime
+    taken_by: str | None = None  # the operator holding it; the agent is paused meanwhile
+    taken_by_name: str | None = None
+    title_source: str = "provisional"  # provisional, generated or user
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Conversation:
         return cls(**{name: row[name] for name in cls.__slots__})
+
+    @property
+    def handoff_state(self) -> str:
+        """``taken`` (a person replies), ``waiting`` (for a person) or ``none``."""
+        if self.taken_by is not None:
+            return "taken"
+        return "waiting" if self.needs_human else "none"
+
+    def handoff(self) -> dict[str, Any]:
+        """The ``handoff`` object of the session frame: the state and who holds it."""
+        shape: dict[str, Any] = {"state": self.handoff_state}
+        if self.taken_by is not None:
+            shape["by"] = operator_author(self.taken_by_name or self.taken_by)
+        return shape
 
     def public(self) -> dict[str, Any]:
         return {
@@ -37,6 +54,7 @@ class Conversation:
             "rules": self.rules_id,
             "message_count": self.message_count,
             "needs_human": self.needs_human,
+            "handoff_state": self.handoff_state,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
         }
@@ -100,8 +118,12 @@ class Message:
     catalog_version: str | None
     model: str | None  # the model an assistant message was first asked of
     created_at: datetime
+    author_kind: str | None = None  # "operator" for a person's reply; None: the usual author
+    author_id: str | None = None
+    author_name: str | None = None
     notices: tuple[dict[str, str], ...] = ()
     tool_steps: tuple[ToolStep, ...] = ()
+    feedback: dict[str, Any] | None = None  # the owner's rating of an assistant message
 
     @classmethod
     def from_row(
@@ -110,11 +132,13 @@ class Message:
         notices: tuple[dict[str, str], ...] = (),
         tool_steps: tuple[ToolStep, ...] = (),
     ) -> Message:
-        values: dict[str, Any] = {
-            name: row[name] for name in cls.__slots__ if name not in ("notices", "tool_steps")
-        }
+        derived = ("notices", "tool_steps", "feedback")
+        values: dict[str, Any] = {name: row[name] for name in cls.__slots__ if name not in derived}
         values["notices"] = notices
         values["tool_steps"] = tool_steps
+        rating = row.get("feedback_rating")  # present when the query joined the feedback
+        if rating is not None:
+            values["feedback"] = {"rating": rating, "comment": row.get("feedback_comment")}
         if values["cost_usd"] is not None:
             values["cost_usd"] = float(values["cost_usd"])
         return cls(**values)
@@ -142,6 +166,8 @@ class Message:
             shape["redacted"] = True
         if self.reply_id is not None:
             shape["reply_id"] = str(self.reply_id)
+        if self.author_kind == "operator":
+            shape["author"] = operator_author(self.author_name or "")
         usage = self.usage()
         if usage is not None:
             shape["usage"] = usage
@@ -149,4 +175,11 @@ class Message:
             shape["notices"] = list(self.notices)
         if self.tool_steps:
             shape["tool_calls"] = [step.public() for step in self.tool_steps]
+        if self.feedback is not None:
+            shape["feedback"] = dict(self.feedback)
         return shape
+
+
+def operator_author(name: str) -> dict[str, str]:
+    """How clients see a person who took a conversation over (never their user id)."""
+    return {"kind": "operator", "name": name}

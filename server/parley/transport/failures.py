@@ -15,6 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from parley.errors import Internal, ParleyError
+from parley.observability import metrics
 
 log = logging.getLogger("parley.errors")
 
@@ -34,6 +35,7 @@ def client_error(error: BaseException, *, context: str) -> ParleyError:
         return error
     if isinstance(error, STORAGE_ERRORS):
         log.error("%s: storage unavailable: %s", context, error)
+        metrics.storage_error(metrics.backend_of(error) or "unknown", "request")
         return Internal(
             "Storage is unavailable, so nothing was saved; retry with the same client_id."
         )

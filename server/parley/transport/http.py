@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from parley.auth.http import authenticate
 from parley.auth.tokens import Principal
 from parley.errors import BadRequest, Internal, NotFound, ParleyError, Unauthorized, error_body
+from parley.observability import context
 from parley.transport.failures import client_error
 
 
@@ -39,6 +40,8 @@ class PrincipalMiddleware:
                     )
                 except ParleyError as error:
                     scope.setdefault("state", {})["auth_error"] = error
+            if principal is not None:
+                context.bind(user_id=principal.user_id)  # for this request's log lines
             scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
 

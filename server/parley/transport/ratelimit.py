@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from parley.auth.tokens import Principal
 from parley.errors import RateLimited
+from parley.observability import metrics
 from parley.transport.http import error_response
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class UserRateLimiter:
         try:
             allowed = await self.limiter.hit(self.item, "parley-rest", key)
         except StorageError as error:
+            metrics.storage_error("redis", "rate_limit")
             self._note_outage(error.storage_error)
             return Verdict.ALLOWED if self.fail_open else Verdict.UNCHECKED
         if self._failing:
@@ -124,8 +126,10 @@ class RateLimitMiddleware:
         limited = scope["type"] == "http" and scope["path"].startswith(LIMITED_PREFIX)
         verdict = await self.limiter.check(_caller(HTTPConnection(scope))) if limited else None
         if verdict is Verdict.LIMITED:
+            metrics.rate_limited("rest")
             response = error_response(RateLimited(f"Limit is {self.limiter.item}."))
         elif verdict is Verdict.UNCHECKED:
+            metrics.rate_limited("rest", "unchecked")
             response = error_response(
                 RateLimited("Rate limits cannot be checked right now; retry shortly.")
             )

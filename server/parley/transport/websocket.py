@@ -25,6 +25,7 @@ from parley.auth.http import authenticate_token, origin_allowed
 from parley.auth.tokens import VerifiedToken
 from parley.chat import SessionView
 from parley.errors import BadRequest, Forbidden, ParleyError, RateLimited, TooLarge, Unauthorized
+from parley.observability import context, metrics
 from parley.services import Services
 from parley.transport.failures import client_error
 from parley.transport.frames import (
@@ -66,8 +67,13 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         log.info("websocket refused: %s", error.message)
         await _refuse(websocket, error.message)
         return
+    context.bind(user_id=token.principal.user_id)
     await websocket.accept()
-    await ChatConnection(websocket, services, token).serve()
+    metrics.websocket_opened()
+    try:
+        await ChatConnection(websocket, services, token).serve()
+    finally:
+        metrics.websocket_closed()
 
 
 async def _refuse(websocket: WebSocket, reason: str) -> None:
@@ -117,6 +123,7 @@ class ChatConnection:
             return None
         # Every frame counts, binary ones too: refusing one costs as much as any other.
         if not self.bucket.take():
+            metrics.rate_limited("websocket")
             await self.send(error_frame(RateLimited("Too many frames; slow down.")))
             return ""
         if text is None:
