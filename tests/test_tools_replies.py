@@ -102,6 +102,60 @@ def client_token(client: ChatClient) -> str:
     return str(header).removeprefix("Bearer ")
 
 
+async def test_one_call_on_the_anthropic_wire(
+    server: ParleyServer, fake: FakeLLM, make_token: TokenFactory, db: asyncpg.Connection
+) -> None:
+    fake.enqueue(
+        Script(chunks=["Checking."], tool_calls=[("lookup_order", '{"order_id": "1044"}')]),
+        Script(chunks=["Delivered."]),
+    )
+    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
+        await client.start(agent="agent_tools_anthropic")
+        reply = await client.ask("Order 1044?")
+    assert [f["status"] for f in reply.tool_results] == ["ok"]
+    assert reply.text == "Checking.\n\nDelivered."
+    second = fake.requests[1].body
+    [use] = [b for b in second["messages"][-2]["content"] if b["type"] == "tool_use"]
+    assert (use["name"], use["input"]) == ("lookup_order", {"order_id": "1044"})
+    [result] = second["messages"][-1]["content"]
+    assert result["tool_use_id"] == use["id"] and result["is_error"] is False
+    assert await usage_count(db, reply.reply_id) == 2
+
+
+async def test_parallel_calls_on_the_openai_wire_run_concurrently(
+    server: ParleyServer,
+    fake: FakeLLM,
+    make_token: TokenFactory,
+    db: asyncpg.Connection,
+    tool_service: ToolService,
+) -> None:
+    # A hanging call and a quick one in one round: the quick one is not held up
+    # by the other (it runs alongside), and each gets its own result.
+    fake.enqueue(
+        Script(
+            tool_calls=[
+                ("slow_lookup", '{"key": "late"}'),
+                ("lookup_order", '{"order_id": "1042"}'),
+            ],
+            interleave_tool_calls=True,
+        ),
+        Script(chunks=["One worked."]),
+    )
+    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
+        await client.start(agent="agent_tools")
+        reply = await client.ask("Both please")
+    results = {r["tool"]: r for r in reply.tool_results}
+    assert results["lookup_order"]["status"] == "ok"
+    assert results["slow_lookup"]["status"] == "error"
+    finished = [f["tool"] for f in reply.tool_results]
+    assert finished == ["lookup_order", "slow_lookup"]  # the quick one reported first
+    answers = tool_message(fake.requests[1].body)
+    assert [a["tool_call_id"] for a in answers] == [
+        c["id"] for c in tool_message(fake.requests[1].body, "assistant")[-1]["tool_calls"]
+    ]
+    assert await usage_count(db, reply.reply_id) == 2
+
+
 async def test_parallel_calls_on_the_anthropic_wire(
     server: ParleyServer, fake: FakeLLM, make_token: TokenFactory, db: asyncpg.Connection
 ) -> None:
@@ -245,6 +299,33 @@ async def test_a_confirmation_on_another_instance_resumes_the_tool_round(
     assert rest.text == "Done."
     assert len(tickets(orders_service, subject)) == 1
     assert (late["code"], late["call_id"]) == ("conflict", asked.tool_frames[-1]["call_id"])
+
+
+async def test_an_unanswered_confirmation_declines_the_call(
+    server_env: dict[str, str],
+    fake: FakeLLM,
+    make_token: TokenFactory,
+    orders_service: BackgroundServer,
+) -> None:
+    subject = f"Nobody answered {uuid.uuid4().hex[:6]}"
+    arguments = json.dumps({"subject": subject, "description": "Left waiting."})
+    fake.enqueue(Script(tool_calls=[("create_ticket", arguments)]), Script(chunks=["Okay."]))
+    impatient = ParleyServer(
+        {**server_env, "PARLEY_TOOL_CONFIRM_TIMEOUT_SECONDS": "0.5"}, name="parley-impatient"
+    ).start()
+    try:
+        async with await ChatClient.connect(impatient.ws_url, make_token()[1]) as client:
+            await client.start(agent="agent_tools")
+            reply = await client.ask("Open a ticket")
+    finally:
+        impatient.stop()
+    assert [(f["type"], f["status"]) for f in reply.tool_frames] == [
+        ("tool_call", "awaiting_confirmation"),
+        ("tool_result", "declined"),
+    ]
+    assert "in time" in reply.tool_results[0]["summary"]
+    assert tickets(orders_service, subject) == []
+    assert reply.done is not None and reply.done["status"] == "complete"
 
 
 async def test_a_tool_that_hangs_times_out_as_a_tool_error(

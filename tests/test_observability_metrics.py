@@ -1,0 +1,247 @@
+"""GET /metrics of a real server: who may scrape it, and counters moved by real replies.
+
+The server runs with one worker (see test_observability_workers.py for
+several); the fake vendor answers its upstream calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from conftest import TIGHT_BUDGET, TokenFactory
+from parley.observability import metrics
+from parley.observability.exposition import authorized
+from parley.transport.failures import client_error
+from support.client import ChatClient
+from support.fake_llm import FakeLLM, Script
+from support.metrics import Scrape, alert_queries, dashboard_queries, metric_names, scrape
+from support.server import ParleyServer
+
+METRICS_TOKEN = "metrics-token-0123456789abcdef"
+MINI = "openai:gpt-4o-mini"
+WORDS = ["Restart", " the", " router,", " then", " wait."]
+
+
+@pytest.fixture(scope="module")
+def metrics_server(server_env: dict[str, str]) -> Iterator[ParleyServer]:
+    env = {**server_env, "PARLEY_METRICS_TOKEN": METRICS_TOKEN}
+    instance = ParleyServer(env, name="parley-metrics").start()
+    yield instance
+    instance.stop()
+
+
+def scraped(server: ParleyServer) -> Scrape:
+    return scrape(server.url, METRICS_TOKEN)
+
+
+def moved(before: Scrape, after: Scrape, name: str, **labels: str) -> float:
+    return after.value(name, **labels) - before.value(name, **labels)
+
+
+# -- who may scrape ----------------------------------------------------------------
+
+
+def test_without_a_token_or_port_there_is_no_metrics_path(server: ParleyServer) -> None:
+    response = httpx.get(f"{server.url}/metrics", timeout=10)
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_metrics_need_the_token(metrics_server: ParleyServer) -> None:
+    url = f"{metrics_server.url}/metrics"
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong-token-0123456789abcdef"},
+        {"Authorization": f"Basic {METRICS_TOKEN}"},
+        {"Authorization": f"Bearer {METRICS_TOKEN}x"},
+    ):
+        refused = httpx.get(url, headers=headers, timeout=10)
+        assert refused.status_code == 401, headers
+        assert refused.headers["www-authenticate"].startswith("Bearer")
+        assert "parley_" not in refused.text
+    assert scraped(metrics_server).families  # and the token opens it
+
+
+def test_the_token_is_compared_whole() -> None:
+    assert authorized(f"Bearer {METRICS_TOKEN}", METRICS_TOKEN)
+    assert authorized(f"bearer  {METRICS_TOKEN} ", METRICS_TOKEN)
+    assert not authorized(f"Bearer {METRICS_TOKEN[:-1]}", METRICS_TOKEN)
+    assert not authorized(None, METRICS_TOKEN)
+    assert authorized(None, None)  # the metrics port without a token
+
+
+# -- counters moved by replies -------------------------------------------------------
+
+
+async def test_a_reply_is_counted_with_its_usage_and_timings(
+    metrics_server: ParleyServer, fake: FakeLLM, make_token: TokenFactory
+) -> None:
+    fake.enqueue(Script(chunks=WORDS, prompt_tokens=321, completion_tokens=7, hold=True))
+    before = scraped(metrics_server)
+    async with await ChatClient.connect(metrics_server.ws_url, make_token()[1]) as client:
+        await client.start(agent="agent_gamma")
+        accepted = await client.say("My wifi keeps dropping")
+        await client.reply(accepted["reply_id"], until_seq=1)
+        during = scraped(metrics_server)  # the reply is held open by the fake vendor
+        fake.release()
+        reply = await client.reply(accepted["reply_id"])
+        assert reply.done is not None and reply.done["status"] == "complete"
+        after = scraped(metrics_server)
+
+    assert moved(before, during, "parley_active_replies") == 1
+    assert moved(before, during, "parley_open_websockets") == 1
+    assert moved(before, after, "parley_replies_total", agent="agent_gamma", model=MINI, status="complete") == 1  # fmt: skip
+    tokens = {"agent": "agent_gamma", "model": MINI}
+    assert moved(before, after, "parley_tokens_total", **tokens, kind="prompt") == 321
+    assert moved(before, after, "parley_tokens_total", **tokens, kind="completion") == 7
+    assert moved(before, after, "parley_cost_usd_total", **tokens, kind="prompt") == pytest.approx(321 * 0.15 / 1e6)  # fmt: skip
+    assert moved(before, after, "parley_cost_usd_total", **tokens, kind="completion") == pytest.approx(7 * 0.60 / 1e6)  # fmt: skip
+    for histogram in ("parley_reply_first_token_seconds", "parley_reply_duration_seconds"):
+        assert moved(before, after, f"{histogram}_count", agent="agent_gamma") == 1
+    first_token = moved(before, after, "parley_reply_first_token_seconds_sum", agent="agent_gamma")
+    duration = moved(before, after, "parley_reply_duration_seconds_sum", agent="agent_gamma")
+    assert 0 < first_token <= duration
+    assert moved(before, after, "parley_upstream_calls_total", provider="openai", status="complete") == 1  # fmt: skip
+    assert moved(before, after, "parley_upstream_errors_total") == 0
+
+
+async def test_tool_calls_and_rule_actions_are_counted(
+    metrics_server: ParleyServer, fake: FakeLLM, make_token: TokenFactory
+) -> None:
+    fake.enqueue(
+        Script(tool_calls=[("lookup_order", '{"order_id": "1042"}'), ("format_disk", "{}")]),
+        Script(chunks=["Order 1042 has shipped."]),
+    )
+    before = scraped(metrics_server)
+    async with await ChatClient.connect(metrics_server.ws_url, make_token()[1]) as client:
+        await client.start(agent="agent_tools")
+        reply = await client.ask("Where is order 1042? My password is hunter2hunter2")
+    assert reply.done is not None and reply.done["status"] == "complete"
+    after = scraped(metrics_server)
+
+    assert moved(before, after, "parley_tool_calls_total", tool="lookup_order", status="ok") == 1
+    assert moved(before, after, "parley_tool_call_duration_seconds_count", tool="lookup_order") == 1
+    # The model's made-up tool name is not a label value.
+    assert moved(before, after, "parley_tool_calls_total", tool=metrics.UNKNOWN_TOOL, status="refused") == 1  # fmt: skip
+    assert "format_disk" not in after.text
+    assert moved(before, after, "parley_rule_actions_total", rule="password", action="redacted") == 1  # fmt: skip
+    assert moved(before, after, "parley_rule_actions_total", rule="tools", action="refused") == 1
+    assert moved(before, after, "parley_upstream_calls_total", provider="openai", status="complete") == 2  # fmt: skip
+
+
+async def test_retries_and_fallbacks_are_counted_by_provider(
+    metrics_server: ParleyServer, fake: FakeLLM, make_token: TokenFactory
+) -> None:
+    fake.enqueue(*[Script(status=503, model_filter="gpt-4o") for _ in range(3)])
+    fake.enqueue(Script(chunks=["Fallback reply."], model_filter="claude-haiku-4-5"))
+    before = scraped(metrics_server)
+    async with await ChatClient.connect(metrics_server.ws_url, make_token()[1]) as client:
+        await client.start(agent="agent_fallback")
+        reply = await client.ask("hello")
+    assert reply.text == "Fallback reply."
+    after = scraped(metrics_server)
+
+    assert moved(before, after, "parley_upstream_errors_total", provider="openai", kind="transient") == 3  # fmt: skip
+    assert moved(before, after, "parley_upstream_retries_total", provider="openai") == 2
+    assert moved(before, after, "parley_upstream_fallbacks_total", provider="openai") == 1
+    assert moved(before, after, "parley_upstream_calls_total", provider="anthropic", status="complete") == 1  # fmt: skip
+    assert moved(before, after, "parley_replies_total", agent="agent_fallback", model="anthropic:claude-haiku-4-5", status="complete") == 1  # fmt: skip
+
+
+async def test_budget_and_rate_limit_refusals_are_counted(
+    metrics_server: ParleyServer, make_token: TokenFactory
+) -> None:
+    before = scraped(metrics_server)
+    async with await ChatClient.connect(metrics_server.ws_url, make_token()[1]) as client:
+        await client.start(agent="agent_budget")
+        # More tokens than the whole daily budget: refused before any call.
+        await client.send({"type": "message", "client_id": "big", "text": "word " * TIGHT_BUDGET})
+        refusal = await client.expect("error")
+        assert refusal["code"] == "budget_exceeded"
+        # A burst past the socket's frame limit (20): the extra frames are refused.
+        for _ in range(30):
+            await client.send({"type": "ping"})
+        answers = [await client.receive() for _ in range(30)]
+    limited = [frame for frame in answers if frame.get("code") == "rate_limited"]
+    assert limited
+    after = scraped(metrics_server)
+
+    assert moved(before, after, "parley_budget_refusals_total", domain="tight_budget", reason="too_large") == 1  # fmt: skip
+    assert moved(before, after, "parley_rate_limit_refusals_total", transport="websocket", reason="limited") == len(limited)  # fmt: skip
+
+
+async def test_rest_rate_limit_refusals_are_counted(
+    server_env: dict[str, str], make_token: TokenFactory
+) -> None:
+    env = {**server_env, "PARLEY_METRICS_TOKEN": METRICS_TOKEN, "PARLEY_REST_RATE_LIMIT": "2/minute"}
+    instance = ParleyServer(env, name="parley-metrics-limited").start()
+    try:
+        headers = {"Authorization": f"Bearer {make_token()[1]}"}
+        async with httpx.AsyncClient(base_url=instance.url, headers=headers) as http:
+            statuses = [(await http.get("/v1/agents")).status_code for _ in range(5)]
+        after = await asyncio.to_thread(scraped, instance)
+    finally:
+        instance.stop()
+    assert statuses == [200, 200, 429, 429, 429]
+    assert after.value("parley_rate_limit_refusals_total", transport="rest", reason="limited") == 3
+
+
+# -- storage errors (in process: an outage is not needed to see them counted) -----------
+
+
+def test_storage_errors_are_counted_by_backend() -> None:
+    labels = {"backend": "redis", "operation": "request"}
+    before = metrics.REGISTRY.get_sample_value("parley_storage_errors_total", labels) or 0
+    error = client_error(RedisConnectionError("connection refused"), context="GET /v1/agents")
+    assert error.code.value == "internal"
+    assert metrics.REGISTRY.get_sample_value("parley_storage_errors_total", labels) == before + 1
+
+
+def test_storage_backends_are_told_apart() -> None:
+    import asyncpg
+
+    assert metrics.backend_of(asyncpg.ConnectionDoesNotExistError()) == "postgres"
+    assert metrics.backend_of(asyncpg.InterfaceError("pool closed")) == "postgres"
+    assert metrics.backend_of(RedisConnectionError()) == "redis"
+    assert metrics.backend_of(ConnectionRefusedError()) == "unknown"
+    assert metrics.backend_of(ValueError()) is None
+
+
+# -- the dashboard and the alerts ---------------------------------------------------------
+
+
+def test_dashboard_and_alerts_use_only_metrics_that_exist(metrics_server: ParleyServer) -> None:
+    exposed = scraped(metrics_server)
+    families = {name for name in exposed.families if name.startswith("parley_")}
+    dashboard, alerts = metric_names(dashboard_queries()), metric_names(alert_queries())
+    assert dashboard and alerts
+    assert (dashboard | alerts) - exposed.series_names() == set()
+    # ...and the dashboard shows every metric there is.
+    shown = {name.removesuffix("_total") for name in dashboard} | {
+        name.rsplit("_", 1)[0] for name in dashboard if name.endswith(("_bucket", "_count", "_sum"))
+    }
+    assert families - shown == set()
+
+
+def test_every_alert_is_complete() -> None:
+    from support.metrics import ALERTS
+
+    import yaml
+
+    groups = yaml.safe_load(ALERTS.read_text())["groups"]
+    rules = [rule for group in groups for rule in group["rules"]]
+    assert rules
+    for rule in rules:
+        assert set(rule) >= {"alert", "expr", "for", "labels", "annotations"}, rule
+        assert rule["labels"]["severity"] in ("warning", "critical")
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"]
+
+
+def _unused() -> str:
+    return str(uuid.uuid4())
