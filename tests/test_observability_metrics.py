@@ -7,11 +7,11 @@ several); the fake vendor answers its upstream calls.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
+import yaml
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from conftest import TIGHT_BUDGET, TokenFactory
@@ -20,7 +20,14 @@ from parley.observability.exposition import authorized
 from parley.transport.failures import client_error
 from support.client import ChatClient
 from support.fake_llm import FakeLLM, Script
-from support.metrics import Scrape, alert_queries, dashboard_queries, metric_names, scrape
+from support.metrics import (
+    ALERTS,
+    Scrape,
+    alert_queries,
+    dashboard_queries,
+    metric_names,
+    scrape,
+)
 from support.server import ParleyServer
 
 METRICS_TOKEN = "metrics-token-0123456789abcdef"
@@ -96,18 +103,35 @@ async def test_a_reply_is_counted_with_its_usage_and_timings(
 
     assert moved(before, during, "parley_active_replies") == 1
     assert moved(before, during, "parley_open_websockets") == 1
-    assert moved(before, after, "parley_replies_total", agent="agent_gamma", model=MINI, status="complete") == 1  # fmt: skip
+    assert (
+        moved(
+            before,
+            after,
+            "parley_replies_total",
+            agent="agent_gamma",
+            model=MINI,
+            status="complete",
+        )
+        == 1
+    )
     tokens = {"agent": "agent_gamma", "model": MINI}
     assert moved(before, after, "parley_tokens_total", **tokens, kind="prompt") == 321
     assert moved(before, after, "parley_tokens_total", **tokens, kind="completion") == 7
-    assert moved(before, after, "parley_cost_usd_total", **tokens, kind="prompt") == pytest.approx(321 * 0.15 / 1e6)  # fmt: skip
-    assert moved(before, after, "parley_cost_usd_total", **tokens, kind="completion") == pytest.approx(7 * 0.60 / 1e6)  # fmt: skip
+    assert moved(before, after, "parley_cost_usd_total", **tokens, kind="prompt") == pytest.approx(
+        321 * 0.15 / 1e6
+    )
+    assert moved(
+        before, after, "parley_cost_usd_total", **tokens, kind="completion"
+    ) == pytest.approx(7 * 0.60 / 1e6)
     for histogram in ("parley_reply_first_token_seconds", "parley_reply_duration_seconds"):
         assert moved(before, after, f"{histogram}_count", agent="agent_gamma") == 1
     first_token = moved(before, after, "parley_reply_first_token_seconds_sum", agent="agent_gamma")
     duration = moved(before, after, "parley_reply_duration_seconds_sum", agent="agent_gamma")
     assert 0 < first_token <= duration
-    assert moved(before, after, "parley_upstream_calls_total", provider="openai", status="complete") == 1  # fmt: skip
+    assert (
+        moved(before, after, "parley_upstream_calls_total", provider="openai", status="complete")
+        == 1
+    )
     assert moved(before, after, "parley_upstream_errors_total") == 0
 
 
@@ -128,11 +152,19 @@ async def test_tool_calls_and_rule_actions_are_counted(
     assert moved(before, after, "parley_tool_calls_total", tool="lookup_order", status="ok") == 1
     assert moved(before, after, "parley_tool_call_duration_seconds_count", tool="lookup_order") == 1
     # The model's made-up tool name is not a label value.
-    assert moved(before, after, "parley_tool_calls_total", tool=metrics.UNKNOWN_TOOL, status="refused") == 1  # fmt: skip
+    assert (
+        moved(before, after, "parley_tool_calls_total", tool=metrics.UNKNOWN_TOOL, status="refused")
+        == 1
+    )
     assert "format_disk" not in after.text
-    assert moved(before, after, "parley_rule_actions_total", rule="password", action="redacted") == 1  # fmt: skip
+    assert (
+        moved(before, after, "parley_rule_actions_total", rule="password", action="redacted") == 1
+    )
     assert moved(before, after, "parley_rule_actions_total", rule="tools", action="refused") == 1
-    assert moved(before, after, "parley_upstream_calls_total", provider="openai", status="complete") == 2  # fmt: skip
+    assert (
+        moved(before, after, "parley_upstream_calls_total", provider="openai", status="complete")
+        == 2
+    )
 
 
 async def test_retries_and_fallbacks_are_counted_by_provider(
@@ -147,11 +179,27 @@ async def test_retries_and_fallbacks_are_counted_by_provider(
     assert reply.text == "Fallback reply."
     after = scraped(metrics_server)
 
-    assert moved(before, after, "parley_upstream_errors_total", provider="openai", kind="transient") == 3  # fmt: skip
+    assert (
+        moved(before, after, "parley_upstream_errors_total", provider="openai", kind="transient")
+        == 3
+    )
     assert moved(before, after, "parley_upstream_retries_total", provider="openai") == 2
     assert moved(before, after, "parley_upstream_fallbacks_total", provider="openai") == 1
-    assert moved(before, after, "parley_upstream_calls_total", provider="anthropic", status="complete") == 1  # fmt: skip
-    assert moved(before, after, "parley_replies_total", agent="agent_fallback", model="anthropic:claude-haiku-4-5", status="complete") == 1  # fmt: skip
+    assert (
+        moved(before, after, "parley_upstream_calls_total", provider="anthropic", status="complete")
+        == 1
+    )
+    assert (
+        moved(
+            before,
+            after,
+            "parley_replies_total",
+            agent="agent_fallback",
+            model="anthropic:claude-haiku-4-5",
+            status="complete",
+        )
+        == 1
+    )
 
 
 async def test_budget_and_rate_limit_refusals_are_counted(
@@ -161,7 +209,7 @@ async def test_budget_and_rate_limit_refusals_are_counted(
     async with await ChatClient.connect(metrics_server.ws_url, make_token()[1]) as client:
         await client.start(agent="agent_budget")
         # More tokens than the whole daily budget: refused before any call.
-        await client.send({"type": "message", "client_id": "big", "text": "word " * TIGHT_BUDGET})
+        await client.send({"type": "message", "client_id": "big", "text": "word " * 1500})
         refusal = await client.expect("error")
         assert refusal["code"] == "budget_exceeded"
         # A burst past the socket's frame limit (20): the extra frames are refused.
@@ -172,14 +220,25 @@ async def test_budget_and_rate_limit_refusals_are_counted(
     assert limited
     after = scraped(metrics_server)
 
-    assert moved(before, after, "parley_budget_refusals_total", domain="tight_budget", reason="too_large") == 1  # fmt: skip
-    assert moved(before, after, "parley_rate_limit_refusals_total", transport="websocket", reason="limited") == len(limited)  # fmt: skip
+    assert (
+        moved(
+            before, after, "parley_budget_refusals_total", domain="tight_budget", reason="too_large"
+        )
+        == 1
+    )
+    assert moved(
+        before, after, "parley_rate_limit_refusals_total", transport="websocket", reason="limited"
+    ) == len(limited)
 
 
 async def test_rest_rate_limit_refusals_are_counted(
     server_env: dict[str, str], make_token: TokenFactory
 ) -> None:
-    env = {**server_env, "PARLEY_METRICS_TOKEN": METRICS_TOKEN, "PARLEY_REST_RATE_LIMIT": "2/minute"}
+    env = {
+        **server_env,
+        "PARLEY_METRICS_TOKEN": METRICS_TOKEN,
+        "PARLEY_REST_RATE_LIMIT": "2/minute",
+    }
     instance = ParleyServer(env, name="parley-metrics-limited").start()
     try:
         headers = {"Authorization": f"Bearer {make_token()[1]}"}
@@ -230,10 +289,6 @@ def test_dashboard_and_alerts_use_only_metrics_that_exist(metrics_server: Parley
 
 
 def test_every_alert_is_complete() -> None:
-    from support.metrics import ALERTS
-
-    import yaml
-
     groups = yaml.safe_load(ALERTS.read_text())["groups"]
     rules = [rule for group in groups for rule in group["rules"]]
     assert rules
@@ -241,7 +296,3 @@ def test_every_alert_is_complete() -> None:
         assert set(rule) >= {"alert", "expr", "for", "labels", "annotations"}, rule
         assert rule["labels"]["severity"] in ("warning", "critical")
         assert rule["annotations"]["summary"] and rule["annotations"]["description"]
-
-
-def _unused() -> str:
-    return str(uuid.uuid4())

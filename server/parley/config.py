@@ -98,6 +98,16 @@ class Settings(BaseSettings):
     metrics_token: str | None = Field(default=None, min_length=16)
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     metrics_host: str = "127.0.0.1"
+    # Operations (docs/operations.md). The webhook is the operator's to point,
+    # never a request's: handoffs carry user ids and reasons.
+    handoff_webhook_url: str | None = None
+    handoff_webhook_secret: str | None = Field(default=None, min_length=16)
+    handoff_webhook_attempts: int = Field(default=8, ge=1, le=20)
+    handoff_webhook_retry_seconds: float = Field(default=5.0, gt=0, le=3600)
+    public_url: str | None = None  # where people reach this server (links in the webhook)
+    generate_titles: bool = True
+    # Dev sign-in names that get the admin role (only while dev sign-in is on).
+    dev_admins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
@@ -105,6 +115,22 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
         return value
+
+    @field_validator("dev_admins", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @field_validator("handoff_webhook_url", "public_url")
+    @classmethod
+    def _check_http_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value is not None else None
 
     @field_validator("model")
     @classmethod
@@ -176,6 +202,11 @@ class Settings(BaseSettings):
             return self.dev_login
         return not self.has_configured_jwt_key
 
+    @property
+    def public_base_url(self) -> str:
+        """The server's address as people reach it, without a trailing slash."""
+        return self.public_url or f"http://{self.host}:{self.port}"
+
     def problems(self) -> list[str]:
         """Checks that span several variables; one readable line each.
 
@@ -194,6 +225,11 @@ class Settings(BaseSettings):
             found.append("PARLEY_MODEL: an openai model needs OPENAI_API_KEY or OPENAI_BASE_URL")
         if provider == "anthropic" and not self.anthropic_api_key:
             found.append("PARLEY_MODEL: an anthropic model needs ANTHROPIC_API_KEY")
+        if self.handoff_webhook_url and not self.handoff_webhook_secret:
+            found.append(
+                "PARLEY_HANDOFF_WEBHOOK_SECRET: set it (16+ characters) with "
+                "PARLEY_HANDOFF_WEBHOOK_URL: deliveries are signed"
+            )
         return found
 
 

@@ -26,6 +26,7 @@ from parley.observability import context, metrics
 from parley.observability.tracing import NO_TRACING, Tracing
 from parley.replies.events import Event
 from parley.replies.feed import LocalFeeds, ReplyFeed
+from parley.replies.hooks import ReplyHooks
 from parley.replies.log import ReplyLog
 from parley.replies.memory import ConversationMemory
 from parley.replies.rounds import Progress, run_rounds
@@ -61,6 +62,7 @@ class ReplyJob:
     reservation: Reservation | None = None
     tools: Mapping[str, Tool] = field(default_factory=dict)  # by the name the model calls
     max_tool_rounds: int = 5
+    first_turn: bool = False  # the conversation's first message (its title follows the reply)
 
 
 @dataclass(slots=True)
@@ -88,6 +90,7 @@ class ReplyDeps:
     owner: str
     lease_ms: int
     tracing: Tracing = NO_TRACING
+    hooks: ReplyHooks = field(default_factory=ReplyHooks)
 
 
 async def run_reply(
@@ -379,6 +382,7 @@ async def _finish(
         metrics.storage_error("redis", "close_log")
     writer.feed.publish([done])
     deps.feeds.close(job.reply_id)
+    await deps.hooks.stored(job, reply, message_id)
 
 
 def _first_text_seconds(progress: Progress, writer: ReplyWriter) -> float | None:

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 # The most of one result the model reads; the rest is cut (and it is told so).
 MAX_RESULT_CHARS = 16_000
 TOOLS_RULE = "tools"  # the rule name on notices about tool calls
+MAX_NAME_CHARS = 64  # of a tool name the model made up, as repeated back to anyone
 
 # How a call's outcome reaches Postgres: its row exists (update it), it was
 # never begun (insert it finished), or it must stay as first recorded.
@@ -125,8 +126,9 @@ class ToolRunner:
     async def _one(self, round_number: int, call: ToolCall) -> _Outcome:
         tool = self._tools.get(call.name)
         if tool is None:
+            name = call.name[:MAX_NAME_CHARS]  # the model's text: capped, and screened below
             return await self._refuse(
-                round_number, call, f"The tool {call.name!r} is not available to this agent."
+                round_number, call, f"The tool {name!r} is not available to this agent."
             )
         self._made[tool.name] += 1
         limit = tool.max_calls_per_reply
@@ -198,7 +200,8 @@ class ToolRunner:
     # -- outcomes ------------------------------------------------------------------
 
     async def _refuse(self, round_number: int, call: ToolCall, reason: str) -> _Outcome:
-        self._writer.notice(RuleEvent(rule=TOOLS_RULE, action="refused", detail=reason))
+        detail = self._shown(reason, notify=False)
+        self._writer.notice(RuleEvent(rule=TOOLS_RULE, action="refused", detail=detail))
         row = self._row(round_number, call, None, _display(call.arguments), "refused")
         return await self._settle(row, "refused", ToolResult.error(reason), storing="insert")
 
@@ -287,7 +290,7 @@ class ToolRunner:
             conversation_id=UUID(self._context.conversation_id),
             call_id=call.id,
             round=round_number,
-            tool=call.name,
+            tool=call.name[:MAX_NAME_CHARS],
             arguments=arguments,
             status=status,
             side_effects=tool is not None and tool.side_effects,

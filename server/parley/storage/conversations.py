@@ -87,6 +87,19 @@ class ConversationStore:
         )
         return [Conversation.from_row(row) for row in rows]
 
+    async def rename(self, owner_id: str, conversation_id: UUID | str, title: str) -> Conversation:
+        """The user's own title, which a generated one never replaces."""
+        row = await self.pool.fetchrow(
+            "UPDATE conversations SET title = $3, title_source = 'user'"
+            " WHERE id = $1 AND owner_id = $2 RETURNING *",
+            _uuid(conversation_id),
+            owner_id,
+            title,
+        )
+        if row is None:
+            raise NotFound("No such conversation.")
+        return Conversation.from_row(row)
+
     async def delete(self, owner_id: str, conversation_id: UUID | str) -> None:
         result = await self.pool.execute(
             "DELETE FROM conversations WHERE id = $1 AND owner_id = $2",
@@ -102,9 +115,12 @@ class ConversationStore:
         return Conversation.from_row(row) if row is not None else None
 
     async def messages(self, conversation_id: UUID) -> list[Message]:
-        """Every message, oldest first, with the rule notices of each reply."""
+        """Every message, oldest first, with the rule notices of each reply and the
+        owner's feedback on it."""
         rows = await self.pool.fetch(
-            "SELECT * FROM messages WHERE conversation_id = $1 ORDER BY position",
+            "SELECT m.*, f.rating AS feedback_rating, f.comment AS feedback_comment"
+            " FROM messages m LEFT JOIN feedback f ON f.message_id = m.id"
+            " WHERE m.conversation_id = $1 ORDER BY m.position",
             conversation_id,
         )
         events = await self.pool.fetch(
@@ -191,7 +207,7 @@ class ConversationStore:
             turn.catalog_version,
             ids.reply_message_id,
             turn.reply_id,
-            _title(turn.text),
+            provisional_title(turn.text),
             turn.model,
         )
         return ids if inserted is not None else None
@@ -233,7 +249,8 @@ class ConversationStore:
         return (row["request_hash"], row["conversation_id"]) if row is not None else None
 
 
-def _title(text: str) -> str:
+def provisional_title(text: str) -> str:
+    """A conversation's title until a better one is written: its first message, on one line."""
     line = " ".join(text.split())
     return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
 

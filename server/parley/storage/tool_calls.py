@@ -42,20 +42,7 @@ class ToolCallStore:
 
     async def begin(self, row: ToolCallRow) -> bool:
         """Record a call about to be confirmed or run; ``False`` if it was recorded before."""
-        inserted = await self.pool.fetchval(
-            "INSERT INTO tool_calls (reply_id, conversation_id, call_id, round, tool, arguments,"
-            " status, side_effects) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)"
-            " ON CONFLICT (reply_id, call_id) DO NOTHING RETURNING id",
-            row.reply_id,
-            row.conversation_id,
-            row.call_id,
-            row.round,
-            row.tool,
-            json.dumps(row.arguments),
-            row.status,
-            row.side_effects,
-        )
-        return inserted is not None
+        return await self._insert(row)
 
     async def update(
         self,
@@ -92,11 +79,18 @@ class ToolCallStore:
 
     async def record(self, row: ToolCallRow, *, summary: str, result: str) -> None:
         """A call decided without running (refused, invalid): one finished row."""
-        await self.pool.execute(
+        await self._insert(row, summary=summary, result=result)
+
+    async def _insert(
+        self, row: ToolCallRow, *, summary: str = "", result: str | None = None
+    ) -> bool:
+        """Insert the row unless ``(reply_id, call_id)`` exists; finished if it has a result."""
+        inserted = await self.pool.fetchval(
             "INSERT INTO tool_calls (reply_id, conversation_id, call_id, round, tool, arguments,"
             " status, side_effects, summary, result, finished_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, now())"
-            " ON CONFLICT (reply_id, call_id) DO NOTHING",
+            " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10,"
+            " CASE WHEN $10::text IS NULL THEN NULL ELSE now() END)"
+            " ON CONFLICT (reply_id, call_id) DO NOTHING RETURNING id",
             row.reply_id,
             row.conversation_id,
             row.call_id,
@@ -108,6 +102,7 @@ class ToolCallStore:
             summary,
             result,
         )
+        return inserted is not None
 
     async def unfinished(self, reply_id: UUID) -> bool:
         """Whether a call of the reply is still waiting or running."""
