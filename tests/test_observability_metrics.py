@@ -208,8 +208,10 @@ async def test_budget_and_rate_limit_refusals_are_counted(
     before = scraped(metrics_server)
     async with await ChatClient.connect(metrics_server.ws_url, make_token()[1]) as client:
         await client.start(agent="agent_budget")
-        # More tokens than the whole daily budget: refused before any call.
-        await client.send({"type": "message", "client_id": "big", "text": "word " * 1500})
+        # With the system prompt and the reply cap (500), more than the whole
+        # daily budget: refused before any call.
+        text = "word " * (TIGHT_BUDGET - 500)
+        await client.send({"type": "message", "client_id": "big", "text": text})
         refusal = await client.expect("error")
         assert refusal["code"] == "budget_exceeded"
         # A burst past the socket's frame limit (20): the extra frames are refused.

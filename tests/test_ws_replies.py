@@ -366,7 +366,11 @@ async def test_killed_instance_leaves_its_reply_interrupted(
     assert (row["status"], row["content"]) == ("interrupted", seen.text + rest.text)
     # The call it died in still has its usage row: estimated, and marked so.
     [call] = await usage_rows(db, str(row["id"]))
-    assert (call["status"], call["estimated"], call["model"]) == ("interrupted", True, "gpt-4o-mini")
+    assert (call["status"], call["estimated"], call["model"]) == (
+        "interrupted",
+        True,
+        "gpt-4o-mini",
+    )
     assert call["prompt_tokens"] > 0 and call["completion_tokens"] > 0
     assert rest.done["usage"]["estimated"] is True
 

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from parley.auth.tokens import Principal
@@ -24,7 +24,7 @@ from parley.llm.context import fit_messages
 from parley.llm.router import LLMRouter
 from parley.observability import context
 from parley.observability.tracing import NO_TRACING, Tracing
-from parley.replies.log import ReplyLog
+from parley.replies.log import ConversationHeld, ReplyLog
 from parley.replies.memory import ConversationMemory
 from parley.replies.service import ReplyService
 from parley.replies.task import ReplyJob
@@ -45,11 +45,24 @@ _In = TypeVar("_In")
 _Out = TypeVar("_Out")
 
 
+class HeldMessages(Protocol):
+    """Where a user's message goes while a person holds the conversation (no reply)."""
+
+    async def hold(
+        self,
+        conversation: Conversation,
+        *,
+        client_id: str,
+        verdict: InputVerdict,
+        catalog_version: str,
+    ) -> tuple[UUID, str | None]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Accepted:
     client_id: str
     message_id: UUID
-    reply_id: str
+    reply_id: str | None  # None: a person holds the conversation, the agent does not reply
     duplicate: bool = False
 
     def frame(self) -> dict[str, Any]:
@@ -77,6 +90,7 @@ class SessionView:
             "agent": {**self.agent.summary(), "name": self.agent.name},
             "history": [message.public() for message in self.history],
             "active_reply": self.active_reply,
+            "handoff": self.conversation.handoff(),
         }
 
 
@@ -95,6 +109,7 @@ class ChatService:
         tools: ToolRegistry,
         default_model: ModelRef,
         tracing: Tracing = NO_TRACING,
+        held: HeldMessages | None = None,
     ) -> None:
         self.catalog = catalog
         self.conversations = conversations
@@ -107,6 +122,7 @@ class ChatService:
         self.tools = tools
         self.default_model = default_model
         self.tracing = tracing
+        self.held = held
 
     # -- conversations and sessions ------------------------------------------
 
@@ -192,7 +208,7 @@ class ChatService:
             self.tracing.message(conversation.agent_id, conversation_id) as span,
         ):
             accepted = await self._send(user, conversation, client_id=client_id, text=text)
-            span.set("parley.reply.id", accepted.reply_id)
+            span.set("parley.reply.id", accepted.reply_id or "")
             span.set("parley.message.duplicate", accepted.duplicate)
             return accepted
 
@@ -219,6 +235,8 @@ class ChatService:
             self.memory.recent(conversation.id),
             return_exceptions=True,
         )
+        if isinstance(opened, ConversationHeld):
+            return await self._hold(conversation, agent, client_id, verdict)
         if isinstance(opened, BaseException):
             raise opened
         if not opened:  # busy, unless this is a resend of the running reply's message
@@ -237,6 +255,7 @@ class ChatService:
             input_events=verdict.events,
             blocked_reply=verdict.blocked_reply,
             handoff=verdict.handoff,
+            first_turn=not history,
         )
         try:
             if verdict.blocked_reply is None:
@@ -302,6 +321,21 @@ class ChatService:
             tools=self.tools.select(agent.tools),
             max_tool_rounds=agent.rules.limits.max_tool_rounds,
         )
+
+    async def _hold(
+        self, conversation: Conversation, agent: Agent, client_id: str, verdict: InputVerdict
+    ) -> Accepted:
+        """A person holds the conversation: the message is stored for them, and the
+        agent neither replies nor reserves budget."""
+        if self.held is None:
+            raise Busy("A person has taken this conversation over.")
+        message_id, reply_id = await self.held.hold(
+            conversation,
+            client_id=client_id,
+            verdict=verdict,
+            catalog_version=agent.catalog_version,
+        )
+        return Accepted(client_id, message_id, reply_id)
 
     async def _earlier(self, conversation: Conversation, client_id: str) -> Accepted:
         """The first acceptance of a resent ``client_id``; else the conversation is busy."""

@@ -19,6 +19,7 @@ from parley.chat import ChatService
 from parley.config import Settings
 from parley.llm.router import LLMRouter
 from parley.observability.tracing import NO_TRACING, Tracing
+from parley.operations import Operations
 from parley.replies.appender import Appender
 from parley.replies.confirmations import Confirmations
 from parley.replies.feed import LocalFeeds
@@ -54,6 +55,7 @@ class Services:
     replies: ReplyService
     chat: ChatService
     instance_id: str
+    operations: Operations
     tracing: Tracing = NO_TRACING
 
     @classmethod
@@ -99,6 +101,14 @@ class Services:
             tracing=tracing,
         )
         replies = ReplyService(redis=redis, keys=keys, deps=deps, conversations=conversations)
+        operations = await Operations.start(
+            settings,
+            pool=pool,
+            conversations=conversations,
+            replies=replies,
+            router=router,
+            budget=budget,
+        )
         chat = ChatService(
             catalog=catalog,
             conversations=conversations,
@@ -111,6 +121,7 @@ class Services:
             tools=tools,
             default_model=settings.default_model,
             tracing=tracing,
+            held=operations.desk,
         )
         replies.run_background(sweep_interval=settings.lease_ttl_seconds / 2)
         log.info(
@@ -132,6 +143,7 @@ class Services:
             replies=replies,
             chat=chat,
             instance_id=instance_id,
+            operations=operations,
             tracing=tracing,
         )
 
@@ -147,6 +159,7 @@ class Services:
 
     async def close(self) -> None:
         await self.replies.shutdown(self.settings.shutdown_grace_seconds)
+        await self.operations.close()  # after the replies: their hooks may still queue handoffs
         await self.tools.aclose()
         await self.router.aclose()
         await self.replies.log.appender.aclose()

@@ -157,8 +157,9 @@ class LLMRouter:
         ``tools`` are offered to the model (described only, when not
         ``may_call_tools``); the tool calls it makes come whole, after any
         text of the same call. ``abandoned`` receives the record of a call cut
-        short by closing this stream, which can yield nothing more then. Raises :class:`UpstreamUnavailable`
-        when every model failed before any output. Once output has been
+        short by closing this stream, which can yield nothing more then.
+        Raises :class:`UpstreamUnavailable` when every model failed before
+        any output. Once output has been
         streamed, failures end the stream normally (with a failed record)
         because retrying would repeat it. A model that streams past
         ``max_tokens`` is cut off there (its record says ``cut_off``).
