@@ -605,3 +605,31 @@ async def test_rest_chat_stops_at_a_confirmation_and_continues_after_it(
     ]
     assert events[:4] == ["tool_call", "tool_call", "tool_result", "delta"]
     assert events[-1] == "done"
+
+
+async def test_arguments_are_redacted_before_they_leave_for_a_third_party(
+    server: ParleyServer,
+    fake: FakeLLM,
+    make_token: TokenFactory,
+    orders_service: BackgroundServer,
+) -> None:
+    subject = f"Card trouble {uuid.uuid4().hex[:6]}"
+    description = "Charged twice on 4111 1111 1111 1111, reach me at ada@example.com please."
+    arguments = json.dumps({"subject": subject, "description": description})
+    fake.enqueue(Script(tool_calls=[("create_ticket", arguments)]), Script(chunks=["Opened."]))
+    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
+        await client.start(agent="agent_tools")
+        accepted = await client.say("Open a ticket about the double charge")
+        asked = await client.reply(accepted["reply_id"], until=awaiting)
+        call = asked.tool_frames[-1]
+        await client.confirm(accepted["reply_id"], call["call_id"], approve=True)
+        rest = await client.reply(accepted["reply_id"])
+    # What the user is asked to approve is what the service will receive...
+    assert "4111" not in call["arguments"]["description"]
+    assert "ada@example.com" not in call["arguments"]["description"]
+    assert "Charged twice" in call["arguments"]["description"]
+    assert any(n["action"] == "redacted" for n in asked.notices)
+    # ...and what it received.
+    [ticket] = tickets(orders_service, subject)
+    assert ticket["description"] == call["arguments"]["description"]
+    assert rest.tool_results[-1]["status"] == "ok"

@@ -31,3 +31,9 @@ Identifier = Annotated[
     str, Field(min_length=1, max_length=128), AfterValidator(_no_control_characters)
 ]
 UserText = Annotated[str, Field(min_length=1), AfterValidator(_no_control_characters)]
+# A short note from a user (a feedback comment, why they want a person).
+Comment = Annotated[str, Field(max_length=2000), AfterValidator(_no_control_characters)]
+# A conversation's title as a user names it: one line.
+Title = Annotated[
+    str, Field(min_length=1, max_length=80), AfterValidator(_no_control_characters)
+]

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from parley.auth.tokens import MAX_TOKEN_CHARS
 from parley.errors import BadRequest, ParleyError, error_body
-from parley.transport.fields import Identifier, UserText
+from parley.transport.fields import Comment, Identifier, UserText
 
 
 class _Frame(BaseModel):
@@ -76,8 +76,32 @@ class ConfirmFrame(_Frame):
     approve: bool
 
 
+class FeedbackFrame(_Frame):
+    """The user's rating of an assistant message of theirs (a new one replaces the old)."""
+
+    type: Literal["feedback"]
+    message_id: Identifier
+    rating: Literal["up", "down"]
+    comment: Comment | None = None
+
+
+class RequestHumanFrame(_Frame):
+    """The user asks for a person to take the conversation over."""
+
+    type: Literal["request_human"]
+    reason: Comment | None = None
+
+
 ClientFrame = Annotated[
-    StartFrame | MessageFrame | CancelFrame | ResumeFrame | PingFrame | AuthFrame | ConfirmFrame,
+    StartFrame
+    | MessageFrame
+    | CancelFrame
+    | ResumeFrame
+    | PingFrame
+    | AuthFrame
+    | ConfirmFrame
+    | FeedbackFrame
+    | RequestHumanFrame,
     Field(discriminator="type"),
 ]
 _client_frame: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)

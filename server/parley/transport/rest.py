@@ -89,6 +89,8 @@ async def chat(request: Request) -> Response:
     accepted = await services.chat.send(
         user, conversation, client_id=key or str(uuid.uuid4()), text=body.message
     )
+    if accepted.reply_id is None:
+        return await _held(services, user, conversation, accepted, stream=body.stream)
     frames = services.replies.follow(accepted.reply_id, user.user_id)
     if body.stream:
         return StreamingResponse(
@@ -134,6 +136,37 @@ async def _conversation_for(
             await store.delete(user.user_id, conversation.id)
         return await store.get(user.user_id, winner)
     return conversation
+
+
+async def _held(
+    services: Services,
+    user: Principal,
+    conversation: Conversation,
+    accepted: Accepted,
+    *,
+    stream: bool,
+) -> Response:
+    """A person holds the conversation: the message is stored for them and nothing replies."""
+    if stream:
+        return StreamingResponse(
+            sse_frames(_nothing(), accepted.frame()), media_type="text/event-stream"
+        )
+    current = await services.conversations.get(user.user_id, conversation.id)
+    return JSONResponse(
+        {
+            "conversation_id": str(conversation.id),
+            "message_id": str(accepted.message_id),
+            "reply_id": None,
+            "reply": None,
+            "usage": None,
+            "handoff": current.handoff(),
+        }
+    )
+
+
+async def _nothing() -> AsyncIterator[Event]:
+    return
+    yield  # an async generator with nothing in it
 
 
 async def _collect(

@@ -33,14 +33,17 @@ from parley.transport.frames import (
     CancelFrame,
     ClientFrame,
     ConfirmFrame,
+    FeedbackFrame,
     MessageFrame,
     PingFrame,
+    RequestHumanFrame,
     ResumeFrame,
     StartFrame,
     error_frame,
     parse_client_frame,
 )
 from parley.transport.ratelimit import TokenBucket
+from parley.transport.watch import ConversationWatch, handoff_frame
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +100,12 @@ class ChatConnection:
         self._expiry: asyncio.TimerHandle | None = None
         self._expiring: asyncio.Task[None] | None = None  # held: the loop keeps weak refs
         self._expire_with(token)
+        self.watch = ConversationWatch(
+            services.operations.bus,
+            send=self.send,
+            follow=lambda reply_id: self._follow(reply_id, 0, restart=False),
+            current_state=self._handoff_state,
+        )
 
     async def serve(self) -> None:
         try:
@@ -106,6 +115,7 @@ class ChatConnection:
                     return
                 await self._handle(raw)
         finally:
+            self.watch.stop()
             if self._expiry is not None:
                 self._expiry.cancel()
             for task in self.followers.values():
@@ -144,6 +154,8 @@ class ChatConnection:
             failure = error_frame(client_error(error, context="ws frame"), client_id)
             if isinstance(frame, ConfirmFrame):  # names the call it answers
                 failure["call_id"] = frame.call_id
+            elif isinstance(frame, FeedbackFrame):  # names the message it rates
+                failure["message_id"] = frame.message_id
             await self.send(failure)
 
     async def _dispatch(self, frame: ClientFrame) -> None:
@@ -164,6 +176,13 @@ class ChatConnection:
                 await self.services.replies.confirm(
                     frame.reply_id, frame.call_id, self.user.user_id, approve=frame.approve
                 )
+            case FeedbackFrame():
+                feedback = await self.services.operations.feedback.give(
+                    self.user.user_id, frame.message_id, frame.rating, frame.comment
+                )
+                await self.send({"type": "feedback_saved", **feedback.public()})
+            case RequestHumanFrame():
+                await self._request_human(frame)
 
     async def _start(self, frame: StartFrame) -> None:
         self.view = await self.services.chat.start(
@@ -174,6 +193,7 @@ class ChatConnection:
             personality=frame.personality,
             rules=frame.rules,
         )
+        self.watch.watch(str(self.view.conversation.id))
         await self.send(self.view.frame())
 
     async def _message(self, frame: MessageFrame) -> None:
@@ -187,7 +207,20 @@ class ChatConnection:
             self.user, self.view.conversation, client_id=frame.client_id, text=frame.text
         )
         await self.send(accepted.frame())
-        self._follow(accepted.reply_id, 0, restart=False)
+        if accepted.reply_id is not None:  # None: a person holds the conversation
+            self._follow(accepted.reply_id, 0, restart=False)
+
+    async def _request_human(self, frame: RequestHumanFrame) -> None:
+        if self.view is None:
+            raise BadRequest('Send a "start" frame first.')
+        conversation_id = str(self.view.conversation.id)
+        desk = self.services.operations.desk
+        state = await desk.ask_for_person(self.user, conversation_id, frame.reason)
+        await self.send(handoff_frame(conversation_id, state))
+
+    async def _handoff_state(self, conversation_id: str) -> dict[str, Any]:
+        conversation = await self.services.conversations.get(self.user.user_id, conversation_id)
+        return conversation.handoff()
 
     async def _cancel(self, frame: CancelFrame) -> None:
         await self.services.replies.cancel(frame.reply_id, self.user.user_id)

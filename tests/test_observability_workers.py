@@ -1,0 +1,179 @@
+"""Metrics under ``parley serve --workers 2``: one scrape sees every worker's counts.
+
+Which worker accepts a connection is the kernel's choice; the test keeps
+starting replies until both workers have run some (each reply's lease in
+Redis names the instance that runs it), then checks that a scrape of either
+port, whichever process answers it, counts them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from conftest import TokenFactory
+from parley.observability.exposition import forget_dead_processes
+from parley.observability.workers import (
+    LOCK_FILE,
+    METRICS_FOLDER,
+    remove_stale_directories,
+    worker_metrics_directory,
+)
+from parley.replies.keys import Keys
+from support.client import ChatClient
+from support.fake_llm import FakeLLM, Script
+from support.metrics import Scrape, scrape
+from support.server import ParleyServer, free_port
+from support.storage import StorageURLs
+
+METRICS_TOKEN = "workers-token-0123456789abcdef"
+MINI = "openai:gpt-4o-mini"
+MAX_REPLIES = 60  # both workers have always been hit well before this
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("workers-data")
+
+
+@pytest.fixture(scope="module")
+def metrics_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def workers(
+    server_env: dict[str, str], data_dir: Path, metrics_port: int
+) -> Iterator[ParleyServer]:
+    env = {
+        **server_env,
+        "PARLEY_DATA_DIR": str(data_dir),
+        "PARLEY_METRICS_TOKEN": METRICS_TOKEN,
+        "PARLEY_METRICS_PORT": str(metrics_port),
+    }
+    instance = ParleyServer(env, name="parley-workers", args=["--workers", "2"]).start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
+async def redis(storage: StorageURLs) -> AsyncIterator[Redis]:
+    client = Redis.from_url(storage.redis_url)
+    yield client
+    await client.aclose()
+
+
+async def test_one_scrape_counts_the_replies_of_both_workers(
+    workers: ParleyServer,
+    metrics_port: int,
+    fake: FakeLLM,
+    make_token: TokenFactory,
+    redis: Redis,
+) -> None:
+    before = await asyncio.to_thread(scrape, workers.url, METRICS_TOKEN)
+    owners: set[str] = set()
+    replies = 0
+    async with AsyncExitStack() as sockets:
+        while len(owners) < 2:
+            assert replies < MAX_REPLIES, "every connection went to the same worker"
+            client = await sockets.enter_async_context(
+                await ChatClient.connect(workers.ws_url, make_token()[1])
+            )
+            owners.add(await held_reply(client, fake, redis))
+            replies += 1
+        print("REPLIES", replies)
+        # Every socket is still open, spread over both workers.
+        during = await asyncio.to_thread(scrape, workers.url, METRICS_TOKEN)
+        assert (
+            during.value("parley_open_websockets") - before.value("parley_open_websockets")
+            == replies
+        )
+
+    for answer in await asyncio.gather(
+        asyncio.to_thread(scrape, workers.url, METRICS_TOKEN),  # a worker answers
+        asyncio.to_thread(scrape, f"http://127.0.0.1:{metrics_port}", METRICS_TOKEN),  # the parent
+    ):
+        assert counted(answer) - counted(before) == replies
+        assert (
+            answer.value("parley_reply_duration_seconds_count", agent="agent_gamma")
+            - before.value("parley_reply_duration_seconds_count", agent="agent_gamma")
+            == replies
+        )
+
+
+async def held_reply(client: ChatClient, fake: FakeLLM, redis: Redis) -> str:
+    """Run one reply, held open until its owner is read from its lease; the owner."""
+    fake.enqueue(Script(chunks=["Held", " reply."], hold=True))
+    await client.start(agent="agent_gamma")
+    accepted = await client.say("Which worker are you?")
+    await client.reply(accepted["reply_id"], until_seq=1)
+    owner = await redis.get(Keys().lease(accepted["reply_id"]))
+    fake.release()
+    reply = await client.reply(accepted["reply_id"])
+    assert reply.done is not None and reply.done["status"] == "complete"
+    assert owner is not None
+    return owner.decode()
+
+
+def counted(scraped: Scrape) -> float:
+    return scraped.value("parley_replies_total", agent="agent_gamma", model=MINI, status="complete")
+
+
+def test_the_metrics_port_needs_the_token_too(workers: ParleyServer, metrics_port: int) -> None:
+    import httpx
+
+    url = f"http://127.0.0.1:{metrics_port}"
+    assert httpx.get(f"{url}/metrics", timeout=10).status_code == 401
+    assert httpx.get(f"{url}/other", timeout=10).status_code == 404
+
+
+def test_the_workers_share_one_directory_removed_at_exit(
+    server_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**server_env, "PARLEY_DATA_DIR": str(tmp_path), "PARLEY_METRICS_TOKEN": METRICS_TOKEN}
+    stale = tmp_path / METRICS_FOLDER / "serve-killed"  # as a killed server leaves it
+    stale.mkdir(parents=True)
+    (stale / LOCK_FILE).touch()
+    (stale / "counter_12345.db").write_bytes(b"\0" * 16)
+    instance = ParleyServer(env, name="parley-workers-dir", args=["--workers", "2"]).start()
+    try:
+        [directory] = (tmp_path / METRICS_FOLDER).glob("serve-*")
+        assert directory != stale
+        assert any(directory.glob("*.db"))  # the workers write there
+    finally:
+        instance.stop()
+    assert list((tmp_path / METRICS_FOLDER).iterdir()) == []
+
+
+def test_directories_of_running_servers_are_kept(tmp_path: Path) -> None:
+    with worker_metrics_directory(tmp_path) as mine:
+        (mine / "counter_1.db").touch()
+        assert remove_stale_directories(tmp_path / METRICS_FOLDER) == []
+        assert mine.is_dir()
+        # Another process holding it: its lock is an open file description of its own.
+        other = os.open(mine / LOCK_FILE, os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(other)
+    assert not mine.exists()
+
+
+def test_gauges_of_dead_processes_are_dropped(tmp_path: Path) -> None:
+    gone = 2**22 + 1  # above Linux's highest pid: no such process
+    alive = tmp_path / f"gauge_livesum_{os.getpid()}.db"
+    dead = tmp_path / f"gauge_livesum_{gone}.db"
+    counter = tmp_path / f"counter_{gone}.db"  # a dead worker's counts stay counted
+    for path in (alive, dead, counter):
+        path.touch()
+    forget_dead_processes(tmp_path)
+    assert alive.exists() and counter.exists()
+    assert not dead.exists()
