@@ -88,7 +88,6 @@ async def test_one_scrape_counts_the_replies_of_both_workers(
             )
             owners.add(await held_reply(client, fake, redis))
             replies += 1
-        print("REPLIES", replies)
         # Every socket is still open, spread over both workers.
         during = await asyncio.to_thread(scrape, workers.url, METRICS_TOKEN)
         assert (
