@@ -20,7 +20,14 @@ import yaml
 from parley.auth.tokens import mint_token
 from parley.examples.background import BackgroundServer
 from parley.examples.orders import ORDERS_URL_ENV, start_orders_service
+from support.classifiers import (
+    CLASSIFIER_AGENTS,
+    MODERATION_KEY,
+    MODERATION_KEY_ENV,
+    write_classifier_rule_sets,
+)
 from support.fake_llm import FakeLLM
+from support.knowledge import KB_AGENTS, write_knowledge_lab
 from support.private import PrivateRedis
 from support.server import ParleyServer
 from support.storage import StorageURLs, storage_urls
@@ -165,7 +172,7 @@ def fake(fake_llm: FakeLLM) -> FakeLLM:
 
 
 @pytest.fixture(scope="session")
-def catalog_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def catalog_dir(tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeLLM) -> Path:
     """The shipped catalog plus the test-only agents."""
     root = tmp_path_factory.mktemp("catalog")
     for folder in ("personalities", "rules", "tools"):
@@ -183,8 +190,10 @@ def catalog_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     lab.update(id="tool_budget", name="Tool budget")
     lab["limits"].update(daily_token_budget=TOOL_BUDGET, max_reply_tokens=200)
     (root / "rules" / "tool_budget.yaml").write_text(yaml.safe_dump(lab))
+    write_classifier_rule_sets(REPO, root / "rules", f"{fake_llm.base_url}/moderations")
+    write_knowledge_lab(REPO, root)  # last: it takes knowledge off every other rule set
     agents = yaml.safe_load((REPO / "agents.yaml").read_text())
-    agents["agents"].extend(TEST_AGENTS + TEST_TOOL_AGENTS)
+    agents["agents"].extend(TEST_AGENTS + TEST_TOOL_AGENTS + CLASSIFIER_AGENTS + KB_AGENTS)
     (root / "agents.yaml").write_text(yaml.safe_dump(agents))
     return root
 
@@ -248,6 +257,10 @@ def server_env(
         "PARLEY_IDLE_TIMEOUT": "10",
         "PARLEY_LEASE_TTL_SECONDS": "2",
         "PARLEY_LOG_LEVEL": "INFO",
+        MODERATION_KEY_ENV: MODERATION_KEY,
+        # A title is one more upstream request after a first reply, which would
+        # take scripts queued for other requests: only tests/test_titles.py's server titles.
+        "PARLEY_GENERATE_TITLES": "false",
     }
 
 

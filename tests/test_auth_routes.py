@@ -169,6 +169,15 @@ def test_dev_login_signs_in_by_name(dev_client: TestClient) -> None:
     assert dev_client.get("/auth/me").json()["user"]["id"] == "dev-ada-lovelace"
 
 
+def test_dev_login_makes_admins_of_the_listed_names_only() -> None:
+    client = _client(Settings(dev_admins="Dana, Sam "), dev_secret=DEV_SECRET)
+    for name, admin in (("Dana", True), ("dana", True), ("Sam", True), ("Ada", False)):
+        user = client.post("/auth/dev-login", json={"name": name}).json()["user"]
+        assert user["admin"] is admin, name
+    # The admin role is in the cookie's token itself, so every endpoint sees it.
+    assert client.get("/auth/me").json()["user"] == {"id": "dev-ada", "name": "Ada", "admin": False}
+
+
 def test_dev_login_same_name_same_user(dev_client: TestClient) -> None:
     first = dev_client.post("/auth/dev-login", json={"name": "Zoë"}).json()["user"]["id"]
     again = dev_client.post("/auth/dev-login", json={"name": "zoë"}).json()["user"]["id"]

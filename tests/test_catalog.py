@@ -21,6 +21,7 @@ def copy_catalog(target: Path) -> Path:
     shutil.copytree(ROOT / "personalities", target / "personalities")
     shutil.copytree(ROOT / "rules", target / "rules")
     shutil.copytree(ROOT / "tools", target / "tools")
+    shutil.copytree(ROOT / "knowledge", target / "knowledge")
     shutil.copy(ROOT / "agents.yaml", target / "agents.yaml")
     return target
 

@@ -19,6 +19,7 @@ def root(tmp_path: Path) -> Path:
     shutil.copytree(ROOT / "personalities", tmp_path / "personalities")
     shutil.copytree(ROOT / "rules", tmp_path / "rules")
     shutil.copytree(ROOT / "tools", tmp_path / "tools")
+    shutil.copytree(ROOT / "knowledge", tmp_path / "knowledge")
     shutil.copy(ROOT / "agents.yaml", tmp_path / "agents.yaml")
     return tmp_path
 

@@ -67,6 +67,8 @@ class Expected:
     usage: tuple[int, int] | None  # the vendor's (prompt, completion); None: it sent none
     calls: tuple[tuple[str, str, object], ...] = ()  # (id, name, parsed arguments)
     error: str | None = None  # what the (transient) failure says
+    # A stream that broke after the vendor counted the prompt: that count is kept.
+    reported_prompt: int | None = None
 
 
 WEATHER_REPLY = (
@@ -174,7 +176,11 @@ EXPECTED: dict[str, Expected] = {
         "", None, None, error="stream error: overloaded_error: Overloaded"
     ),
     "anthropic-overloaded-mid-stream": Expected(
-        "Hello there", None, None, error="stream error: overloaded_error: Overloaded"
+        "Hello there",
+        None,
+        None,
+        error="stream error: overloaded_error: Overloaded",
+        reported_prompt=11,
     ),
 }
 
@@ -247,6 +253,8 @@ async def test_transcript_through_its_provider(
     if expected.error is not None:
         assert error is not None and error.transient and str(error) == expected.error
         assert not any(isinstance(e, Usage | Finish) for e in events)
+        reported = error.usage.prompt_tokens if error.usage else None
+        assert reported == expected.reported_prompt
         return
     assert error is None
     usage = [(e.prompt_tokens, e.completion_tokens) for e in events if isinstance(e, Usage)]
@@ -305,6 +313,9 @@ async def test_transcript_through_the_router(name: str, fake: FakeLLM, router: L
         assert record.status == "failed" and record.error == expected.error
         # Failing before any output, it would be retried (here: no attempts left).
         assert unavailable == (not texts)
+        if expected.reported_prompt is not None:  # the vendor's count, the rest ours
+            assert (record.prompt_tokens, record.estimated) == (expected.reported_prompt, True)
+            assert record.completion_tokens == router.counter.for_model(model).count(record.text)
         return
     assert (record.status, record.finish_reason) == ("complete", expected.finish)
     if expected.usage is not None:

@@ -7,6 +7,10 @@ several); the fake vendor answers its upstream calls.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import httpx
@@ -28,7 +32,7 @@ from support.metrics import (
     metric_names,
     scrape,
 )
-from support.server import ParleyServer
+from support.server import ParleyServer, free_port
 
 METRICS_TOKEN = "metrics-token-0123456789abcdef"
 MINI = "openai:gpt-4o-mini"
@@ -36,8 +40,17 @@ WORDS = ["Restart", " the", " router,", " then", " wait."]
 
 
 @pytest.fixture(scope="module")
-def metrics_server(server_env: dict[str, str]) -> Iterator[ParleyServer]:
-    env = {**server_env, "PARLEY_METRICS_TOKEN": METRICS_TOKEN}
+def metrics_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def metrics_server(server_env: dict[str, str], metrics_port: int) -> Iterator[ParleyServer]:
+    env = {
+        **server_env,
+        "PARLEY_METRICS_TOKEN": METRICS_TOKEN,
+        "PARLEY_METRICS_PORT": str(metrics_port),
+    }
     instance = ParleyServer(env, name="parley-metrics").start()
     yield instance
     instance.stop()
@@ -251,6 +264,37 @@ async def test_rest_rate_limit_refusals_are_counted(
         instance.stop()
     assert statuses == [200, 200, 429, 429, 429]
     assert after.value("parley_rate_limit_refusals_total", transport="rest", reason="limited") == 3
+
+
+def test_the_metrics_port_shows_the_same_metrics(
+    metrics_server: ParleyServer, metrics_port: int
+) -> None:
+    # One worker: the port's thread reads the worker's own memory (after the replies above).
+    main = scraped(metrics_server)
+    port = scrape(f"http://127.0.0.1:{metrics_port}", METRICS_TOKEN)
+    assert set(port.families) == set(main.families)
+    assert port.value("parley_replies_total") == main.value("parley_replies_total") > 0
+
+
+def test_a_metrics_port_that_cannot_be_had_stops_the_start(server_env: dict[str, str]) -> None:
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        for metrics_port, problem in (
+            (port, f"PARLEY_METRICS_PORT: {port} is the port Parley serves on"),
+            (taken.getsockname()[1], "PARLEY_METRICS_PORT: cannot listen on 127.0.0.1:"),
+        ):
+            result = subprocess.run(
+                [sys.executable, "-m", "parley", "serve", "--port", str(port)],
+                env={**os.environ, **server_env, "PARLEY_METRICS_PORT": str(metrics_port)},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert result.returncode == 2
+            assert f"parley: {problem}" in result.stderr
+            assert "Parley on" not in result.stderr  # before the banner and the workers
 
 
 # -- storage errors (in process: an outage is not needed to see them counted) -----------

@@ -1,16 +1,20 @@
 """Metrics under ``parley serve --workers 2``: one scrape sees every worker's counts.
 
-Which worker accepts a connection is the kernel's choice; the test keeps
-starting replies until both workers have run some (each reply's lease in
-Redis names the instance that runs it), then checks that a scrape of either
-port, whichever process answers it, counts them all.
+Which worker accepts a connection is the kernel's choice, and it tends to
+pick the same one again and again. To put one connection on each worker for
+certain, the test pauses the other worker (SIGSTOP, then SIGCONT) while it
+connects. A reply on each connection then checks, through the reply's lease
+in Redis, that two instances did run them, and a scrape of either port,
+whichever process answers it, must count both.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
+import signal
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -35,7 +39,6 @@ from support.storage import StorageURLs
 
 METRICS_TOKEN = "workers-token-0123456789abcdef"
 MINI = "openai:gpt-4o-mini"
-MAX_REPLIES = 60  # both workers have always been hit well before this
 
 
 @pytest.fixture(scope="module")
@@ -77,34 +80,60 @@ async def test_one_scrape_counts_the_replies_of_both_workers(
     make_token: TokenFactory,
     redis: Redis,
 ) -> None:
+    pids = worker_pids(workers)
+    assert len(pids) == 2
     before = await asyncio.to_thread(scrape, workers.url, METRICS_TOKEN)
-    owners: set[str] = set()
-    replies = 0
     async with AsyncExitStack() as sockets:
-        while len(owners) < 2:
-            assert replies < MAX_REPLIES, "every connection went to the same worker"
-            client = await sockets.enter_async_context(
-                await ChatClient.connect(workers.ws_url, make_token()[1])
-            )
+        owners = set()
+        for pid in pids:
+            with only_running(pid, among=pids):
+                client = await ChatClient.connect(workers.ws_url, make_token()[1])
+            await sockets.enter_async_context(client)
             owners.add(await held_reply(client, fake, redis))
-            replies += 1
-        # Every socket is still open, spread over both workers.
+        assert len(owners) == 2  # two instances ran the replies
         during = await asyncio.to_thread(scrape, workers.url, METRICS_TOKEN)
-        assert (
-            during.value("parley_open_websockets") - before.value("parley_open_websockets")
-            == replies
-        )
+        assert during.value("parley_open_websockets") - before.value("parley_open_websockets") == 2
 
     for answer in await asyncio.gather(
         asyncio.to_thread(scrape, workers.url, METRICS_TOKEN),  # a worker answers
         asyncio.to_thread(scrape, f"http://127.0.0.1:{metrics_port}", METRICS_TOKEN),  # the parent
     ):
-        assert counted(answer) - counted(before) == replies
+        assert counted(answer) - counted(before) == 2
+        durations = "parley_reply_duration_seconds_count"
         assert (
-            answer.value("parley_reply_duration_seconds_count", agent="agent_gamma")
-            - before.value("parley_reply_duration_seconds_count", agent="agent_gamma")
-            == replies
+            answer.value(durations, agent="agent_gamma")
+            - before.value(durations, agent="agent_gamma")
+            == 2
         )
+
+
+def worker_pids(server: ParleyServer) -> list[int]:
+    """uvicorn's workers: the children of ``parley serve`` started by multiprocessing's spawn."""
+    assert server.process is not None
+    workers = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):  # gone meanwhile
+            stat = (entry / "stat").read_text()
+            parent = int(stat.rpartition(")")[2].split()[1])  # the field after the state
+            command = (entry / "cmdline").read_bytes()
+            if parent == server.process.pid and b"spawn_main" in command:
+                workers.append(int(entry.name))
+    return sorted(workers)
+
+
+@contextlib.contextmanager
+def only_running(pid: int, *, among: list[int]) -> Iterator[None]:
+    """Pause the other workers, so that only ``pid`` can accept connections."""
+    paused = [other for other in among if other != pid]
+    try:
+        for other in paused:
+            os.kill(other, signal.SIGSTOP)
+        yield
+    finally:
+        for other in paused:
+            os.kill(other, signal.SIGCONT)
 
 
 async def held_reply(client: ChatClient, fake: FakeLLM, redis: Redis) -> str:

@@ -214,7 +214,7 @@ async def test_check_returns_the_arguments_when_they_are_valid(crm: Any) -> None
 
 @pytest.fixture
 def catalog(tmp_path: Path) -> Path:
-    for folder in ("personalities", "rules", "tools"):
+    for folder in ("personalities", "rules", "tools", "knowledge"):
         shutil.copytree(REPO / folder, tmp_path / folder)
     shutil.copy(REPO / "agents.yaml", tmp_path)
     return tmp_path
@@ -291,7 +291,8 @@ def test_without_tool_files_only_built_ins_are_known(small_catalog: Path) -> Non
     with pytest.raises(CatalogError) as raised:
         load_catalog(small_catalog)
     [problem] = raised.value.problems
-    assert "unknown tool 'lookup_order' (tools/*.yaml and built-ins: handoff_to_human)" in problem
+    known = "handoff_to_human, knowledge_search"
+    assert f"unknown tool 'lookup_order' (tools/*.yaml and built-ins: {known})" in problem
 
 
 # -- parley check -----------------------------------------------------------------------------
@@ -312,7 +313,7 @@ def parley_check(catalog: Path, *args: str, **env: str) -> subprocess.CompletedP
 def test_check_starts_the_mcp_servers_and_lists_every_tool(catalog: Path) -> None:
     result = parley_check(catalog, **ORDERS)
     assert result.returncode == 0, result.stderr
-    assert "tools: create_ticket, handoff_to_human, lookup_order, " in result.stdout
+    assert "tools: create_ticket, handoff_to_human, knowledge_search, lookup_order, " in result.stdout
     assert "status_page__known_issues, status_page__service_status" in result.stdout
 
 
@@ -339,7 +340,8 @@ def test_check_offline_does_not_start_mcp_servers(catalog: Path) -> None:
     status.write_text(status.read_text().replace('"${python}"', '"/nonexistent/python"'))
     offline = parley_check(catalog, "--offline", **ORDERS)
     assert offline.returncode == 0, offline.stderr
-    assert "tools: create_ticket, handoff_to_human, lookup_order, status_page" in offline.stdout
+    tools = "create_ticket, handoff_to_human, knowledge_search, lookup_order, status_page"
+    assert f"tools: {tools}" in offline.stdout
     online = parley_check(catalog, **ORDERS)
     assert online.returncode == 1
     line = line_of(status, "mcp:")

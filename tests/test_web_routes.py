@@ -66,14 +66,25 @@ def test_max_message_chars_reaches_the_page() -> None:
     assert 'data-max-message-chars="1234"' in html
 
 
-def test_page_has_no_inline_script_or_style() -> None:
-    html = _client().get("/").text
+@pytest.mark.parametrize("path", ["/", "/console"])
+def test_page_has_no_inline_script_or_style(path: str) -> None:
+    html = _client().get(path).text
     assert " style=" not in html
     assert "<style" not in html
     for match in re.finditer(r"<script\b([^>]*)>(.*?)</script>", html, flags=re.S):
         attrs, content = match.groups()
         assert "src=" in attrs and not content.strip()
     assert not re.search(r"\son[a-z]+\s*=", html), "inline event handler"
+
+
+def test_console_page_is_served_like_the_chat() -> None:
+    response = _client().get("/console", headers={"host": "chat.example.test"})
+    assert response.status_code == 200
+    assert response.headers["content-security-policy"] == content_security_policy(
+        "chat.example.test"
+    )
+    for hook in ("queue", "transcript", "take-over", "release", "operator-input", "export-link"):
+        assert f'id="{hook}"' in response.text
 
 
 def test_csp_is_strict() -> None:
@@ -142,9 +153,10 @@ def test_static_files_revalidate_cheaply() -> None:
     assert second.status_code == 304
 
 
-def test_every_asset_the_page_references_exists() -> None:
+@pytest.mark.parametrize("path", ["/", "/console"])
+def test_every_asset_the_page_references_exists(path: str) -> None:
     client = _client()
-    html = client.get("/").text
+    html = client.get(path).text
     refs = set(re.findall(r'(?:src|href)="(/static/[^"]+)"', html))
     assert refs
     for ref in refs:

@@ -23,11 +23,17 @@ from parley.observability.endpoint import metrics_routes
 from parley.observability.request_id import RequestIdMiddleware
 from parley.observability.tracing import Tracing
 from parley.services import Services
+from parley.transport.compat.anthropic_api import anthropic_routes
+from parley.transport.compat.openai_api import openai_routes
 from parley.transport.http import PrincipalMiddleware, handle_error, handle_http_exception
+from parley.transport.knowledge import knowledge_routes
+from parley.transport.operators import operator_routes
 from parley.transport.ops import ops_routes
 from parley.transport.ratelimit import RateLimitMiddleware, UserRateLimiter
 from parley.transport.replies import reply_routes
 from parley.transport.rest import rest_routes
+from parley.transport.review import review_routes
+from parley.transport.user_actions import user_action_routes
 from parley.transport.websocket import websocket_endpoint
 from parley.web.routes import web_routes
 
@@ -59,7 +65,13 @@ def create_app(settings: Settings, *, tracing: Tracing | None = None) -> Starlet
         *metrics_routes(settings.metrics_token),
         *auth_routes(verifier, settings, dev_secret),
         *rest_routes(),
+        *openai_routes(),
+        *anthropic_routes(),
+        *knowledge_routes(),
         *reply_routes(),
+        *user_action_routes(),
+        *operator_routes(),
+        *review_routes(),
         WebSocketRoute("/ws", websocket_endpoint),
         *web_routes(
             Path(settings.web_dir),

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from parley.auth.tokens import Principal
 from parley.catalog import Agent, CatalogStore
 from parley.errors import Busy
+from parley.knowledge.prompt import with_passages
+from parley.knowledge.service import Asker, Knowledge, Retrieval
 from parley.llm.base import ChatMessage, ModelRef
 from parley.llm.context import fit_messages
 from parley.llm.router import LLMRouter
@@ -34,6 +37,7 @@ from parley.rules.ruleset import RuleSet
 from parley.sessions import Session, SessionStore
 from parley.storage.conversations import ConversationStore, NewTurn, TurnIds
 from parley.storage.records import Conversation, Message
+from parley.tools.base import Tool
 from parley.tools.registry import ToolRegistry
 
 # A composed agent (any allowed personality + rules pair) is stored under
@@ -110,6 +114,7 @@ class ChatService:
         default_model: ModelRef,
         tracing: Tracing = NO_TRACING,
         held: HeldMessages | None = None,
+        knowledge: Knowledge | None = None,
     ) -> None:
         self.catalog = catalog
         self.conversations = conversations
@@ -123,6 +128,7 @@ class ChatService:
         self.default_model = default_model
         self.tracing = tracing
         self.held = held
+        self.knowledge = knowledge
 
     # -- conversations and sessions ------------------------------------------
 
@@ -189,7 +195,14 @@ class ChatService:
     # -- messages --------------------------------------------------------------
 
     async def send(
-        self, user: Principal, conversation: Conversation, *, client_id: str, text: str
+        self,
+        user: Principal,
+        conversation: Conversation,
+        *,
+        client_id: str,
+        text: str,
+        history: Sequence[ChatMessage] | None = None,
+        can_confirm: bool = True,
     ) -> Accepted:
         """Accept a user message and start its reply.
 
@@ -201,19 +214,39 @@ class ChatService:
         Resends are recognised in Redis when the reply is opened (one round
         trip either way), and by Postgres's unique (conversation, client_id)
         for older ones.
+
+        ``history`` is the conversation so far as a caller that keeps it itself
+        sends it (the OpenAI- and Anthropic-compatible APIs): it goes upstream
+        instead of the stored one, screened as if it had been stored (see
+        :func:`_unblocked`). ``can_confirm=False`` says nobody can approve a
+        tool call for this turn, so tools that need approval are not offered.
         """
         conversation_id = str(conversation.id)
         with (
             context.bound(conversation_id=conversation_id),
             self.tracing.message(conversation.agent_id, conversation_id) as span,
         ):
-            accepted = await self._send(user, conversation, client_id=client_id, text=text)
+            accepted = await self._send(
+                user,
+                conversation,
+                client_id=client_id,
+                text=text,
+                given=history,
+                can_confirm=can_confirm,
+            )
             span.set("parley.reply.id", accepted.reply_id or "")
             span.set("parley.message.duplicate", accepted.duplicate)
             return accepted
 
     async def _send(
-        self, user: Principal, conversation: Conversation, *, client_id: str, text: str
+        self,
+        user: Principal,
+        conversation: Conversation,
+        *,
+        client_id: str,
+        text: str,
+        given: Sequence[ChatMessage] | None,
+        can_confirm: bool,
     ) -> Accepted:
         agent = self.resolve_agent(conversation.agent_id)
         with self.tracing.span("parley.rules", {"parley.rules.id": agent.rules.id}) as span:
@@ -232,7 +265,9 @@ class ChatService:
                 owner=self.replies.deps.owner,
                 lease_ms=self.replies.deps.lease_ms,
             ),
-            self.memory.recent(conversation.id),
+            self.memory.recent(conversation.id)
+            if given is None
+            else self._caller_history(agent.rules, given),
             return_exceptions=True,
         )
         if isinstance(opened, ConversationHeld):
@@ -255,11 +290,11 @@ class ChatService:
             input_events=verdict.events,
             blocked_reply=verdict.blocked_reply,
             handoff=verdict.handoff,
-            first_turn=not history,
+            first_turn=not history if given is None else conversation.message_count == 0,
         )
         try:
             if verdict.blocked_reply is None:
-                job = await self._prepare(user, agent, history, job)
+                job = await self._prepare(user, agent, history, job, can_confirm=can_confirm)
         except BaseException:
             await self._abandon(job, client_id)
             raise
@@ -276,6 +311,7 @@ class ChatService:
             reply_id=UUID(reply_id),
             catalog_version=agent.catalog_version,
             model=str(job.models[0]) if job.models else None,
+            sources=job.sources,
         )
         try:
             with self.tracing.storage("insert_turn"):
@@ -291,11 +327,21 @@ class ChatService:
         return _accepted(client_id, ids)
 
     async def _prepare(
-        self, user: Principal, agent: Agent, history: list[ChatMessage], job: ReplyJob
+        self,
+        user: Principal,
+        agent: Agent,
+        history: list[ChatMessage],
+        job: ReplyJob,
+        *,
+        can_confirm: bool = True,
     ) -> ReplyJob:
         """Fit the prompt to the model's window and reserve the token budget."""
         models = self._models(agent)
         system = agent.system_prompt(user_name=user.name, today=datetime.now(UTC).date())
+        retrieval = await self._retrieve(agent, history, job, models[0])
+        if retrieval is not None:
+            system = with_passages(system, retrieval.passages)
+            job = replace(job, sources=retrieval.sources)
         fitted = fit_messages(
             system,
             history,
@@ -318,9 +364,37 @@ class ChatService:
             max_tokens=agent.max_reply_tokens,
             temperature=agent.temperature,
             reservation=reservation,
-            tools=self.tools.select(agent.tools),
+            tools=_offered(self.tools.select(agent.tools), can_confirm=can_confirm),
             max_tool_rounds=agent.rules.limits.max_tool_rounds,
         )
+
+    async def _retrieve(
+        self, agent: Agent, history: list[ChatMessage], job: ReplyJob, model: ModelRef
+    ) -> Retrieval | None:
+        """The agent's passages for this turn, within their share of the model's window."""
+        if self.knowledge is None or not agent.knowledge:
+            return None
+        tokens = self.router.counter.for_model(model)
+        with self.tracing.span("parley.knowledge", {"parley.knowledge.mode": self.knowledge.mode}):
+            return await self.knowledge.retrieve(
+                collections=agent.knowledge,
+                history=history,
+                newest=job.user_text,
+                budget_tokens=self.knowledge.budget(
+                    self.router.context_window(model), agent.max_reply_tokens
+                ),
+                count=tokens.count,
+                conversation_id=str(job.conversation_id),
+                asker=Asker(job.user_id, job.conversation_id, UUID(job.reply_id)),
+            )
+
+    async def _caller_history(
+        self, rules: RuleSet, given: Sequence[ChatMessage]
+    ) -> list[ChatMessage]:
+        """A caller's history, as deep as a stored one is read, screened like one."""
+        recent = _from_a_user_turn(given[-self.memory.size :])
+        size = sum(len(message.content) for message in recent)
+        return await _off_the_loop(size, partial(_unblocked, rules), recent)
 
     async def _hold(
         self, conversation: Conversation, agent: Agent, client_id: str, verdict: InputVerdict
@@ -383,6 +457,38 @@ async def _screen_history(
         redacted=verdict.redacted or screened[-1] != verdict.text,
     )
     return history, verdict
+
+
+def _unblocked(rules: RuleSet, history: Sequence[ChatMessage]) -> list[ChatMessage]:
+    """A caller's history without the turns a block rule stops.
+
+    A stored conversation keeps a blocked message and the rule's reply to it
+    out of every later prompt; a history the caller sends was never checked,
+    and would otherwise be a way round a block. So each user turn is checked
+    as if it were new, and one that would be blocked goes with what answers it.
+    """
+    kept: list[ChatMessage] = []
+    blocked = False
+    for message in history:
+        if message.role == "user":
+            blocked = rules.check_input(message.content).blocked
+        if not blocked:
+            kept.append(message)
+    return kept
+
+
+def _from_a_user_turn(history: Sequence[ChatMessage]) -> Sequence[ChatMessage]:
+    """``history`` from its first user turn: a reply without its question confuses models."""
+    start = next((i for i, message in enumerate(history) if message.role == "user"), len(history))
+    return history[start:]
+
+
+def _offered(tools: dict[str, Tool], *, can_confirm: bool) -> dict[str, Tool]:
+    """The tools to offer the model: a tool that waits for a person's approval only
+    when someone can give it."""
+    if can_confirm:
+        return tools
+    return {name: tool for name, tool in tools.items() if not tool.confirm}
 
 
 def _accepted(client_id: str, ids: TurnIds, *, duplicate: bool = False) -> Accepted:

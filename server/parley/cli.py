@@ -59,6 +59,16 @@ def _parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="apply pending SQL migrations")
     migrate.set_defaults(command=migrate_command)
 
+    ingest = commands.add_parser(
+        "ingest",
+        help="ingest the catalog's knowledge collections (incremental)",
+        description="Bring the stored chunks in line with knowledge/<collection>/: new and "
+        "changed files are ingested, unchanged ones skipped, removed ones removed. "
+        "serve does this at start too.",
+    )
+    ingest.add_argument("collection", nargs="?", help="only this collection (default: all)")
+    ingest.set_defaults(command=ingest_command)
+
     token = commands.add_parser("token", help="mint a JWT with the configured secret")
     token.add_argument("--user", required=True)
     token.add_argument("--name")
@@ -115,6 +125,7 @@ def serve_command(settings: Settings, args: argparse.Namespace) -> int:
                 host=settings.metrics_host,
                 port=settings.metrics_port,
                 token=settings.metrics_token,
+                serving_port=port,
             ),
             embedded_storage(
                 settings.data_dir,
@@ -205,6 +216,61 @@ def migrate_command(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def ingest_command(settings: Settings, args: argparse.Namespace) -> int:
+    from parley.knowledge.ingest import IngestReport
+    from parley.knowledge.service import Knowledge
+    from parley.llm.models import PriceTable
+    from parley.preflight import database_problem
+    from parley.storage.database import create_pool, migrate
+
+    if settings.database_url is None:
+        print(
+            "parley: set DATABASE_URL to ingest (serve ingests into embedded Postgres itself)",
+            file=sys.stderr,
+        )
+        return 2
+    knowledge_names = sorted(_collections(settings))
+    if args.collection is not None and args.collection not in knowledge_names:
+        known = ", ".join(knowledge_names) or "none"
+        print(f"parley: no collection {args.collection!r} (knowledge/*/: {known})", file=sys.stderr)
+        return 2
+    problem = asyncio.run(database_problem(settings.database_url))
+    if problem is not None:
+        print(f"parley: {problem}", file=sys.stderr)
+        return 2
+    prices = PriceTable.defaults()
+    if settings.prices_file is not None:
+        prices = PriceTable.load(settings.prices_file)
+
+    async def run() -> list[IngestReport]:
+        assert settings.database_url is not None
+        pool = await create_pool(settings.database_url, max_size=2)
+        try:
+            await migrate(pool)
+            knowledge = await Knowledge.start(pool, settings, prices.cost_usd)
+            print(knowledge.describe(), file=sys.stderr)
+            try:
+                reports = await knowledge.sync(args.collection, progress=True)
+            finally:
+                await knowledge.aclose()
+        finally:
+            await pool.close()
+        return reports
+
+    reports = asyncio.run(run())
+    for report in reports:
+        print(report.summary())
+        for failure in report.failed:
+            print(f"  failed: {failure}", file=sys.stderr)
+    return 1 if any(report.failed for report in reports) else 0
+
+
+def _collections(settings: Settings) -> set[str]:
+    from parley.knowledge.folders import declared_collections
+
+    return declared_collections(settings.catalog)
+
+
 def token_command(settings: Settings, args: argparse.Namespace) -> int:
     from parley.auth.tokens import ensure_dev_secret, mint_token
 
@@ -273,6 +339,7 @@ def check_command(
     from parley.auth.tokens import TokenVerifier
     from parley.catalog import CatalogError, load_catalog
     from parley.examples.orders import environ_as_served
+    from parley.llm.providers import load_specs, summary, unknown_providers
     from parley.preflight import storage_problems
     from parley.tools.check import check_tools
 
@@ -283,6 +350,7 @@ def check_command(
             TokenVerifier.from_settings(settings, None)
         except ConfigurationError as error:
             problems += error.problems
+    catalog = None
     try:
         catalog = load_catalog(settings.catalog)
     except CatalogError as error:
@@ -295,11 +363,18 @@ def check_command(
         environ=environ_as_served(os.environ),
     )
     problems += tools.problems
+    try:
+        specs = load_specs(settings.catalog, os.environ)
+        problems += unknown_providers(specs, settings.default_model, catalog)
+    except CatalogError as error:
+        problems += error.problems
     if problems:
         print("parley: invalid catalog or configuration:", file=sys.stderr)
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
+    assert catalog is not None  # no problems: it loaded
     say(f"configuration ok; catalog {catalog.version}: {', '.join(sorted(catalog.agents))}")
     say(tools.summary())
+    say(summary(specs))
     return 0

@@ -98,6 +98,16 @@ class Settings(BaseSettings):
     metrics_token: str | None = Field(default=None, min_length=16)
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     metrics_host: str = "127.0.0.1"
+    # Knowledge bases (docs/knowledge.md). Without an embeddings model Parley
+    # searches full text only: nothing is downloaded or computed locally.
+    embeddings_model: str | None = None
+    embeddings_base_url: str | None = None
+    embeddings_api_key: str | None = None
+    embeddings_dimensions: int | None = Field(default=None, ge=1, le=16_000)
+    knowledge_top_k: int = Field(default=5, ge=1, le=50)
+    # At most this share of what the context window leaves beside the reply.
+    knowledge_context_share: float = Field(default=0.25, gt=0, le=0.9)
+    knowledge_max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     # Operations (docs/operations.md). The webhook is the operator's to point,
     # never a request's: handoffs carry user ids and reasons.
     handoff_webhook_url: str | None = None
@@ -137,6 +147,13 @@ class Settings(BaseSettings):
     def _check_model(cls, value: str | None) -> str | None:
         if value is not None:
             ModelRef.parse(value)
+        return value
+
+    @field_validator("embeddings_model")
+    @classmethod
+    def _check_embeddings_model(cls, value: str | None) -> str | None:
+        if value is not None and ModelRef.parse(value).provider != "openai":
+            raise ValueError("must be openai:<model> (OpenAI or an OpenAI-compatible server)")
         return value
 
     @field_validator("database_url")
@@ -193,6 +210,15 @@ class Settings(BaseSettings):
         return ModelRef("demo", "echo")
 
     @property
+    def embeddings_space_dimensions(self) -> int | None:
+        """The configured embedding dimensions, else the model's known default."""
+        if self.embeddings_dimensions is not None or self.embeddings_model is None:
+            return self.embeddings_dimensions
+        from parley.knowledge.embeddings import KNOWN_DIMENSIONS
+
+        return KNOWN_DIMENSIONS.get(ModelRef.parse(self.embeddings_model).name)
+
+    @property
     def has_configured_jwt_key(self) -> bool:
         return bool(self.jwt_secret or self.jwt_public_key or self.jwks_url)
 
@@ -221,10 +247,19 @@ class Settings(BaseSettings):
                 "set one"
             )
         provider = self.default_model.provider
-        if provider == "openai" and not (self.openai_api_key or self.openai_base_url):
+        from parley.llm.providers import named_in_file  # it may define openai or anthropic
+
+        if provider in named_in_file(self.catalog):
+            pass
+        elif provider == "openai" and not (self.openai_api_key or self.openai_base_url):
             found.append("PARLEY_MODEL: an openai model needs OPENAI_API_KEY or OPENAI_BASE_URL")
-        if provider == "anthropic" and not self.anthropic_api_key:
+        elif provider == "anthropic" and not self.anthropic_api_key:
             found.append("PARLEY_MODEL: an anthropic model needs ANTHROPIC_API_KEY")
+        if self.embeddings_model is not None and self.embeddings_space_dimensions is None:
+            found.append(
+                "PARLEY_EMBEDDINGS_DIMENSIONS: needed for a model Parley does not know"
+                f" ({self.embeddings_model})"
+            )
         if self.handoff_webhook_url and not self.handoff_webhook_secret:
             found.append(
                 "PARLEY_HANDOFF_WEBHOOK_SECRET: set it (16+ characters) with "

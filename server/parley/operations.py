@@ -57,9 +57,7 @@ class Operations:
         deliveries = WebhookDeliveries(
             pool,
             _webhook_target(settings),
-            RetryPolicy(
-                settings.handoff_webhook_attempts, settings.handoff_webhook_retry_seconds
-            ),
+            RetryPolicy(settings.handoff_webhook_attempts, settings.handoff_webhook_retry_seconds),
         )
         desk = TakeoverDesk(
             store=HandoffStore(pool),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -126,7 +126,9 @@ class ReviewStore:
             for row in rows
         ]
 
-    async def list(self, where: ReviewFilter, *, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+    async def list(
+        self, where: ReviewFilter, *, limit: int
+    ) -> tuple[list[dict[str, Any]], str | None]:
         """A page of conversations, newest activity first, and the cursor of the next page."""
         sql, args = where.where()
         rows = await self.pool.fetch(
@@ -154,10 +156,7 @@ class ReviewStore:
             sent += len(page)
             if cursor is None:
                 return
-            where = ReviewFilter(
-                where.agent, where.status, where.feedback, where.action, where.user,
-                parse_cursor(cursor),
-            )
+            where = replace(where, before=parse_cursor(cursor))
 
     async def _find(self, conversation_id: str) -> Conversation:
         try:
@@ -171,7 +170,9 @@ class ReviewStore:
 
     async def _transcript(self, conversation: Conversation) -> dict[str, Any]:
         messages = await self.conversations.messages(conversation.id)
-        owner = await self.pool.fetchval("SELECT name FROM users WHERE id = $1", conversation.owner_id)
+        owner = await self.pool.fetchval(
+            "SELECT name FROM users WHERE id = $1", conversation.owner_id
+        )
         handoffs = await self.pool.fetch(
             "SELECT * FROM handoffs WHERE conversation_id = $1 ORDER BY id", conversation.id
         )
@@ -214,7 +215,9 @@ def _row(row: asyncpg.Record, *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
     for key, value in row.items():
         if key in skip:
             continue
-        out[key] = value.isoformat() if isinstance(value, datetime) else (
-            str(value) if isinstance(value, UUID) else value
+        out[key] = (
+            value.isoformat()
+            if isinstance(value, datetime)
+            else (str(value) if isinstance(value, UUID) else value)
         )
     return out

@@ -17,6 +17,8 @@ from parley.auth.tokens import TokenVerifier
 from parley.catalog import Catalog, CatalogStore, load_catalog
 from parley.chat import ChatService
 from parley.config import Settings
+from parley.knowledge.service import Knowledge
+from parley.llm.moderation import ModerationClient
 from parley.llm.router import LLMRouter
 from parley.observability.tracing import NO_TRACING, Tracing
 from parley.operations import Operations
@@ -26,6 +28,7 @@ from parley.replies.feed import LocalFeeds
 from parley.replies.keys import Keys
 from parley.replies.log import ReplyLog
 from parley.replies.memory import ConversationMemory
+from parley.replies.screening import Classifiers
 from parley.replies.service import ReplyService
 from parley.replies.task import ReplyDeps
 from parley.replies.tool_runner import ToolDeps
@@ -57,6 +60,7 @@ class Services:
     instance_id: str
     operations: Operations
     tracing: Tracing = NO_TRACING
+    knowledge: Knowledge | None = None
 
     @classmethod
     async def start(
@@ -70,7 +74,10 @@ class Services:
         await redis.ping()
         router = LLMRouter.from_settings(settings, tracing=tracing)
         await router.warm_up()
-        tools = ToolRegistry()
+        knowledge = await Knowledge.start(pool, settings, router.cost_usd)
+        log.info("%s", knowledge.describe())
+        await sync_knowledge(knowledge)
+        tools = ToolRegistry(knowledge=knowledge)
         await tools.start(settings.catalog)
         keys = Keys()
         instance_id = secrets.token_hex(6)
@@ -98,6 +105,9 @@ class Services:
             ),
             owner=instance_id,
             lease_ms=int(settings.lease_ttl_seconds * 1000),
+            classifiers=Classifiers(
+                router, ModerationClient(connect_timeout=settings.connect_timeout)
+            ),
             tracing=tracing,
         )
         replies = ReplyService(redis=redis, keys=keys, deps=deps, conversations=conversations)
@@ -122,6 +132,7 @@ class Services:
             default_model=settings.default_model,
             tracing=tracing,
             held=operations.desk,
+            knowledge=knowledge,
         )
         replies.run_background(sweep_interval=settings.lease_ttl_seconds / 2)
         log.info(
@@ -145,6 +156,7 @@ class Services:
             instance_id=instance_id,
             operations=operations,
             tracing=tracing,
+            knowledge=knowledge,
         )
 
     async def reload(self) -> Catalog:
@@ -155,14 +167,35 @@ class Services:
         """
         catalog = self.catalog.reload()
         await self.tools.reload()
+        if self.knowledge is not None:
+            await sync_knowledge(self.knowledge)
         return catalog
 
     async def close(self) -> None:
         await self.replies.shutdown(self.settings.shutdown_grace_seconds)
         await self.operations.close()  # after the replies: their hooks may still queue handoffs
         await self.tools.aclose()
+        if self.knowledge is not None:
+            await self.knowledge.aclose()
         await self.router.aclose()
+        await self.replies.deps.classifiers.aclose()
         await self.replies.log.appender.aclose()
         await self.redis.aclose()
         await self.pool.close()
         self.tracing.shutdown()  # sends the spans still buffered
+
+
+async def sync_knowledge(knowledge: Knowledge) -> None:
+    """Ingest what changed in the catalog's collections (unchanged files cost a hash each).
+
+    A failure leaves the stored chunks as they were: chats go on with them,
+    and the next start or reload tries again.
+    """
+    try:
+        reports = await knowledge.sync()
+    except Exception:
+        log.exception("ingesting the knowledge collections failed; the stored chunks stay")
+        return
+    for report in reports:
+        if report.changed or report.failed or report.embedding_error:
+            log.info("knowledge %s", report.summary())

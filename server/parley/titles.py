@@ -49,7 +49,8 @@ OFFLINE_PROVIDERS = frozenset({"demo"})
 _LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _LABEL = re.compile(r"^\s*title\s*:\s*", re.IGNORECASE)
 _MARKUP = re.compile(r"[*_`#>~|\[\]<>]")
-_EDGES = " \t\"'“”‘’«».,!?:;-–—"
+# Quotes, dashes and end punctuation around a title (as escapes: some look alike).
+_EDGES = " \t\"'\u201c\u201d\u2018\u2019\u00ab\u00bb.,!?:;-\u2013\u2014"
 
 
 def clean_title(raw: str) -> str:

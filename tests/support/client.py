@@ -22,7 +22,8 @@ class Reply:
     notices: list[Frame] = field(default_factory=list)
     errors: list[Frame] = field(default_factory=list)
     tool_frames: list[Frame] = field(default_factory=list)  # tool_call and tool_result
-    numbered: list[Frame] = field(default_factory=list)  # deltas and tool frames, in order
+    numbered: list[Frame] = field(default_factory=list)  # deltas, tool and sources frames
+    sources: Frame | None = None  # the ``sources`` frame of a reply given knowledge passages
     done: Frame | None = None
 
     @property
@@ -99,6 +100,9 @@ class ChatClient:
                     return reply
                 if until is not None and until(frame):
                     return reply
+            elif kind == "sources":
+                reply.sources = frame
+                reply.numbered.append(frame)
             elif kind == "notice":
                 reply.notices.append(frame)
             elif kind == "error":

@@ -18,6 +18,18 @@ and a recorded vendor stream can be replayed byte for byte (to either route)::
 
     Script(raw_sse=transcripts / "groq-tool-call.sse")
 
+The same scripts answer the named providers' routes: Azure OpenAI's
+``/openai/deployments/{deployment}/chat/completions``, Vertex AI's
+``…/publishers/anthropic/models/{model}:streamRawPredict`` (Anthropic's
+stream) and Bedrock's ``/model/{id}/invoke-with-response-stream``
+(Anthropic's events in AWS event-stream frames, see :func:`aws_event`); the
+model a script's ``model_filter`` matches is then the one in the path.
+
+``POST /v1/moderations`` answers like OpenAI's moderation endpoint, every
+category false except the script's ``flagged`` ones::
+
+    Script(model_filter="omni-moderation-latest", flagged=["violence"])
+
 The fake never honours ``max_tokens``: a script streams all its chunks, like
 the servers Parley has to cut off itself.
 
@@ -31,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import itertools
 import json
@@ -38,7 +51,9 @@ import logging
 import os
 import signal
 import socket
+import struct
 import threading
+import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +67,22 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 DEFAULT_CHUNKS = ("Hello", " from", " the", " fake", " model.")
+# What OpenAI's omni-moderation reports on (POST /v1/moderations).
+MODERATION_CATEGORIES = (
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/instructions",
+    "self-harm/intent",
+    "sexual",
+    "sexual/minors",
+    "violence",
+    "violence/graphic",
+)
 
 # (name, arguments JSON text) or (name, arguments, id); ids default to call_fake_<n>
 # (OpenAI) and toolu_fake_<n> (Anthropic), unique for the fake's lifetime.
@@ -99,6 +130,10 @@ class Script:
     interleave_tool_calls: bool = False  # OpenAI: parallel calls' pieces alternate
     raw_sse: str | os.PathLike[str] | bytes | None = None
     raw_piece: int | None = None  # bytes per write of ``raw_sse`` (default: one event)
+    headers: dict[str, str] = field(default_factory=dict)  # with ``status``: e.g. retry-after
+    # /v1/moderations: the categories reported as flagged (only ``status`` and
+    # ``first_delay`` apply there besides).
+    flagged: list[str] = field(default_factory=list)
 
     @property
     def text_chunks(self) -> list[str]:
@@ -126,10 +161,14 @@ class RecordedRequest:
     body: dict[str, Any]
     headers: dict[str, str]
     client_port: int = 0  # the same port again means a kept-alive connection
+    query: dict[str, str] = field(default_factory=dict)
+    raw_path: str = ""  # as sent, percent-encoding and all (what a signature covers)
+    raw_body: bytes = b""
+    path_model: str = ""  # the deployment or model a URL names (Azure, Bedrock, Vertex)
 
     @property
     def model(self) -> str:
-        return str(self.body.get("model", ""))
+        return self.path_model or str(self.body.get("model", ""))
 
 
 class AbortStream(Exception):
@@ -142,6 +181,8 @@ class FakeLLM:
         self._state = threading.Condition()
         self._queue: list[Script] = []
         self._requests: list[RecordedRequest] = []
+        self._embeddings_seen: list[dict[str, Any]] = []  # POST /v1/embeddings bodies
+        self._embedding_failures = 0
         self._disconnects = 0
         self._holds: list[asyncio.Event] = []
         self._call_numbers = itertools.count(1)  # tool-call ids; used on the server thread only
@@ -275,14 +316,41 @@ class FakeLLM:
             routes=[
                 Route("/v1/chat/completions", self._openai, methods=["POST"]),
                 Route("/v1/messages", self._anthropic, methods=["POST"]),
+                Route("/v1/moderations", self._moderation, methods=["POST"]),
+                Route("/v1/embeddings", self._embeddings, methods=["POST"]),
+                Route(
+                    "/openai/deployments/{deployment}/chat/completions",
+                    self._openai,
+                    methods=["POST"],
+                ),
+                Route(
+                    "/v1/projects/{project}/locations/{region}/publishers/anthropic/models/"
+                    "{model}:streamRawPredict",
+                    self._anthropic,
+                    methods=["POST"],
+                ),
+                Route(
+                    "/model/{model}/invoke-with-response-stream", self._bedrock, methods=["POST"]
+                ),
             ],
             lifespan=lifespan,
         )
 
     async def _take(self, request: Request) -> tuple[dict[str, Any], Script]:
-        body = await request.json()
+        raw = await request.body()
+        body = json.loads(raw)
         port = request.client.port if request.client else 0
-        recorded = RecordedRequest(request.url.path, body, dict(request.headers), port)
+        params = request.path_params
+        recorded = RecordedRequest(
+            request.url.path,
+            body,
+            dict(request.headers),
+            port,
+            query=dict(request.query_params),
+            raw_path=request.scope["raw_path"].decode(),
+            raw_body=raw,
+            path_model=str(params.get("deployment") or params.get("model") or ""),
+        )
         with self._state:
             self._requests.append(recorded)
             script = next(
@@ -299,7 +367,7 @@ class FakeLLM:
             return Response(script.error_body, status_code=script.status, media_type="text/plain")
         if script.status is not None:
             error = {"message": script.error_message, "type": "fake_error", "code": None}
-            return JSONResponse({"error": error}, status_code=script.status)
+            return JSONResponse({"error": error}, script.status, headers=script.headers)
         if script.raw_sse is not None:
             return self._raw(script)
         wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -312,11 +380,81 @@ class FakeLLM:
             return Response(script.error_body, status_code=script.status, media_type="text/plain")
         if script.status is not None:
             error = {"type": _anthropic_error_type(script.status), "message": script.error_message}
-            return JSONResponse({"type": "error", "error": error}, status_code=script.status)
+            return JSONResponse({"type": "error", "error": error}, script.status, script.headers)
         if script.raw_sse is not None:
             return self._raw(script)
-        events = self._anthropic_events(script, str(body.get("model")))
+        events = self._anthropic_events(
+            script, str(body.get("model") or request.path_params.get("model"))
+        )
         return StreamingResponse(self._guard(events), media_type="text/event-stream")
+
+    async def _bedrock(self, request: Request) -> Response:
+        """Anthropic's events, each in a ``chunk`` frame, as Bedrock streams them."""
+        _, script = await self._take(request)
+        if script.status is not None:
+            return JSONResponse({"message": script.error_message}, script.status, script.headers)
+        if script.raw_sse is not None:
+            return self._raw(script)
+        model = str(request.path_params["model"])
+
+        async def frames() -> AsyncIterator[bytes]:
+            async for text in self._anthropic_events(script, model):
+                data = text.split("data: ", 1)[1].strip()
+                payload = {"bytes": base64.b64encode(data.encode()).decode()}
+                yield aws_event(BEDROCK_CHUNK, json.dumps(payload).encode())
+
+        return StreamingResponse(self._guard(frames()), media_type=AWS_EVENT_STREAM)
+
+    async def _moderation(self, request: Request) -> Response:
+        body, script = await self._take(request)
+        if script.first_delay:
+            await asyncio.sleep(script.first_delay)
+        if script.status is not None:
+            error = {"message": script.error_message, "type": "fake_error", "code": None}
+            return JSONResponse({"error": error}, status_code=script.status)
+        names = dict.fromkeys([*MODERATION_CATEGORIES, *script.flagged])
+        result = {
+            "flagged": bool(script.flagged),
+            "categories": {name: name in script.flagged for name in names},
+            "category_scores": {name: 0.99 if name in script.flagged else 0.01 for name in names},
+        }
+        model = str(body.get("model") or "omni-moderation-latest")
+        return JSONResponse({"id": "modr-fake", "model": model, "results": [result]})
+
+    @property
+    def embedding_requests(self) -> list[dict[str, Any]]:
+        """Bodies of ``POST /v1/embeddings``, kept apart from the chat ``requests``
+        (and not cleared by ``reset``: ingestion embeds while a server starts)."""
+        with self._state:
+            return list(self._embeddings_seen)
+
+    def fail_embeddings(self, times: int) -> None:
+        """Answer the next ``times`` embedding requests with HTTP 500."""
+        with self._state:
+            self._embedding_failures = times
+
+    async def _embeddings(self, request: Request) -> Response:
+        """OpenAI's embeddings: deterministic vectors from the texts' character trigrams,
+        so texts sharing spelling are near (and "pasword" is near "password", which
+        full-text search cannot see)."""
+        body = json.loads(await request.body())
+        with self._state:
+            self._embeddings_seen.append(body)
+            failing = self._embedding_failures
+            self._embedding_failures = max(failing - 1, 0)
+        if failing:
+            error = {"message": "scripted embeddings failure", "type": "fake_error"}
+            return JSONResponse({"error": error}, status_code=500)
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        dimensions = int(body.get("dimensions") or 1536)
+        data = [
+            {"object": "embedding", "index": i, "embedding": trigram_vector(text, dimensions)}
+            for i, text in enumerate(texts)
+        ]
+        tokens = sum(len(text.split()) for text in texts)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        answer = {"object": "list", "data": data, "model": body["model"], "usage": usage}
+        return JSONResponse(answer)
 
     def _raw(self, script: Script) -> Response:
         """The recorded body of ``script.raw_sse``, as it was (status 200)."""
@@ -511,6 +649,29 @@ def _raw_pieces(body: bytes, size: int | None) -> list[bytes]:
     return pieces
 
 
+AWS_EVENT_STREAM = "application/vnd.amazon.eventstream"
+BEDROCK_CHUNK = {
+    ":event-type": "chunk",
+    ":content-type": "application/json",
+    ":message-type": "event",
+}
+
+
+def aws_event(headers: dict[str, str], payload: bytes) -> bytes:
+    """One AWS event-stream message: prelude (lengths, CRC), string headers, payload, CRC."""
+    encoded = b"".join(
+        bytes([len(name.encode())])
+        + name.encode()
+        + b"\x07"
+        + struct.pack(">H", len(value.encode()))
+        + value.encode()
+        for name, value in headers.items()
+    )
+    prelude = struct.pack(">II", 12 + len(encoded) + len(payload) + 4, len(encoded))
+    message = prelude + struct.pack(">I", zlib.crc32(prelude)) + encoded + payload
+    return message + struct.pack(">I", zlib.crc32(message))
+
+
 def _anthropic_error_type(status: int) -> str:
     return {
         400: "invalid_request_error",
@@ -547,3 +708,15 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def trigram_vector(text: str, dimensions: int) -> list[float]:
+    """A unit vector counting the text's lower-case character trigrams, hashed into
+    ``dimensions`` buckets (crc32: the same on every run and platform)."""
+    vector = [0.0] * dimensions
+    for word in "".join(c if c.isalnum() else " " for c in text.lower()).split():
+        padded = f" {word} "
+        for i in range(len(padded) - 2):
+            vector[zlib.crc32(padded[i : i + 3].encode()) % dimensions] += 1.0
+    norm = sum(x * x for x in vector) ** 0.5 or 1.0
+    return [x / norm for x in vector]

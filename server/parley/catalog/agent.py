@@ -43,6 +43,7 @@ class Agent:
     temperature: float | None
     composed: bool = False  # built from an allowed pair rather than named in agents.yaml
     tools: tuple[str, ...] = ()  # tool ids it may call: the rule set's, narrowed by agents.yaml
+    knowledge: tuple[str, ...] = ()  # collections it searches: the rule set's, narrowed likewise
 
     @property
     def daily_token_budget(self) -> int | None:

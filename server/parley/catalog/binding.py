@@ -85,6 +85,7 @@ class AgentBinder:
             max_reply_tokens=entry.max_reply_tokens or limits.max_reply_tokens,
             temperature=limits.temperature if entry.temperature is None else entry.temperature,
             tools=self._tools(entry, rules, where),
+            knowledge=self._knowledge(entry, rules, where),
         )
 
     def _tools(self, entry: AgentEntry, rules: RuleSet, where: Loc) -> tuple[str, ...]:
@@ -99,6 +100,19 @@ class AgentBinder:
                     f" (allowed: {', '.join(rules.tools) or 'none'})",
                 )
         return tuple(tool for tool in entry.tools if tool in rules.tools)
+
+    def _knowledge(self, entry: AgentEntry, rules: RuleSet, where: Loc) -> tuple[str, ...]:
+        """The rule set's collections, narrowed by the agent's own list (which cannot add any)."""
+        if entry.knowledge is None:
+            return rules.knowledge
+        for position, name in enumerate(entry.knowledge):
+            if name not in rules.knowledge:
+                self._problem(
+                    (*where, "knowledge", position),
+                    f"collection {name!r} is not allowed by rule set {rules.id!r}"
+                    f" (allowed: {', '.join(rules.knowledge) or 'none'})",
+                )
+        return tuple(name for name in entry.knowledge if name in rules.knowledge)
 
     def _pair(self, personality_id: str, rules_id: str) -> Agent:
         personality = self._personalities[personality_id]
@@ -115,6 +129,7 @@ class AgentBinder:
             temperature=rules.limits.temperature,
             composed=True,
             tools=rules.tools,
+            knowledge=rules.knowledge,
         )
 
     def _lookup(self, known: Mapping[str, T], key: str, kind: str, loc: Loc) -> T | None:

@@ -18,6 +18,7 @@ from parley.catalog.catalog import Catalog
 from parley.catalog.errors import CatalogError
 from parley.catalog.files import Document, describe, read_yaml, validate
 from parley.catalog.schema import AgentsFile, PersonalityFile
+from parley.knowledge.folders import declared_collections
 from parley.rules.ruleset import RuleSet, build_ruleset
 from parley.rules.schema import RulesFile
 from parley.rules.templates import PromptError, PromptTemplate
@@ -34,7 +35,9 @@ def load_catalog(root: Path) -> Catalog:
     agents_doc = read_yaml(root / AGENTS_FILE, AGENTS_FILE, problems)
     version = catalog_version([*personality_docs.values(), *rules_docs.values(), agents_doc])
     personalities = _load_personalities(personality_docs, problems)
-    rule_sets = _load_rule_sets(rules_docs, declared_tool_ids(root), problems)
+    rule_sets = _load_rule_sets(
+        rules_docs, declared_tool_ids(root), declared_collections(root), problems
+    )
     agents: dict[str, Agent] = {}
     composed: dict[tuple[str, str], Agent] = {}
     spec = validate(agents_doc, AgentsFile, problems) if agents_doc else None
@@ -114,7 +117,7 @@ def _load_personalities(
 
 
 def _load_rule_sets(
-    documents: dict[str, Document], tool_ids: set[str], problems: list[str]
+    documents: dict[str, Document], tool_ids: set[str], collections: set[str], problems: list[str]
 ) -> dict[str, RuleSet]:
     specs: dict[str, tuple[RulesFile, Document]] = {}
     for stem, document in documents.items():
@@ -122,6 +125,7 @@ def _load_rule_sets(
         if spec is not None and _id_matches_file(document, stem, spec.id, problems):
             specs[spec.id] = (spec, document)
             _check_tool_ids(document, spec, tool_ids, problems)
+            _check_collections(document, spec, collections, problems)
     fragments = {key: spec for key, (spec, _) in specs.items() if spec.is_fragment}
     loaded: dict[str, RuleSet] = {}
     for key, (spec, document) in specs.items():
@@ -147,6 +151,16 @@ def _check_tool_ids(
         if tool not in tool_ids:
             reason = f"unknown tool {tool!r} (tools/*.yaml and built-ins: {known})"
             problems.append(describe(document, ("tools", position), reason))
+
+
+def _check_collections(
+    document: Document, spec: RulesFile, collections: set[str], problems: list[str]
+) -> None:
+    known = ", ".join(sorted(collections)) or "none"
+    for position, name in enumerate(spec.knowledge):
+        if name not in collections:
+            reason = f"unknown knowledge collection {name!r} (knowledge/*/: {known})"
+            problems.append(describe(document, ("knowledge", position), reason))
 
 
 def _trial_render(agent: Agent, problems: list[str]) -> None:

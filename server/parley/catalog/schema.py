@@ -40,6 +40,9 @@ class AgentEntry(_Strict):
     tools: list[Slug] | None = Field(
         default=None, description="narrows the rule set's tools; cannot add to them"
     )
+    knowledge: list[Slug] | None = Field(
+        default=None, description="narrows the rule set's collections; cannot add to them"
+    )
 
 
 class AllowedPair(_Strict):

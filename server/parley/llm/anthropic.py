@@ -1,10 +1,13 @@
-"""Anthropic Messages API."""
+"""Anthropic Messages API: direct, and the wire Bedrock and Vertex AI reuse."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+from yarl import URL
 
 from parley.llm.base import (
     ChatMessage,
@@ -25,7 +28,7 @@ DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
 
 # Error types (in an error body or a stream's error event) that a retry can fix.
-_TRANSIENT_TYPES = frozenset({"overloaded_error", "api_error", "rate_limit_error"})
+TRANSIENT_TYPES = frozenset({"overloaded_error", "api_error", "rate_limit_error"})
 
 # The API insists the conversation starts with a user turn; when history was
 # trimmed to start with a reply, this stands in for the turns we dropped.
@@ -98,33 +101,47 @@ def _content(blocks: list[Block]) -> Content:
     return tuple(sorted(blocks, key=lambda block: block["type"] != "tool_result"))
 
 
-class AnthropicProvider:
-    name = "anthropic"
+class MessagesWire:
+    """The Messages API over one endpoint: the body, the events, the outcome.
 
-    def __init__(
-        self, api_key: str | None, base_url: str | None = None, connect_timeout: float = 10.0
-    ) -> None:
-        headers = {"anthropic-version": API_VERSION}
-        if api_key:
-            headers["x-api-key"] = api_key
-        self._http = VendorHTTP(
-            "Anthropic",
-            f"{(base_url or DEFAULT_BASE_URL).rstrip('/')}/v1/messages",
-            headers,
-            secret=api_key,
-            connect_timeout=connect_timeout,
-            transient_types=_TRANSIENT_TYPES,
-        )
+    ``models`` maps Parley's model names to the endpoint's ids (a Bedrock
+    inference profile, a Vertex version); unmapped names go as they are.
+    Subclasses say how a request is sent and its events read (:meth:`events`).
+    """
+
+    name: str
+    family = "anthropic"
+
+    def __init__(self, name: str, http: VendorHTTP, models: Mapping[str, str]) -> None:
+        self.name = name
+        self._http = http
+        self._models = dict(models)
+
+    def __repr__(self) -> str:  # never the headers: they hold the key
+        return f"{type(self).__name__}({self.name!r})"
+
+    def events(
+        self, model: str, body: dict[str, Any]
+    ) -> AbstractAsyncContextManager[AsyncIterator[dict[str, Any]]]:
+        """The stream's events for ``body`` (``model`` is the endpoint's id, also in it)."""
+        return sse_events(self._http, body)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         state = _StreamState()
-        async with self._http.lines(_body(request)) as lines:
-            async for event in sse_json(lines):
-                if event.get("type") == "error":
-                    raise self._stream_error(event)
-                output = state.read(event)
-                if output is not None:
-                    yield output
+        model = self._models.get(request.model, request.model)
+        try:
+            async with self.events(model, messages_body(request, model)) as events:
+                async for event in events:
+                    if event.get("type") == "error":
+                        raise self._stream_error(event)
+                    output = state.read(event)
+                    if output is not None:
+                        yield output
+        except ProviderError as error:
+            # message_start counted the input: a stream broken after it keeps that count.
+            if error.usage is None and state.prompt_tokens is not None:
+                error.usage = Usage(state.prompt_tokens, state.completion_tokens)
+            raise
         if state.finish is None:
             raise self._http.error("the stream ended before message_stop")
         if state.finish == "refusal" and not state.spoke:
@@ -141,13 +158,48 @@ class AnthropicProvider:
         error = event.get("error") or {}
         kind = str(error.get("type") or "unknown")
         text = f"stream error: {kind}: {error.get('message') or ''}"
-        return self._http.error(text, transient=kind in _TRANSIENT_TYPES)
+        return self._http.error(text, transient=kind in TRANSIENT_TYPES)
 
 
-def _body(request: ChatRequest) -> dict[str, Any]:
+class AnthropicProvider(MessagesWire):
+    """Anthropic's own API, with an ``x-api-key``."""
+
+    def __init__(
+        self,
+        api_key: str | None,
+        base_url: str | None = None,
+        connect_timeout: float = 10.0,
+        *,
+        name: str = "anthropic",
+        models: Mapping[str, str] | None = None,
+    ) -> None:
+        headers = {"anthropic-version": API_VERSION}
+        if api_key:
+            headers["x-api-key"] = api_key
+        http = VendorHTTP(
+            "Anthropic" if name == "anthropic" else name,
+            f"{(base_url or DEFAULT_BASE_URL).rstrip('/')}/v1/messages",
+            headers,
+            secret=api_key,
+            connect_timeout=connect_timeout,
+            transient_types=TRANSIENT_TYPES,
+        )
+        super().__init__(name, http, models or {})
+
+
+@asynccontextmanager
+async def sse_events(
+    http: VendorHTTP, body: dict[str, Any], url: URL | None = None
+) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
+    async with http.lines(body, url=url) as lines:
+        yield sse_json(lines)
+
+
+def messages_body(request: ChatRequest, model: str) -> dict[str, Any]:
+    """The request body; ``model`` is the endpoint's id for ``request.model``."""
     prompt = to_anthropic(request.messages)
     body: dict[str, Any] = {
-        "model": request.model,
+        "model": model,
         "messages": [
             {"role": role, "content": content if isinstance(content, str) else list(content)}
             for role, content in prompt.messages

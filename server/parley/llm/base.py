@@ -99,16 +99,34 @@ StreamEvent = TextDelta | ToolCall | Usage | Finish
 
 
 class ProviderError(Exception):
-    """An upstream call failed. ``transient`` errors are worth retrying."""
+    """An upstream call failed. ``transient`` errors are worth retrying.
 
-    def __init__(self, message: str, *, transient: bool, status: int | None = None) -> None:
+    ``retry_after`` is how long the vendor asked us to wait (its
+    ``Retry-After``), in seconds. ``usage`` is what the vendor had counted when
+    a started stream broke (Anthropic reports the input tokens up front): its
+    prompt count is the vendor's even though the call never finished.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        transient: bool,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.transient = transient
         self.status = status
+        self.retry_after = retry_after
+        self.usage: Usage | None = None
 
 
 class Provider(Protocol):
-    name: str
+    name: str  # what models name it by: the ``groq`` of ``groq:llama-3.3-70b``
+    # Whose models it serves ("openai", "anthropic", ...): a model without a
+    # price entry of its own is priced, windowed and tokenised as family:model.
+    family: str
 
     def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]: ...
 
@@ -117,6 +135,9 @@ class Provider(Protocol):
 
 # "interrupted": its instance died mid-call (recorded by the sweeper, estimated).
 CallStatus = Literal["complete", "failed", "cancelled", "interrupted"]
+# What a call was for (``llm_usage.purpose``): the reply itself, a classifier
+# rule judging the user's message, or the conversation's title.
+CallPurpose = Literal["reply", "classifier", "title"]
 
 
 @dataclass(slots=True)
@@ -137,6 +158,7 @@ class CallRecord:
     tool_calls: tuple[ToolCall, ...] = ()  # the calls the model asked for, in order
     # Parley stopped a model that streamed past max_tokens (finish_reason "length").
     cut_off: bool = False
+    purpose: CallPurpose = "reply"
 
     @property
     def total_tokens(self) -> int:

@@ -52,6 +52,10 @@ class Outcome:
     # Parley stopped the upstream at max_tokens (it did not stop by itself);
     # finish_reason is then "length", and the vendor's usage never came.
     cut_off: bool = False
+    # A stream that broke after the vendor had counted the prompt (Anthropic
+    # counts it up front): the vendor's prompt count, though ``usage`` never came.
+    reported: Usage | None = None
+    retry_after: float | None = None  # seconds the vendor asked us to wait, if it did
 
     @property
     def streamed(self) -> bool:
@@ -196,6 +200,7 @@ class UpstreamCall:
         status: CallStatus = "failed"
         error: str | None = None
         transient = False
+        reported = retry_after = None
         if stop is _Stop.ENDED:
             status = "complete"
         elif stop is _Stop.CANCELLED:
@@ -208,6 +213,7 @@ class UpstreamCall:
             error, transient = f"timed out after {limit:g}s waiting for the {which}", True
         else:
             error, transient = str(stop), stop.transient
+            reported, retry_after = stop.usage, stop.retry_after
         self._outcome = Outcome(
             status=status,
             text="".join(self._text),
@@ -220,6 +226,8 @@ class UpstreamCall:
             latency_ms=_ms(now - self._started),
             tool_calls=tuple(self._tool_calls),
             cut_off=cut_off,
+            reported=reported,
+            retry_after=retry_after,
         )
 
 

@@ -34,8 +34,34 @@ def fit_messages(
     head = (ChatMessage("system", system),) if system else ()
     newest = ChatMessage("user", newest_user)
     used = REPLY_PRIMING_TOKENS + sum(counter.count_message(m) for m in (*head, newest))
-    available = context_window - reply_budget
+    kept, used = _recent(history, counter, used, context_window - reply_budget)
+    dropped = len(history) - len(kept)
+    return FittedPrompt((*head, *kept, newest), used, dropped, counter.estimated)
 
+
+def refit(messages: Sequence[ChatMessage], counter: ModelTokens, available: int) -> FittedPrompt:
+    """A fitted prompt fitted again, to ``available`` tokens (a fallback model's smaller
+    window, or a tool round's longer history).
+
+    The leading system turns, the latest user turn and everything after it
+    (the tool round under way) are kept; the history between is trimmed as
+    :func:`fit_messages` trims it.
+    """
+    start = next((i for i, m in enumerate(messages) if m.role != "system"), len(messages))
+    end = next(
+        (i for i in range(len(messages) - 1, start - 1, -1) if messages[i].role == "user"), start
+    )
+    head, history, tail = messages[:start], messages[start:end], messages[end:]
+    used = REPLY_PRIMING_TOKENS + sum(counter.count_message(m) for m in (*head, *tail))
+    kept, used = _recent(history, counter, used, available)
+    dropped = len(history) - len(kept)
+    return FittedPrompt((*head, *kept, *tail), used, dropped, counter.estimated)
+
+
+def _recent(
+    history: Sequence[ChatMessage], counter: ModelTokens, used: int, available: int
+) -> tuple[list[ChatMessage], int]:
+    """The most recent whole messages of ``history`` that fit, and the tokens then used."""
     kept: list[ChatMessage] = []
     for message in reversed(history):
         cost = counter.count_message(message)
@@ -44,13 +70,9 @@ def fit_messages(
         kept.append(message)
         used += cost
     kept.reverse()
-
-    dropped = len(history) - len(kept)
     # A reply without the question it answers confuses models (and Anthropic
     # rejects it), and both vendors reject a tool result without the call it
     # answers, so once we are trimming anyway, trim to a user turn.
-    while dropped and kept and kept[0].role in ("assistant", "tool"):
+    while len(kept) < len(history) and kept and kept[0].role in ("assistant", "tool"):
         used -= counter.count_message(kept.pop(0))
-        dropped += 1
-
-    return FittedPrompt((*head, *kept, newest), used, dropped, counter.estimated)
+    return kept, used

@@ -15,6 +15,7 @@ import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
+from parley.knowledge.prompt import first_passage
 from parley.llm.base import (
     ChatMessage,
     ChatRequest,
@@ -52,6 +53,9 @@ def demo_reply(messages: Sequence[ChatMessage]) -> str:
     results = _trailing_results(messages)
     if results:
         return f"{LABEL} " + " ".join(_result_sentence(messages, r) for r in results)
+    cited = _cited_answer(messages)
+    if cited is not None:
+        return cited
     last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
     echo = f"You said: “{summarise(last_user)}”." if last_user.strip() else "You said nothing."
     return (
@@ -59,6 +63,19 @@ def demo_reply(messages: Sequence[ChatMessage]) -> str:
         "To talk to a real model, set OPENAI_API_KEY or ANTHROPIC_API_KEY, or point "
         "OPENAI_BASE_URL at an OpenAI-compatible server such as Ollama, vLLM or LM Studio, "
         "then restart Parley."
+    )
+
+
+def _cited_answer(messages: Sequence[ChatMessage]) -> str | None:
+    """With knowledge passages in the system prompt: the first one, quoted and cited."""
+    system = next((m.content for m in messages if m.role == "system"), "")
+    passage = first_passage(system)
+    if passage is None:
+        return None
+    return (
+        f"{LABEL} From {passage.source}: “{summarise(passage.text, RESULT_CHARS)}” [1]. "
+        "This is the best-matching passage of the knowledge base, quoted; set OPENAI_API_KEY "
+        "or ANTHROPIC_API_KEY for answers written from it."
     )
 
 
@@ -87,6 +104,7 @@ def summarise(text: str, limit: int = SUMMARY_CHARS) -> str:
 
 class DemoProvider:
     name = "demo"
+    family = "demo"
 
     def __init__(self, delay_seconds: float = 0.0, *, counter: TokenCounter | None = None) -> None:
         self._delay = delay_seconds

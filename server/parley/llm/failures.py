@@ -6,8 +6,11 @@ error text must never leak a credential into logs or the ``llm_usage`` table.
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Mapping
+from email.utils import parsedate_to_datetime
 
 # 408/409/425 are "try again" statuses; 429 is rate limiting; 5xx includes
 # Anthropic's 529 "overloaded".
@@ -44,3 +47,39 @@ def vendor_message(body: object, fallback: str) -> str:
             if isinstance(message, str) and message:
                 return message
     return fallback
+
+
+def retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """Seconds the vendor asked us to wait, from ``retry-after-ms`` or ``Retry-After``.
+
+    ``Retry-After`` is delta-seconds or an HTTP date (RFC 9110 10.2.3);
+    OpenAI and Azure also send ``retry-after-ms``, which is finer and wins.
+    Unparseable values are ignored: they cannot be honoured anyway.
+    """
+    millis = _number(headers.get("retry-after-ms"))
+    if millis is not None:
+        return millis / 1000
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    seconds = _number(value)
+    if seconds is not None:
+        return seconds
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:  # RFC 9110 dates are GMT; the parser leaves "-0000" naive
+        return None
+    wall = time.time() if now is None else now
+    return max(0.0, moment.timestamp() - wall)
+
+
+def _number(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None

@@ -1,5 +1,6 @@
-"""The HTTP side both vendor providers share: a pooled aiohttp session, the
-reply's lines, and transport and status failures as :class:`ProviderError`.
+"""The HTTP side every vendor provider shares: a pooled aiohttp session, the
+reply's lines (or raw chunks), and transport and status failures as
+:class:`ProviderError`.
 
 Direct aiohttp instead of the vendors' SDKs (httpx with anyio underneath):
 a local stub's first token came 1.2 ms sooner and each streamed token cost
@@ -11,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url
@@ -21,7 +22,7 @@ from yarl import URL
 
 from parley import __version__
 from parley.llm.base import ProviderError
-from parley.llm.failures import is_transient_status, redact, vendor_message
+from parley.llm.failures import is_transient_status, redact, retry_after, vendor_message
 
 MAX_ERROR_BODY = 64 * 1024
 MAX_LINE = 16 * 1024 * 1024  # far beyond any real event; stops a runaway line eating memory
@@ -35,8 +36,22 @@ DRAIN_TIMEOUT = 0.25
 _CLEANUP_CLOSED = sys.version_info < (3, 12, 8) or (3, 13) <= sys.version_info < (3, 13, 1)
 
 
+class RequestAuth(Protocol):
+    """Credentials computed per request: a fresh bearer token, or a signature
+    over the exact URL and body (AWS SigV4). Static keys are plain headers."""
+
+    async def headers(self, url: URL, body: bytes) -> Mapping[str, str]: ...
+
+    async def aclose(self) -> None: ...
+
+
 class VendorHTTP:
-    """Streams replies from one vendor endpoint over one keep-alive session."""
+    """Streams replies from one vendor endpoint over one keep-alive session.
+
+    ``url`` is the endpoint; a request may name another URL on the same host
+    (an Azure deployment, a Bedrock model). ``secret`` and ``secrets`` are
+    scrubbed from every error message.
+    """
 
     def __init__(
         self,
@@ -47,6 +62,8 @@ class VendorHTTP:
         secret: str | None,
         connect_timeout: float,
         transient_types: frozenset[str] = frozenset(),
+        secrets: Iterable[str] = (),
+        auth: RequestAuth | None = None,
     ) -> None:
         self._vendor = vendor
         self._url = URL(url)
@@ -56,7 +73,8 @@ class VendorHTTP:
             "User-Agent": f"parley/{__version__}",
             **headers,
         }
-        self._secret = secret
+        self._secrets = (secret, *secrets)
+        self._auth = auth
         self._transient_types = transient_types  # error types in a body that a retry can fix
         self._timeout = aiohttp.ClientTimeout(
             total=None,
@@ -72,21 +90,43 @@ class VendorHTTP:
         self._proxy, self._proxy_auth = _env_proxy(self._url)
         self._session: aiohttp.ClientSession | None = None
 
+    @property
+    def url(self) -> URL:
+        return self._url
+
     @asynccontextmanager
-    async def lines(self, body: Mapping[str, Any]) -> AsyncIterator[AsyncIterator[bytes]]:
+    async def lines(
+        self, body: Mapping[str, Any], *, url: URL | None = None
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
         """POST ``body``; the block reads the 2xx reply's lines (without ``\\n``).
 
         Transport failures inside the block, and ``ValueError`` from parsing
         what it read, come out as transient :class:`ProviderError`. Leaving the
         block early closes the connection, which tells the vendor to stop.
         """
+        async with self.chunks(body, url=url) as chunks:
+            lines = _split_lines(chunks)
+            try:
+                yield lines
+            finally:
+                await lines.aclose()  # not left to the garbage collector's finalizer task
+
+    @asynccontextmanager
+    async def chunks(
+        self, body: Mapping[str, Any], *, url: URL | None = None
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """As :meth:`lines`, but the block reads the body as it arrives, for
+        binary framings (AWS event streams)."""
         response: aiohttp.ClientResponse | None = None
-        lines: AsyncGenerator[bytes, None] | None = None
         complete = False
+        target = url or self._url
+        data = json.dumps(body).encode()
         try:
+            headers = await self._auth.headers(target, data) if self._auth else None
             response = await self._open().post(
-                self._url,
-                data=json.dumps(body).encode(),
+                target,
+                data=data,
+                headers=headers,
                 proxy=self._proxy,
                 proxy_auth=self._proxy_auth,
             )
@@ -94,8 +134,7 @@ class VendorHTTP:
                 failure = await self._status_error(response)
                 complete = response.content.at_eof()
                 raise failure
-            lines = _split_lines(response.content)
-            yield lines
+            yield response.content.iter_any()
             complete = await _drained(response.content)
         except TimeoutError as error:  # aiohttp's connect and read timeouts
             raise self.error(
@@ -107,8 +146,6 @@ class VendorHTTP:
         except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, an oversized line
             raise self.error(f"stream error: malformed event: {error}") from error
         finally:
-            if lines is not None:
-                await lines.aclose()  # not left to the garbage collector's finalizer task
             if response is None:
                 pass
             elif complete:
@@ -117,13 +154,22 @@ class VendorHTTP:
                 response.close()  # a half-read connection cannot be reused
 
     def error(
-        self, text: str, *, transient: bool = True, status: int | None = None
+        self,
+        text: str,
+        *,
+        transient: bool = True,
+        status: int | None = None,
+        retry_after: float | None = None,
     ) -> ProviderError:
-        return ProviderError(redact(text, [self._secret]), transient=transient, status=status)
+        return ProviderError(
+            redact(text, self._secrets), transient=transient, status=status, retry_after=retry_after
+        )
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
+        if self._auth is not None:
+            await self._auth.aclose()
 
     def _open(self) -> aiohttp.ClientSession:
         # Created on first use so that it belongs to the running loop.
@@ -163,16 +209,17 @@ class VendorHTTP:
             f"HTTP {status}: {vendor_message(body, text)}",
             transient=is_transient_status(status) or kind in self._transient_types,
             status=status,
+            retry_after=retry_after(response.headers),
         )
 
 
-async def _split_lines(content: aiohttp.StreamReader) -> AsyncGenerator[bytes, None]:
+async def _split_lines(chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
     # Not ``async for line in content``: aiohttp's readline rejects lines
     # over twice its read buffer (128 KiB or 512 KiB, by version), and one
     # SSE event can be longer than that.
     partial: list[bytes] = []
     size = 0
-    async for chunk in content.iter_any():
+    async for chunk in chunks:
         lines = chunk.split(b"\n")
         if len(lines) == 1:
             partial.append(chunk)

@@ -63,6 +63,10 @@ DEFAULT_FACTS: Mapping[str, ModelFacts] = {
     "anthropic:claude-3-5-sonnet": ModelFacts(200_000, 3.00, 15.00),
     "anthropic:claude-3-5-haiku": ModelFacts(200_000, 0.80, 4.00),
     "demo:*": ModelFacts(128_000, 0.0, 0.0),
+    # Embedding models (knowledge bases): input tokens only; the window is the input limit.
+    "openai:text-embedding-3-small": ModelFacts(8_191, 0.02, 0.0),
+    "openai:text-embedding-3-large": ModelFacts(8_191, 0.13, 0.0),
+    "openai:text-embedding-ada-002": ModelFacts(8_191, 0.10, 0.0),
 }
 
 _FIELDS = {"input_per_million", "output_per_million", "context_window"}

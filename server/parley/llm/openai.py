@@ -1,15 +1,20 @@
-"""OpenAI Chat Completions, and every server that speaks it (Ollama, vLLM, LM Studio, ...)."""
+"""OpenAI Chat Completions, and every server that speaks it (Ollama, vLLM, Groq,
+OpenRouter, LM Studio, ...). Azure OpenAI speaks it too (:mod:`parley.llm.azure`).
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
+
+from yarl import URL
 
 from parley.llm.base import (
     ChatMessage,
     ChatRequest,
     Finish,
+    ProviderError,
     StreamEvent,
     TextDelta,
     ToolCall,
@@ -33,43 +38,57 @@ TOOL_ERROR_PREFIX = "Error: "
 _REASONING_MODELS = re.compile(r"^(o\d|gpt-5)\b")
 
 
-class OpenAIProvider:
-    name = "openai"
+class OpenAIWire:
+    """Chat Completions over one endpoint: the body, the stream, the events.
 
-    def __init__(
-        self, api_key: str | None, base_url: str | None = None, connect_timeout: float = 10.0
-    ) -> None:
-        self._http = VendorHTTP(
-            "OpenAI",
-            f"{(base_url or DEFAULT_BASE_URL).rstrip('/')}/chat/completions",
-            {"Authorization": f"Bearer {api_key or PLACEHOLDER_API_KEY}"},
-            secret=api_key,
-            connect_timeout=connect_timeout,
-        )
+    ``models`` maps the names models are known by in Parley to the ids the
+    endpoint wants (an OpenRouter slug, an Azure deployment); unmapped names
+    go as they are. Subclasses say where each request goes (:meth:`url`).
+    """
+
+    name: str
+    family = "openai"
+
+    def __init__(self, name: str, http: VendorHTTP, models: Mapping[str, str]) -> None:
+        self.name = name
+        self._http = http
+        self._models = dict(models)
+
+    def __repr__(self) -> str:  # never the headers: they hold the key
+        return f"{type(self).__name__}({self.name!r})"
+
+    def url(self, model: str) -> URL | None:
+        """Where a request for ``model`` (the endpoint's id) goes; None: the endpoint's URL."""
+        return None
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         usage: Usage | None = None
         finish = "unknown"
         calls = OpenAIToolCalls()
-        async with self._http.lines(_body(request)) as lines:
-            async for chunk in sse_json(lines):
-                if "error" in chunk:  # an error event inside a healthy stream
-                    text = f"stream error: {vendor_message(chunk, 'unknown')}"
-                    raise self._http.error(text)
-                # Most chunks say "usage": null; some servers send a running count in each.
-                reported = chunk.get("usage")
-                if reported:
-                    usage = _usage(reported) or usage
-                for choice in chunk.get("choices") or ():
-                    delta = choice.get("delta")
-                    if delta:
-                        # A refusal is the model's answer to the user, streamed apart.
-                        text = delta.get("content") or delta.get("refusal")
-                        if text:
-                            yield TextDelta(text)
-                        if "tool_calls" in delta:
-                            calls.add(delta["tool_calls"])
-                    finish = choice.get("finish_reason") or finish
+        model = self._models.get(request.model, request.model)
+        try:
+            async with self._http.lines(_body(request, model), url=self.url(model)) as lines:
+                async for chunk in sse_json(lines):
+                    if "error" in chunk:  # an error event inside a healthy stream
+                        text = f"stream error: {vendor_message(chunk, 'unknown')}"
+                        raise self._http.error(text)
+                    # Most chunks say "usage": null; some servers send a running count in each.
+                    reported = chunk.get("usage")
+                    if reported:
+                        usage = _usage(reported) or usage
+                    for choice in chunk.get("choices") or ():
+                        delta = choice.get("delta")
+                        if delta:
+                            # A refusal is the model's answer to the user, streamed apart.
+                            text = delta.get("content") or delta.get("refusal")
+                            if text:
+                                yield TextDelta(text)
+                            if "tool_calls" in delta:
+                                calls.add(delta["tool_calls"])
+                        finish = choice.get("finish_reason") or finish
+        except ProviderError as error:
+            error.usage = error.usage or usage  # a running count's prompt tokens are the vendor's
+            raise
         # Calls are whole only at the end; usage arrives after the finish chunk.
         for call in calls.calls():
             yield call
@@ -81,9 +100,37 @@ class OpenAIProvider:
         await self._http.aclose()
 
 
-def _body(request: ChatRequest) -> dict[str, Any]:
+class OpenAIProvider(OpenAIWire):
+    """OpenAI itself, or any server at ``base_url`` that speaks its API."""
+
+    def __init__(
+        self,
+        api_key: str | None,
+        base_url: str | None = None,
+        connect_timeout: float = 10.0,
+        *,
+        name: str = "openai",
+        models: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        secrets: tuple[str, ...] = (),
+    ) -> None:
+        http = VendorHTTP(
+            "OpenAI" if name == "openai" else name,
+            f"{(base_url or DEFAULT_BASE_URL).rstrip('/')}/chat/completions",
+            # Extra headers first: they must not replace the key (OpenRouter's
+            # HTTP-Referer and X-Title are what they are for).
+            {**(headers or {}), "Authorization": f"Bearer {api_key or PLACEHOLDER_API_KEY}"},
+            secret=api_key,
+            secrets=secrets,
+            connect_timeout=connect_timeout,
+        )
+        super().__init__(name, http, models or {})
+
+
+def _body(request: ChatRequest, model: str) -> dict[str, Any]:
+    """The request body; ``model`` is the endpoint's id for ``request.model``."""
     body: dict[str, Any] = {
-        "model": request.model,
+        "model": model,
         "messages": [_message(m) for m in request.messages],
         "stream": True,
         "stream_options": {"include_usage": True},
@@ -92,7 +139,8 @@ def _body(request: ChatRequest) -> dict[str, Any]:
         body["tools"] = [_tool(spec) for spec in request.tools]
         if not request.may_call_tools:
             body["tool_choice"] = "none"
-    if _REASONING_MODELS.match(request.model):
+    # The Parley name, not a deployment's; a router's slug (openai/o3) by its last part.
+    if _REASONING_MODELS.match(request.model.rsplit("/", 1)[-1]):
         body["max_completion_tokens"] = request.max_tokens
     else:
         body["max_tokens"] = request.max_tokens  # older compatible servers know only this

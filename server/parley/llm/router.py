@@ -1,9 +1,13 @@
 """The LLM router: retries, fallback between models, usage records.
 
 This is what the reply task calls. It streams text and tool calls from the
-first model that works, retrying transient failures with backoff before any
-output has been sent, and describes every upstream call with one
-:class:`CallFinished`.
+first model that works, retrying transient failures with backoff (or after
+the vendor's ``Retry-After``) before any output has been sent, and describes
+every upstream call with one :class:`CallFinished`.
+
+Models of a fallback chain may have different context windows: the prompt
+arrives fitted to the first model's, and is fitted again, dropping more of
+the oldest history, for any model whose window is smaller.
 """
 
 from __future__ import annotations
@@ -11,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from parley.errors import UpstreamUnavailable
-from parley.llm.anthropic import AnthropicProvider
 from parley.llm.base import (
     CallRecord,
     ChatMessage,
@@ -29,10 +33,11 @@ from parley.llm.base import (
     ToolSpec,
 )
 from parley.llm.call import Outcome, UpstreamCall
+from parley.llm.context import refit
 from parley.llm.demo import DemoProvider
 from parley.llm.models import PriceTable
-from parley.llm.openai import OpenAIProvider
-from parley.llm.tokens import TokenCounter
+from parley.llm.providers import build_providers, load_specs
+from parley.llm.tokens import ModelTokens, TokenCounter
 from parley.observability import metrics
 from parley.observability.tracing import NO_TRACING, Span, Tracing
 
@@ -70,6 +75,8 @@ class CallFinished:
 
 
 RouterEvent = TextDelta | ToolCall | CallFinished
+# Waits between attempts: True if ``cancel`` was set first. Tests pass a fake clock.
+Pause = Callable[[asyncio.Event, float], Awaitable[bool]]
 
 
 class LLMRouter:
@@ -83,6 +90,7 @@ class LLMRouter:
         *,
         rng: random.Random | None = None,
         tracing: Tracing = NO_TRACING,
+        pause: Pause | None = None,
     ) -> None:
         self._providers = dict(providers)
         self._prices = prices
@@ -91,21 +99,31 @@ class LLMRouter:
         self._timeouts = timeouts
         self._rng = rng or random.Random()
         self._tracing = tracing
+        self._pause = pause or _cancelled_within
+        # groq:llama-3.3-70b has no price entry of its own unless the prices file
+        # gives it one; azure:gpt-4o and bedrock:claude-… are their family's models.
+        self._families = {
+            name: provider.family
+            for name, provider in self._providers.items()
+            if provider.family != name
+        }
+        counter.count_as(self._families)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, tracing: Tracing = NO_TRACING) -> LLMRouter:
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        tracing: Tracing = NO_TRACING,
+        environ: Mapping[str, str] | None = None,
+    ) -> LLMRouter:
+        """Providers from the environment and the catalog's ``providers.yaml``."""
+        environ = os.environ if environ is None else environ
         counter = TokenCounter()
         providers: dict[str, Provider] = {
-            "demo": DemoProvider(settings.demo_delay_ms / 1000, counter=counter)
+            "demo": DemoProvider(settings.demo_delay_ms / 1000, counter=counter),
+            **build_providers(settings, load_specs(settings.catalog, environ), environ),
         }
-        if settings.openai_api_key or settings.openai_base_url:
-            providers["openai"] = OpenAIProvider(
-                settings.openai_api_key, settings.openai_base_url, settings.connect_timeout
-            )
-        if settings.anthropic_api_key:
-            providers["anthropic"] = AnthropicProvider(
-                settings.anthropic_api_key, settings.anthropic_base_url, settings.connect_timeout
-            )
         prices = (
             PriceTable.load(settings.prices_file) if settings.prices_file else PriceTable.defaults()
         )
@@ -133,11 +151,20 @@ class LLMRouter:
         await asyncio.to_thread(self._counter.preload)
 
     def context_window(self, model: ModelRef) -> int:
-        return self._prices.context_window(model)
+        return self._prices.context_window(self._priced(model))
 
     def cost_usd(self, model: ModelRef, prompt_tokens: int, completion_tokens: int) -> float:
         """What a call to ``model`` with these counts costs, at the configured prices."""
-        return self._prices.cost_usd(model, prompt_tokens, completion_tokens)
+        return self._prices.cost_usd(self._priced(model), prompt_tokens, completion_tokens)
+
+    def _priced(self, model: ModelRef) -> ModelRef:
+        """The model whose price entry ``model`` has: its own, else its provider family's."""
+        family = self._families.get(model.provider)
+        if family is None or self._prices.is_known(model):
+            return model
+        as_family = ModelRef(family, model.name)
+        # Unknown either way: the warning should name the model as configured.
+        return as_family if self._prices.is_known(as_family) else model
 
     async def stream(
         self,
@@ -170,10 +197,11 @@ class LLMRouter:
                 log.warning("model %s skipped: provider not configured", model)
                 yield CallFinished(CallRecord(model, "failed", error="provider not configured"))
                 continue
-            request = ChatRequest(
-                model.name, tuple(messages), max_tokens, temperature, tuple(tools), may_call_tools
-            )
             tokens = self._counter.for_model(model)
+            fitted = self._fit(model, tokens, messages, tools, max_tokens)
+            request = ChatRequest(
+                model.name, fitted, max_tokens, temperature, tuple(tools), may_call_tools
+            )
             for attempt in range(1, self._policy.attempts + 1):
                 if cancel.is_set():
                     return
@@ -205,8 +233,21 @@ class LLMRouter:
                 if not outcome.transient or attempt == self._policy.attempts:
                     _log_fallback(model, outcome, next_model=_at(models, index + 1))
                     break
-                metrics.upstream_retry(model.provider)
                 delay = self._policy.backoff(attempt, self._rng)
+                if outcome.retry_after is not None:
+                    # The vendor said when: sooner is refused again. A wait past the
+                    # first-token timeout is longer than a client is kept waiting for
+                    # one call, so the next model is the better bet.
+                    if outcome.retry_after > self._timeouts.first_token:
+                        _log_fallback(
+                            model,
+                            outcome,
+                            next_model=_at(models, index + 1),
+                            why=f"Retry-After {outcome.retry_after:g}s is too long",
+                        )
+                        break
+                    delay = max(delay, outcome.retry_after)
+                metrics.upstream_retry(model.provider)
                 log.warning(
                     "model %s attempt %d/%d failed (%s); retrying in %.2fs",
                     model,
@@ -215,13 +256,32 @@ class LLMRouter:
                     outcome.error,
                     delay,
                 )
-                if await _cancelled_within(cancel, delay):
+                if await self._pause(cancel, delay):
                     return
         raise UpstreamUnavailable()
 
     async def aclose(self) -> None:
         for provider in self._providers.values():
             await provider.aclose()
+
+    def _fit(
+        self,
+        model: ModelRef,
+        tokens: ModelTokens,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec],
+        max_tokens: int,
+    ) -> tuple[ChatMessage, ...]:
+        """``messages`` as they fit ``model``'s window with room for the reply."""
+        available = self.context_window(model) - max_tokens - tokens.count_tools(tools)
+        if tokens.count_messages(messages) <= available:
+            return tuple(messages)
+        fitted = refit(messages, tokens, available)
+        if fitted.dropped:
+            log.info(
+                "model %s: %d older messages left out to fit its window", model, fitted.dropped
+            )
+        return fitted.messages
 
     def _finished(
         self, model: ModelRef, request: ChatRequest, outcome: Outcome, span: Span
@@ -240,7 +300,7 @@ class LLMRouter:
             prompt_tokens=prompt,
             completion_tokens=completion,
             estimated=estimated,
-            cost_usd=self._prices.cost_usd(model, prompt, completion),
+            cost_usd=self.cost_usd(model, prompt, completion),
             ttft_ms=outcome.ttft_ms,
             latency_ms=outcome.latency_ms,
             error=outcome.error,
@@ -260,10 +320,14 @@ class LLMRouter:
             return outcome.usage.prompt_tokens, outcome.usage.completion_tokens, False
         if outcome.rejected:
             return 0, 0, False  # the vendor refused the request; nothing was generated
-        # Cancelled, cut off, or a server that does not report usage: count ourselves,
-        # only what reached the caller.
+        # Cancelled, cut off, broken, or a server that does not report usage: count
+        # ourselves, only what reached the caller; a prompt the vendor counted before
+        # the stream broke keeps the vendor's count.
         tokens = self._counter.for_model(model)
-        prompt = tokens.count_messages(request.messages) + tokens.count_tools(request.tools)
+        if outcome.reported is not None:
+            prompt = outcome.reported.prompt_tokens
+        else:
+            prompt = tokens.count_messages(request.messages) + tokens.count_tools(request.tools)
         completion = tokens.count(outcome.text) + tokens.count_calls(outcome.tool_calls)
         return prompt, completion, True
 
@@ -272,11 +336,13 @@ def _at(models: Sequence[ModelRef], index: int) -> ModelRef | None:
     return models[index] if index < len(models) else None
 
 
-def _log_fallback(model: ModelRef, outcome: Outcome, next_model: ModelRef | None) -> None:
+def _log_fallback(
+    model: ModelRef, outcome: Outcome, next_model: ModelRef | None, why: str | None = None
+) -> None:
     if next_model is not None:
         metrics.upstream_fallback(model.provider)
     then = f"falling back to {next_model}" if next_model else "no model left to try"
-    log.warning("model %s failed (%s); %s", model, outcome.error, then)
+    log.warning("model %s failed (%s); %s%s", model, outcome.error, f"{why}; " if why else "", then)
 
 
 async def _cancelled_within(cancel: asyncio.Event, seconds: float) -> bool:

@@ -13,7 +13,7 @@ import math
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import tiktoken
@@ -98,9 +98,17 @@ class TokenCounter:
     def __init__(self) -> None:
         self._encodings: dict[str, tiktoken.Encoding | None] = {}
         self._exact: dict[str, ModelTokens] = {}  # per encoding: its one count cache
+        self._families: dict[str, str] = {}
         self._lock = threading.Lock()
 
+    def count_as(self, families: Mapping[str, str]) -> None:
+        """Count a named provider's models as its family's: azure:gpt-4o as openai:gpt-4o."""
+        self._families.update(families)
+
     def for_model(self, model: ModelRef) -> ModelTokens:
+        family = self._families.get(model.provider)
+        if family is not None:
+            model = ModelRef(family, model.name)
         encoding_name, estimated = encoding_for(model)
         encoding = self._encoding(encoding_name)
         if encoding is None:

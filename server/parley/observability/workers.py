@@ -39,10 +39,20 @@ class MetricsPortUnavailable(RuntimeError):
 
 @contextlib.contextmanager
 def metrics_for_serve(
-    *, data_dir: Path, workers: int, host: str, port: int | None, token: str | None
+    *,
+    data_dir: Path,
+    workers: int,
+    host: str,
+    port: int | None,
+    token: str | None,
+    serving_port: int,
 ) -> Iterator[None]:
     """The workers' metrics directory (with several workers) and the metrics port
     (if ``port`` is set), for the block's duration."""
+    if port == serving_port:
+        raise MetricsPortUnavailable(
+            f"PARLEY_METRICS_PORT: {port} is the port Parley serves on; choose another"
+        )
     with contextlib.ExitStack() as stack:
         if workers > 1:
             directory = stack.enter_context(worker_metrics_directory(data_dir))

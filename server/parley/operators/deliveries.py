@@ -55,7 +55,9 @@ class _Due:
 
 
 class WebhookDeliveries:
-    def __init__(self, pool: asyncpg.Pool, target: WebhookTarget | None, policy: RetryPolicy) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, target: WebhookTarget | None, policy: RetryPolicy
+    ) -> None:
         self.pool = pool
         self.target = target
         self.policy = policy
@@ -170,7 +172,9 @@ class WebhookDeliveries:
             log.warning("handoff webhook delivery %d failed for good: %s", delivery_id, error)
         else:
             status = "pending"
-            log.info("handoff webhook delivery %d: attempt %d failed: %s", delivery_id, attempt, error)
+            log.info(
+                "handoff webhook delivery %d: attempt %d failed: %s", delivery_id, attempt, error
+            )
         async with self.pool.acquire() as connection, connection.transaction():
             await connection.execute(
                 "INSERT INTO webhook_attempts (delivery_id, attempt, status_code, error,"

@@ -166,7 +166,11 @@ class TakeoverDesk:
         )
         if reply_id is None:
             await self._publish(
-                {"kind": "message", "conversation_id": str(conversation.id), "message_id": str(message_id)}
+                {
+                    "kind": "message",
+                    "conversation_id": str(conversation.id),
+                    "message_id": str(message_id),
+                }
             )
         return message_id, reply_id
 
@@ -207,7 +211,12 @@ class TakeoverDesk:
         author = operator_author(operator.name)
         await self._write(conversation, reply_id, message_id, text, author)
         await self._publish(
-            {"kind": "reply", "conversation_id": str(conversation.id), "reply_id": reply_id, "author": author}
+            {
+                "kind": "reply",
+                "conversation_id": str(conversation.id),
+                "reply_id": reply_id,
+                "author": author,
+            }
         )
         return {"message_id": str(message_id), "reply_id": reply_id}
 

@@ -63,7 +63,9 @@ class OperationsBus:
         Watchers run on the event loop and must not block; returns the function
         that stops watching.
         """
-        watchers = self._everything if conversation_id is None else self._by_conversation[conversation_id]
+        watchers = (
+            self._everything if conversation_id is None else self._by_conversation[conversation_id]
+        )
         watchers.add(watcher)
 
         def unwatch() -> None:

@@ -10,7 +10,7 @@ Frame = dict[str, Any]
 
 # Frames numbered by ``seq``, in one sequence with no gaps: resume replays
 # those after the client's last seq exactly once.
-NUMBERED = frozenset({"delta", "tool_call", "tool_result"})
+NUMBERED = frozenset({"delta", "tool_call", "tool_result", "sources"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,7 @@ class EventStream(Protocol):
 class Progress:
     """What a reply has spent so far: kept by the task, stored when it ends."""
 
+    # Every upstream call: its classifier rules' first (purpose "classifier"), then its own.
     calls: list[CallRecord] = field(default_factory=list)
     stored_calls: int = 0  # calls[:stored_calls] have their usage rows already
     reservation: Reservation | None = None  # held for the calls from settled_calls on

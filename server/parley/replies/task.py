@@ -21,7 +21,7 @@ from uuid import UUID
 from parley.catalog import Agent
 from parley.errors import BudgetExceeded, ParleyError, UpstreamUnavailable
 from parley.llm.base import ChatMessage, ModelRef, ToolCall
-from parley.llm.router import LLMRouter, RouterEvent
+from parley.llm.router import CallFinished, LLMRouter, RouterEvent
 from parley.observability import context, metrics
 from parley.observability.tracing import NO_TRACING, Tracing
 from parley.replies.events import Event
@@ -30,6 +30,7 @@ from parley.replies.hooks import ReplyHooks
 from parley.replies.log import ReplyLog
 from parley.replies.memory import ConversationMemory
 from parley.replies.rounds import Progress, run_rounds
+from parley.replies.screening import Classifiers, Screening
 from parley.replies.tool_runner import ToolDeps, ToolRunner
 from parley.replies.writer import ReplyWriter
 from parley.rules import RuleEvent
@@ -39,7 +40,9 @@ from parley.tools.base import Tool, ToolContext, spec_of
 
 log = logging.getLogger(__name__)
 
-StopReason = Literal["cancelled", "interrupted"]
+# The error frame of a reply whose model stopped mid-way (docs/protocol.md).
+BROKE_OFF = "The language model stopped before finishing this reply; the text so far is kept."
+StopReason = Literal["cancelled", "interrupted", "blocked"]
 STORE_ATTEMPTS = 5
 
 
@@ -63,11 +66,14 @@ class ReplyJob:
     tools: Mapping[str, Tool] = field(default_factory=dict)  # by the name the model calls
     max_tool_rounds: int = 5
     first_turn: bool = False  # the conversation's first message (its title follows the reply)
+    # The knowledge passages in the prompt, as the ``sources`` frame lists them.
+    sources: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(slots=True)
 class StopSignal:
-    """Set by a cancel (from any instance) or by this instance shutting down."""
+    """Set by a cancel (from any instance), by this instance shutting down, or by a
+    classifier rule's verdict ("blocked")."""
 
     event: asyncio.Event = field(default_factory=asyncio.Event)
     reason: StopReason = "cancelled"
@@ -89,6 +95,7 @@ class ReplyDeps:
     tools: ToolDeps
     owner: str
     lease_ms: int
+    classifiers: Classifiers
     tracing: Tracing = NO_TRACING
     hooks: ReplyHooks = field(default_factory=ReplyHooks)
 
@@ -119,11 +126,20 @@ async def _run_reply(
     upstream = (
         None if job.blocked_reply is not None else Prefetched(_upstream(job, deps, stop, progress))
     )
+    classifiers = job.agent.rules.classifiers
+    # Judged while the model already answers; rule sets without classifiers skip this.
+    screening = (
+        deps.classifiers.start(classifiers, job.user_text)
+        if upstream is not None and classifiers
+        else None
+    )
     try:
         turn_stored = await stored
     finally:
         if upstream is not None and not (stored.done() and stored.result()):
             await upstream.aclose()
+            if screening is not None:
+                await screening.aclose()
     if not turn_stored:  # nothing was written and nothing is kept
         deps.feeds.close(job.reply_id)
         return
@@ -138,7 +154,12 @@ async def _run_reply(
             status = "blocked"
         else:
             assert upstream is not None
-            status = await _generate(job, deps, upstream, stop, writer, progress)
+            if screening is not None and await _gate(screening, upstream, stop, writer, progress):
+                status = "blocked"
+            else:
+                if job.sources:  # numbered before any text, so resume replays it first
+                    writer.numbered({"type": "sources", "sources": list(job.sources)})
+                status = await _generate(job, deps, upstream, stop, writer, progress)
         await writer.drain()
     except Exception as error:
         log.exception("reply %s failed", job.reply_id)
@@ -150,7 +171,48 @@ async def _run_reply(
             await writer.drain()
     finally:
         lease.cancel()
+        if screening is not None:  # only still running if the reply failed before its gate
+            await screening.aclose()
         await _finish(job, deps, writer, progress, status)
+
+
+async def _gate(
+    screening: Screening,
+    upstream: Prefetched,
+    stop: StopSignal,
+    writer: ReplyWriter,
+    progress: Progress,
+) -> bool:
+    """The second gate (the first is the stored turn): nothing of the reply goes
+    out before every classifier's verdict. True if a verdict ended the turn.
+
+    It waits even when the reply was cancelled meanwhile: a blocked message
+    must be marked so, or it would reach the model in a later turn's history.
+    """
+    screened = await screening.result()
+    # The reply's own records only arrive as its stream is read, so these go first.
+    progress.calls.extend(screened.calls)
+    for event in screened.verdict.events:
+        writer.notice(event)
+    if screened.verdict.reply is None:
+        return False
+    stop.set("blocked")
+    await _drain(upstream, progress)
+    writer.delta(screened.verdict.reply)
+    return True
+
+
+async def _drain(upstream: Prefetched, progress: Progress) -> None:
+    """Let a cancelled request end and keep its records: it was sent, and may be billed.
+    Nothing more is read from the vendor once the stop is set."""
+    try:
+        async for event in upstream:
+            if isinstance(event, CallFinished):
+                progress.calls.append(event.record)
+    except UpstreamUnavailable:
+        pass  # every model had failed before the verdict; their records are kept
+    finally:
+        await upstream.aclose()
 
 
 def _upstream(
@@ -198,11 +260,15 @@ async def _generate(
         for event in events:
             writer.notice(event)
         writer.delta(tail)
+    if status == "failed":
+        # The model broke off after its first words (never retried then: that
+        # would repeat them). The client is told, as when no model could start.
+        writer.error(UpstreamUnavailable(BROKE_OFF))
     return status
 
 
 def _status(progress: Progress, stop: StopSignal) -> str:
-    calls = progress.calls
+    calls = [call for call in progress.calls if call.purpose == "reply"]
     if stop.event.is_set() and (
         progress.stopped_in_tools or not calls or calls[-1].status == "cancelled"
     ):
@@ -231,6 +297,7 @@ class _Rounds:
             user_id=job.user_id,
             conversation_id=str(job.conversation_id),
             agent_id=job.agent.id,
+            knowledge=job.agent.knowledge,
         )
         self._runner = ToolRunner(
             context=context,
@@ -367,7 +434,8 @@ async def _finish(
     metrics.reply_stored(
         reply,
         deps.router.cost_usd,
-        first_text_seconds=_first_text_seconds(progress, writer),
+        # A blocked turn's text is a rule's, even when a classifier let a model call start.
+        first_text_seconds=None if status == "blocked" else _first_text_seconds(progress, writer),
         duration_seconds=ended - progress.started_at,
     )
     if status != "blocked" and reply.text:

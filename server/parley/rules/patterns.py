@@ -39,7 +39,7 @@ from parley.rules.sources import Compiled, Limits, compile_detector, compile_reg
 RuleId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 MAX_INPUT_WIDTH = 1_000
 MAX_OUTPUT_WIDTH = 200
-# Where a new kind of rule (a classifier, say) would add its key: see docs/rules.md.
+# How a pattern is written. Classifiers are not patterns: see rules/classifier.py.
 SOURCE_KEYS = ("phrase", "regex", "detector")
 
 

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from parley.errors import TooLarge
 from parley.llm.base import ModelRef
+from parley.rules.classifier import ClassifierRule
 from parley.rules.closing import append_text
 from parley.rules.events import InputVerdict, RuleEvent
 from parley.rules.history import redact_turns
@@ -53,6 +54,9 @@ class RuleSet:
     disclaimer: str | None
     limits: Limits
     tools: tuple[str, ...] = ()  # tool ids the domain allows; agents may narrow them
+    knowledge: tuple[str, ...] = ()  # collections it may search; agents may narrow them
+    # Judged by a model while the reply's request is under way (replies/screening.py).
+    classifiers: tuple[ClassifierRule, ...] = ()
 
     def check_input(self, text: str) -> InputVerdict:
         """Redact, then decide whether the turn may reach the model at all."""
@@ -114,6 +118,7 @@ def build_ruleset(spec: RulesFile, fragments: Mapping[str, RulesFile]) -> RuleSe
     parts.append(spec)
     drop = set(spec.disable)  # by id, in every section
     known = {rule.id for part in parts for rule in _all_patterns(part)}
+    known |= {rule.id for part in parts for rule in part.input.classify}
     problems += [f"disable: no included rule {rule_id!r}" for rule_id in sorted(drop - known)]
 
     def merged(pick: Callable[[RulesFile], Sequence[PatternSpec]], where: str) -> PatternSet:
@@ -126,6 +131,8 @@ def build_ruleset(spec: RulesFile, fragments: Mapping[str, RulesFile]) -> RuleSe
     escalation = merged(lambda f: f.escalation, "escalation")
     # Redactions first: when both could match at one spot, privacy wins.
     output = merged(lambda f: [*f.output.redact, *f.output.replace], "output")
+    classifiers = [rule for part in parts for rule in part.input.classify if rule.id not in drop]
+    problems.extend(_duplicates(classifiers, "input.classify"))
     if problems:
         raise ValueError("\n".join(problems))
     # The domain's own instructions lead; shared fragment text follows.
@@ -144,6 +151,8 @@ def build_ruleset(spec: RulesFile, fragments: Mapping[str, RulesFile]) -> RuleSe
         disclaimer=_last_set(p.output.disclaimer for p in parts),
         limits=_limits([p.limits for p in parts]),
         tools=tuple(dict.fromkeys(tool for part in parts for tool in part.tools)),
+        knowledge=tuple(dict.fromkeys(name for part in parts for name in part.knowledge)),
+        classifiers=tuple(classifiers),
     )
 
 
@@ -179,7 +188,7 @@ def _all_patterns(spec: RulesFile) -> list[PatternSpec]:
     ]
 
 
-def _duplicates(rules: Sequence[PatternSpec], where: str) -> list[str]:
+def _duplicates(rules: Sequence[PatternSpec | ClassifierRule], where: str) -> list[str]:
     seen: set[str] = set()
     found: list[str] = []
     for rule in rules:

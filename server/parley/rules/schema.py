@@ -11,6 +11,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from parley.llm.base import ModelRef
+from parley.rules.classifier import ClassifierRule
 from parley.rules.patterns import (
     BlockRule,
     EscalationRule,
@@ -39,6 +40,9 @@ class InputSection(_Strict):
     max_length: int | None = Field(default=None, ge=1, le=1_000_000)
     block: list[BlockRule] = Field(default_factory=list)
     redact: list[RedactRule] = Field(default_factory=list)
+    classify: list[ClassifierRule] = Field(
+        default_factory=list, description="a configured model judges each message"
+    )
 
 
 class OutputSection(_Strict):
@@ -71,6 +75,9 @@ class RulesFile(_Strict):
     escalation: list[EscalationRule] = Field(default_factory=list)
     tools: list[ToolId] = Field(
         default_factory=list, description="ids of tools/*.yaml (and built-ins) it may call"
+    )
+    knowledge: list[ToolId] = Field(
+        default_factory=list, description="knowledge/<collection>/ folders it may search"
     )
     limits: LimitsSection = Field(default_factory=LimitsSection)
 

@@ -4,9 +4,9 @@ A rule names what it looks for in one of three ways: a ``phrase``, a
 ``regex`` (both optionally with a ``check``), or a ``detector``. All three
 end up as a bounded regex, checked by :func:`parley.rules.safety.analyse`,
 plus an optional validator that confirms or narrows each match. That shared
-shape is what lets every kind stream and run in one alternation; a rule kind
-that cannot be a regex (a classifier) would need a different compiled form
-and would run on whole messages only (see docs/rules.md, "Extending").
+shape is what lets every kind stream and run in one alternation. Classifier
+rules, which cannot be a regex, are a list of their own that judges whole
+messages (:mod:`parley.rules.classifier`; docs/rules.md, "Classifier rules").
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -34,6 +35,8 @@ class NewTurn:
     reply_id: UUID
     catalog_version: str
     model: str | None = None  # ``provider:model`` the reply is first sent to
+    # The knowledge passages the reply is given (its ``sources`` frame), if any.
+    sources: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,8 +195,8 @@ class ConversationStore:
             "  ON CONFLICT (conversation_id, client_id) DO NOTHING RETURNING id),"
             " answer AS ("
             "  INSERT INTO messages (id, conversation_id, role, content, status, reply_id,"
-            "  reply_to, catalog_version, model) SELECT $8, $2, 'assistant', '', 'streaming', $9,"
-            "  question.id, $7, $11 FROM question RETURNING id),"
+            "  reply_to, catalog_version, model, sources) SELECT $8, $2, 'assistant', '',"
+            "  'streaming', $9, question.id, $7, $11, $12 FROM question RETURNING id),"
             " counted AS ("
             "  UPDATE conversations SET message_count = message_count + 2, updated_at = now(),"
             "  title = coalesce(title, $10) WHERE id = $2 AND EXISTS (SELECT FROM answer))"
@@ -209,6 +212,7 @@ class ConversationStore:
             turn.reply_id,
             provisional_title(turn.text),
             turn.model,
+            list(turn.sources) if turn.sources else None,
         )
         return ids if inserted is not None else None
 

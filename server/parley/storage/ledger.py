@@ -79,17 +79,20 @@ _CALL_COLUMNS = (
     "int",
     "text",
     "text",
+    "text",
 )
+# _call_params: the user, the agent, then one array per column.
+_CALL_PARAMS = 2 + len(_CALL_COLUMNS)
 
 
 def _insert_calls(first: int) -> str:
-    """One llm_usage row per call, for the message in the CTE ``answer``: the 13
-    parameters from ``$first`` on are :func:`_call_params`."""
+    """One llm_usage row per call, for the message in the CTE ``answer``: the
+    ``_CALL_PARAMS`` parameters from ``$first`` on are :func:`_call_params`."""
     arrays = ", ".join(f"${first + 2 + i}::{kind}[]" for i, kind in enumerate(_CALL_COLUMNS))
     return (
         "INSERT INTO llm_usage (user_id, conversation_id, message_id, agent_id, provider,"
         " model, prompt_tokens, completion_tokens, total_tokens, cost_usd, estimated,"
-        " ttft_ms, latency_ms, status, error)"
+        " ttft_ms, latency_ms, status, error, purpose)"
         f" SELECT ${first}, answer.conversation_id, answer.id, ${first + 1}, c.* FROM answer,"
         f" unnest({arrays}) c"
     )
@@ -110,6 +113,7 @@ def _call_params(user_id: str, agent_id: str, calls: Sequence[CallRecord]) -> li
         [c.latency_ms for c in calls],
         [c.status for c in calls],
         [c.error for c in calls],
+        [c.purpose for c in calls],
     ]
 
 
@@ -125,20 +129,27 @@ class Ledger:
         """
         totals = reply.totals
         events = reply.events
+        after = 9 + _CALL_PARAMS  # the first parameter after the calls'
         # One statement: one round trip, and atomic without a transaction block.
         message_id: UUID | None = await self.pool.fetchval(
             "WITH answer AS ("
             "  UPDATE messages SET content = $2, status = $3, prompt_tokens = $4,"
             "  completion_tokens = $5, total_tokens = $6, cost_usd = $7, estimated = $8,"
             "  completed_at = now() WHERE reply_id = $1 AND status = 'streaming'"
-            "  RETURNING id, conversation_id),"
+            "  RETURNING id, conversation_id, reply_to),"
+            # A classifier rule blocks a turn stored as accepted while it judged:
+            # its question is marked too, so it never goes into a later prompt.
+            " question AS ("
+            "  UPDATE messages SET status = 'blocked' WHERE $3 = 'blocked'"
+            "  AND id = (SELECT reply_to FROM answer) AND status <> 'blocked'),"
             f" calls AS ({_insert_calls(9)}),"
             " events AS ("
             "  INSERT INTO rule_events (conversation_id, message_id, rule, action, detail)"
             "  SELECT answer.conversation_id, answer.id, e.* FROM answer,"
-            "  unnest($22::text[], $23::text[], $24::text[]) e),"
+            f"  unnest(${after}::text[], ${after + 1}::text[], ${after + 2}::text[]) e),"
             " touched AS ("
-            "  UPDATE conversations SET updated_at = now(), needs_human = needs_human OR $25"
+            "  UPDATE conversations SET updated_at = now(),"
+            f"  needs_human = needs_human OR ${after + 3}"
             "  WHERE id = (SELECT conversation_id FROM answer))"
             " SELECT id FROM answer",
             reply.reply_id,
@@ -186,6 +197,7 @@ class Ledger:
                 ttft_ms=row["ttft_ms"],
                 latency_ms=row["latency_ms"],
                 error=row["error"],
+                purpose=row["purpose"],
             )
             for row in rows
         ]

@@ -124,6 +124,7 @@ class Message:
     notices: tuple[dict[str, str], ...] = ()
     tool_steps: tuple[ToolStep, ...] = ()
     feedback: dict[str, Any] | None = None  # the owner's rating of an assistant message
+    sources: tuple[dict[str, Any], ...] = ()  # the knowledge passages a reply was given
 
     @classmethod
     def from_row(
@@ -132,13 +133,14 @@ class Message:
         notices: tuple[dict[str, str], ...] = (),
         tool_steps: tuple[ToolStep, ...] = (),
     ) -> Message:
-        derived = ("notices", "tool_steps", "feedback")
+        derived = ("notices", "tool_steps", "feedback", "sources")
         values: dict[str, Any] = {name: row[name] for name in cls.__slots__ if name not in derived}
         values["notices"] = notices
         values["tool_steps"] = tool_steps
         rating = row.get("feedback_rating")  # present when the query joined the feedback
         if rating is not None:
             values["feedback"] = {"rating": rating, "comment": row.get("feedback_comment")}
+        values["sources"] = tuple(_json(row.get("sources")) or ())
         if values["cost_usd"] is not None:
             values["cost_usd"] = float(values["cost_usd"])
         return cls(**values)
@@ -177,9 +179,16 @@ class Message:
             shape["tool_calls"] = [step.public() for step in self.tool_steps]
         if self.feedback is not None:
             shape["feedback"] = dict(self.feedback)
+        if self.sources:
+            shape["sources"] = [dict(source) for source in self.sources]
         return shape
 
 
 def operator_author(name: str) -> dict[str, str]:
     """How clients see a person who took a conversation over (never their user id)."""
     return {"kind": "operator", "name": name}
+
+
+def _json(value: Any) -> Any:
+    """A jsonb value, decoded also where the connection has no jsonb codec."""
+    return json.loads(value) if isinstance(value, str) else value

@@ -31,6 +31,8 @@ class ToolContext:
     user_id: str
     conversation_id: str
     agent_id: str
+    # The collections the agent may search: set by the server, never by the model.
+    knowledge: tuple[str, ...] = ()
 
     @property
     def idempotency_key(self) -> str:

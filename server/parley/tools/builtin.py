@@ -6,9 +6,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from parley.knowledge.tool import Searcher, knowledge_search_tool
 from parley.tools.base import ToolContext, ToolResult
 from parley.tools.declared import DeclaredTool, Traits
-from parley.tools.ids import HANDOFF
+from parley.tools.ids import HANDOFF, KNOWLEDGE_SEARCH
 
 MAX_REASON_CHARS = 500
 
@@ -38,8 +39,12 @@ class HandoffTool(DeclaredTool):
         return ToolResult.ok(content, f"Handed off to a person: {reason}", handoff_reason=reason)
 
 
-def builtin_tools() -> dict[str, DeclaredTool]:
-    """Fresh instances, keyed by tool id (which is also each tool's name)."""
+def builtin_tools(knowledge: Searcher | None = None) -> dict[str, DeclaredTool]:
+    """Fresh instances, keyed by tool id (which is also each tool's name).
+
+    ``knowledge`` is what ``knowledge_search`` searches (without it, the tool
+    exists for checking rule sets but answers that there is nothing to search).
+    """
     handoff = HandoffTool(
         name=HANDOFF,
         description=(
@@ -49,4 +54,4 @@ def builtin_tools() -> dict[str, DeclaredTool]:
         parameters=_HANDOFF_SCHEMA,
         traits=Traits(timeout=1.0),
     )
-    return {HANDOFF: handoff}
+    return {HANDOFF: handoff, KNOWLEDGE_SEARCH: knowledge_search_tool(knowledge)}

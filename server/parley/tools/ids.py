@@ -10,7 +10,8 @@ from pathlib import Path
 
 TOOLS_DIR = "tools"
 HANDOFF = "handoff_to_human"
-BUILTIN_IDS = frozenset({HANDOFF})  # built-in tools: no file needed
+KNOWLEDGE_SEARCH = "knowledge_search"
+BUILTIN_IDS = frozenset({HANDOFF, KNOWLEDGE_SEARCH})  # built-in tools: no file needed
 
 
 def declared_tool_ids(root: Path) -> set[str]:

@@ -23,6 +23,7 @@ import aiohttp
 
 from parley.catalog.errors import CatalogError
 from parley.catalog.files import describe
+from parley.knowledge.tool import Searcher
 from parley.tools.base import Tool
 from parley.tools.builtin import builtin_tools
 from parley.tools.declared import DeclaredTool
@@ -56,8 +57,10 @@ class ToolRegistry:
         *,
         environ: Mapping[str, str] | None = None,
         connect_timeout: float = CONNECT_TIMEOUT,
+        knowledge: Searcher | None = None,
     ) -> None:
         self._environment = Environment(os.environ if environ is None else environ)
+        self._knowledge = knowledge  # what the built-in knowledge_search searches
         self._connect_timeout = connect_timeout
         self._root: Path | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -145,7 +148,7 @@ class ToolRegistry:
     ) -> tuple[ToolSet, list[str]]:
         """The complete new set (every MCP server listed, concurrently), and its problems."""
         by_id: dict[str, list[DeclaredTool]] = {
-            tool_id: [tool] for tool_id, tool in builtin_tools().items()
+            tool_id: [tool] for tool_id, tool in builtin_tools(self._knowledge).items()
         }
         for declaration in declarations:
             if isinstance(declaration, HttpDeclaration):

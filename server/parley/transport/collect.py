@@ -25,6 +25,7 @@ class CollectedReply:
     parts: list[str] = field(default_factory=list)
     notices: list[dict[str, Any]] = field(default_factory=list)
     tool_calls: dict[str, dict[str, Any]] = field(default_factory=dict)  # by call id, in order
+    sources: list[dict[str, Any]] = field(default_factory=list)  # the knowledge passages cited
     error: dict[str, Any] | None = None
     status: str | None = None
     message_id: str | None = None
@@ -51,6 +52,8 @@ class CollectedReply:
         }
         if self.tool_calls:
             shape["tool_calls"] = list(self.tool_calls.values())
+        if self.sources:
+            shape["sources"] = self.sources
         return shape
 
     def failure(self) -> ParleyError | None:
@@ -73,6 +76,8 @@ class CollectedReply:
             self.parts.append(frame["text"])
         elif kind in ("tool_call", "tool_result"):
             return self._tool(frame)
+        elif kind == "sources":
+            self.sources = frame["sources"]
         elif kind == "notice":
             self.notices.append({k: frame[k] for k in ("rule", "action", "detail")})
         elif kind == "error":
@@ -103,6 +108,7 @@ class CollectedReply:
         self.parts = [message["content"]]
         self.status, self.message_id = message["status"], message["id"]
         self.usage = message.get("usage")
+        self.sources = message.get("sources") or self.sources
         for call in message.get("tool_calls") or ():
             self.tool_calls[call["call_id"]] = call
 

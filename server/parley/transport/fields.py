@@ -34,6 +34,6 @@ UserText = Annotated[str, Field(min_length=1), AfterValidator(_no_control_charac
 # A short note from a user (a feedback comment, why they want a person).
 Comment = Annotated[str, Field(max_length=2000), AfterValidator(_no_control_characters)]
 # A conversation's title as a user names it: one line.
-Title = Annotated[
-    str, Field(min_length=1, max_length=80), AfterValidator(_no_control_characters)
-]
+Title = Annotated[str, Field(min_length=1, max_length=80), AfterValidator(_no_control_characters)]
+# Any text of a conversation a caller keeps itself and sends whole (it may be empty).
+Text = Annotated[str, AfterValidator(_no_control_characters)]

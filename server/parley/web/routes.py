@@ -109,10 +109,11 @@ def web_routes(
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    environment.get_template("index.html")  # fail at start-up, not on first request
+    for page in ("index.html", "console.html"):
+        environment.get_template(page)  # fail at start-up, not on first request
 
-    async def index(request: Request) -> Response:
-        html = environment.get_template("index.html").render(
+    def render(request: Request, page: str) -> Response:
+        html = environment.get_template(page).render(
             dev_login_enabled=dev_login_enabled,
             max_message_chars=max_message_chars or 0,
         )
@@ -123,7 +124,15 @@ def web_routes(
         }
         return HTMLResponse(html, headers=headers)
 
+    async def index(request: Request) -> Response:
+        return render(request, "index.html")
+
+    async def console(request: Request) -> Response:
+        """The operator console (admins; its data comes from the admin endpoints)."""
+        return render(request, "console.html")
+
     return [
         Route("/", index, methods=["GET"], name="web_index"),
+        Route("/console", console, methods=["GET"], name="web_console"),
         Mount("/static", app=_StaticFiles(directory=web_dir / "static"), name="static"),
     ]

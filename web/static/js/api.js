@@ -59,4 +59,22 @@ export const api = {
   conversations: () => request('GET', '/v1/conversations'),
   conversation: (id) => request('GET', `/v1/conversations/${encodeURIComponent(id)}`),
   deleteConversation: (id) => request('DELETE', `/v1/conversations/${encodeURIComponent(id)}`),
+  renameConversation: (id, title) => request('PATCH', `/v1/conversations/${encodeURIComponent(id)}`, { body: { title } }),
+  askForPerson: (id) => request('POST', `/v1/conversations/${encodeURIComponent(id)}/handoff`, { body: {} }),
+  feedback: (messageId, rating, comment) => request('POST', `/v1/messages/${encodeURIComponent(messageId)}/feedback`, {
+    body: comment ? { rating, comment } : { rating },
+  }),
+};
+
+const conversationPath = (id) => `/v1/admin/conversations/${encodeURIComponent(id)}`;
+
+/** The operator console's calls (admin role). */
+export const adminApi = {
+  queue: () => request('GET', '/v1/admin/queue'),
+  agents: () => request('GET', '/v1/agents'),
+  conversation: (id) => request('GET', conversationPath(id)),
+  conversations: (filters) => request('GET', `/v1/admin/conversations?${new URLSearchParams(filters)}`),
+  takeOver: (id) => request('POST', `${conversationPath(id)}/takeover`),
+  release: (id) => request('POST', `${conversationPath(id)}/release`),
+  say: (id, text, clientId) => request('POST', `${conversationPath(id)}/messages`, { body: { text, client_id: clientId } }),
 };

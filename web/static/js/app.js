@@ -11,6 +11,8 @@ import { ReconnectingSocket } from './socket.js';
 import { ChatController } from './chat.js';
 import { MessageView } from './view.js';
 import { charCount, errorText, initials, longDate, shortDate } from './format.js';
+import { handoffAnnouncement, renderHandoff } from './handoff.js';
+import { startRename } from './rename.js';
 
 const $ = (id) => document.getElementById(id);
 const body = document.body;
@@ -86,6 +88,7 @@ function icon(d, size = 16) {
 }
 
 const TRASH = 'M4 7h16M10 11v6M14 11v6M6 7l1 12a2 2 0 0 0 2 2h6a2 2 0 0 0 2-2l1-12M9 7V4h6v3';
+const PENCIL = 'M4 20h4L19 9l-4-4L4 16v4zM14 6l4 4';
 
 function showScreen(name) {
   body.dataset.screen = name;
@@ -208,6 +211,12 @@ const ui = {
   error(code, message) {
     showBanner(code ? errorText(code, message) : String(message || ''));
   },
+  handoff(view) {
+    if (!state.controller || view !== state.controller.view) return;
+    updateHandoff();
+    const said = handoffAnnouncement(view.handoff, agentLabel());
+    if (said) messageView.announce(said);
+  },
   authExpired() {
     sessionExpired();
   },
@@ -215,6 +224,15 @@ const ui = {
 
 function currentView() {
   return state.controller ? state.controller.view : null;
+}
+
+function agentLabel() {
+  return currentAgent()?.name || 'the assistant';
+}
+
+function updateHandoff() {
+  const parts = { strip: $('handoff-status'), text: $('handoff-text'), button: $('handoff-button'), input: $('message-input') };
+  renderHandoff(parts, currentView(), agentLabel());
 }
 
 function currentAgent() {
@@ -255,6 +273,7 @@ function updateChrome() {
   }
   $('chat-agent').textContent = parts.filter(Boolean).join(' · ');
   messageView.refreshAuthors();
+  updateHandoff();
 
   for (const button of document.querySelectorAll('#conversation-list .conv-open')) {
     const current = button.closest('li').dataset.conversationId === view.conversationId;
@@ -443,6 +462,7 @@ function teardown() {
 function enterApp(user) {
   const sameUser = state.user && user && state.user.id === user.id && state.controller;
   state.user = user;
+  $('console-link').hidden = !(user && user.admin);
   $('user-name').textContent = user ? user.name : '';
   $('user-avatar').textContent = initials(user && user.name);
   showScreen('app');
@@ -613,12 +633,17 @@ function renderConversations() {
       time.title = longDate(when);
     }
     open.append(el('span', 'conv-title', title), time);
+    const rename = el('button', 'icon-btn conv-rename');
+    rename.type = 'button';
+    rename.setAttribute('aria-label', `Rename conversation “${title}”`);
+    rename.title = 'Rename';
+    rename.append(icon(PENCIL));
     const remove = el('button', 'icon-btn conv-delete');
     remove.type = 'button';
     remove.setAttribute('aria-label', `Delete conversation “${title}”`);
     remove.title = 'Delete';
     remove.append(icon(TRASH));
-    li.append(open, remove);
+    li.append(open, rename, remove);
     return li;
   });
   list.replaceChildren(...items);
@@ -645,6 +670,40 @@ function startNewConversation({ focus = true } = {}) {
   setSidebar(false);
   updateChrome();
   if (focus) focusComposer();
+}
+
+async function saveTitle(id, title) {
+  try {
+    const data = await api.renameConversation(id, title);
+    upsertConversation(data.conversation);
+    const view = currentView();
+    if (view && view.conversationId === id) view.title = data.conversation.title;
+    updateChrome();
+    return true;
+  } catch (e) {
+    if (e.code === 'unauthorized') sessionExpired();
+    else showBanner(errorText(e.code, e.message));
+    return false;
+  }
+}
+
+/** Rate a reply (REST); true once stored. A new rating replaces the old one, comment included. */
+async function giveFeedback(item, rating, comment) {
+  if (!item.messageId || item.feedbackPending) return false;
+  item.feedbackPending = true;
+  messageView.update(item, 'meta');
+  try {
+    const data = await api.feedback(item.messageId, rating, comment);
+    item.feedbackPending = false;
+    state.controller?.setFeedback(item.messageId, data.feedback);
+    return true;
+  } catch (e) {
+    item.feedbackPending = false;
+    messageView.update(item, 'meta');
+    if (e.code === 'unauthorized') sessionExpired();
+    else showBanner(errorText(e.code, e.message));
+    return false;
+  }
 }
 
 function confirmDelete(id) {
@@ -715,7 +774,11 @@ function wire() {
     const li = event.target.closest('li.conv-item');
     if (!li) return;
     if (event.target.closest('.conv-delete')) confirmDelete(li.dataset.conversationId);
-    else if (event.target.closest('.conv-open')) openConversation(li.dataset.conversationId);
+    else if (event.target.closest('.conv-rename')) {
+      const id = li.dataset.conversationId;
+      const title = state.conversations.find((c) => c.id === id)?.title || '';
+      startRename(li, title, (wanted) => saveTitle(id, wanted), renderConversations);
+    } else if (event.target.closest('.conv-open')) openConversation(li.dataset.conversationId);
   });
 
   $('agent-picker').addEventListener('change', (event) => {
@@ -758,11 +821,33 @@ function wire() {
       flash(target.closest('.msg-copy'), (await copyText(item.text)) ? 'Copied' : 'Copy failed');
     } else if (target.closest('.msg-retry') && item.clientId) {
       state.controller?.retry(item.clientId);
+    } else if (target.closest('.feedback-up, .feedback-down')) {
+      const rating = target.closest('.feedback-up') ? 'up' : 'down';
+      if (item.feedback?.rating !== rating) await giveFeedback(item, rating, null);
+      if (rating === 'down') messageView.openComment(item); // what went wrong is worth asking
+    } else if (target.closest('.feedback-comment-toggle')) {
+      messageView.openComment(item);
     } else if (target.closest('.tool-approve, .tool-decline')) {
       const step = target.closest('.tool-step');
       const approve = !!target.closest('.tool-approve');
       if (step) state.controller?.confirm(item.replyId, step.dataset.callId, approve);
     }
+  });
+
+  $('messages').addEventListener('submit', async (event) => {
+    const form = event.target.closest('.feedback-form');
+    const item = form && messageView.itemFor(form);
+    if (!item) return;
+    event.preventDefault();
+    const comment = form.querySelector('.feedback-comment').value.trim();
+    if (await giveFeedback(item, item.feedback?.rating || 'down', comment || null)) {
+      form.hidden = true;
+      messageView.update(item, 'meta');
+    }
+  });
+
+  $('handoff-button').addEventListener('click', () => {
+    if (!state.controller?.requestHuman()) showBanner('Open a conversation first, then ask for a person.');
   });
 
   document.addEventListener('keydown', (event) => {

@@ -11,7 +11,9 @@
 //   its last seq (deltas and tool steps share one numbering);
 // - a user message stays in the outbox until `accepted` and is re-sent with
 //   the same client_id after a reconnect (the server treats that as a no-op);
-// - notices are de-duplicated, `resync` replaces a reply's text wholesale.
+// - notices are de-duplicated, `resync` replaces a reply's text wholesale;
+// - `handoff` frames say whether a person was asked for, holds the conversation
+//   (their replies carry an `author`) or handed it back; `title` frames rename it.
 //
 // Rendering is delegated to `ui` callbacks; nothing here touches the DOM.
 
@@ -40,6 +42,7 @@ function newView({ conversationId = null, agentId = null } = {}) {
     restHistory: null,
     sessionHistory: null,
     pendingCancels: new Set(),
+    handoff: { state: 'none', by: null }, // none | waiting | taken | released
   };
 }
 
@@ -51,8 +54,25 @@ function replyItem(replyId) {
   return {
     kind: 'assistant', replyId, messageId: null, text: '', seq: 0, status: 'streaming', final: false,
     notices: new Map(), usage: null, stopRequested: false, awaitingResume: false, resumeKey: null,
-    error: null, tools: new Map(),
+    error: null, tools: new Map(), author: null, feedback: null, sources: [],
   };
+}
+
+// Same-origin source viewer addresses only: anything else in a frame is ignored.
+const SOURCE_URI = /^\/v1\/conversations\/[A-Za-z0-9-]{1,64}\/sources\/\d{1,18}$/;
+
+/** A reply's knowledge sources, from a `sources` frame or a stored message. */
+export function sourcesOf(list) {
+  const sources = [];
+  for (const source of Array.isArray(list) ? list : []) {
+    if (!source || !Number.isInteger(source.n) || typeof source.uri !== 'string') continue;
+    if (!SOURCE_URI.test(source.uri)) continue;
+    sources.push({
+      n: source.n, title: String(source.title ?? ''), uri: source.uri,
+      snippet: String(source.snippet ?? ''),
+    });
+  }
+  return sources;
 }
 
 /** A reply's tool steps by call id, from a stored message's `tool_calls`. */
@@ -85,6 +105,8 @@ function historyItem(message) {
     notices: new Map((message.notices || []).map((n) => [`${n.rule}\u0000${n.action}`, n])),
     usage: message.usage || null, stopRequested: false, awaitingResume: false, resumeKey: null,
     error: null, fromHistory: true, createdAt: message.created_at, tools: toolSteps(message.tool_calls),
+    author: message.author || null, feedback: message.feedback || null,
+    sources: sourcesOf(message.sources),
   };
 }
 
@@ -190,6 +212,7 @@ export class ChatController {
     if (!view.conversationId && !view.sessionId && !view.agentId) return false;
     const item = userItem(text);
     if (!view.conversationId && !view.title) view.title = provisionalTitle(text);
+    if (view.handoff.state === 'released') this._setHandoff({ state: 'none' }); // said; move on
     view.items.push(item);
     view.byClient.set(item.clientId, item);
     this.ui.setItems(view, view.items);
@@ -286,10 +309,13 @@ export class ChatController {
       case 'delta': return this._onDelta(frame);
       case 'tool_call':
       case 'tool_result': return this._onToolStep(frame);
+      case 'sources': return this._onSources(frame);
       case 'notice': return this._onNotice(frame);
       case 'done': return this._onDone(frame);
       case 'resync': return this._onResync(frame);
       case 'error': return this._onError(frame);
+      case 'handoff': return this._onHandoff(frame);
+      case 'title': return this._onTitle(frame);
       default: return undefined;
     }
   }
@@ -350,6 +376,11 @@ export class ChatController {
     view.conversationId = frame.conversation_id || view.conversationId;
     if (frame.agent) view.agent = frame.agent;
     if (Array.isArray(frame.history)) view.sessionHistory = frame.history;
+    if (frame.handoff && frame.handoff.state) {
+      // `released` is only ever a moment: a session says `none` afterwards; keep saying it.
+      const stillReleased = view.handoff.state === 'released' && frame.handoff.state === 'none';
+      if (!stillReleased) this._setHandoff(frame.handoff);
+    }
 
     const active = frame.active_reply && frame.active_reply.reply_id ? frame.active_reply : null;
     if (active && !view.byReply.has(active.reply_id)) {
@@ -441,8 +472,17 @@ export class ChatController {
             item.usage = message.usage;
             changed.push(item);
           }
+          if (item.final && Array.isArray(message.sources) && !item.sources.length) {
+            item.sources = sourcesOf(message.sources);
+            if (item.sources.length) changed.push(item);
+          }
           if (item.final && Array.isArray(message.tool_calls) && message.tool_calls.length && !item.tools.size) {
             item.tools = toolSteps(message.tool_calls);
+            changed.push(item);
+          }
+          if ((message.author && !item.author) || (message.feedback && !item.feedback)) {
+            item.author = item.author || message.author;
+            item.feedback = item.feedback || message.feedback;
             changed.push(item);
           }
         }
@@ -546,6 +586,7 @@ export class ChatController {
       if (seq !== 1) return null;
       item.text = '';
       item.tools = new Map();
+      item.sources = [];
       item.seq = 0;
     }
     if (seq <= item.seq) return null; // duplicate
@@ -561,6 +602,7 @@ export class ChatController {
   _onDelta(frame) {
     const item = this._next(frame);
     if (!item) return;
+    if (frame.author && !item.author) item.author = frame.author; // a person's reply
     item.text += typeof frame.text === 'string' ? frame.text : '';
     this.ui.update(item, 'text');
   }
@@ -578,6 +620,14 @@ export class ChatController {
     step.answering = false;
     item.tools.set(step.callId, step);
     this.ui.update(item, 'tools');
+  }
+
+  /** The knowledge passages the reply was given: listed under it, `[n]` links to them. */
+  _onSources(frame) {
+    const item = this._next(frame);
+    if (!item) return;
+    item.sources = sourcesOf(frame.sources);
+    this.ui.update(item, 'sources');
   }
 
   /** Approve or decline a tool call waiting for the user. */
@@ -610,6 +660,7 @@ export class ChatController {
     if (!item) return; // a reply we never showed; the history will have it
     item.awaitingResume = false;
     if (frame.usage && !item.usage) item.usage = frame.usage;
+    if (frame.author && !item.author) item.author = frame.author;
     if (item.final) {
       this.ui.update(item, 'meta');
       return;
@@ -633,6 +684,7 @@ export class ChatController {
     item.text = String(message.content ?? item.text);
     item.messageId = message.id || item.messageId;
     if (Array.isArray(message.tool_calls)) item.tools = toolSteps(message.tool_calls);
+    if (Array.isArray(message.sources)) item.sources = sourcesOf(message.sources);
     if (FINAL_STATUSES.has(message.status)) {
       const wasFinal = item.final;
       item.final = true;
@@ -764,6 +816,41 @@ export class ChatController {
       if (Date.now() - this.lastCancelAt < 5000) return; // cancel raced the end of the reply
     }
     this.ui.error(code, frame.message);
+  }
+
+  // --- people: handoffs, titles, feedback -----------------------------------
+
+  /** Ask for a person to take the conversation over (the server answers `handoff`). */
+  requestHuman() {
+    if (!this.view.attached || this.view.handoff.state === 'waiting' || this.view.handoff.state === 'taken') return false;
+    return this._send({ type: 'request_human' });
+  }
+
+  /** Store the feedback the server confirmed for a reply. */
+  setFeedback(messageId, feedback) {
+    const item = this.view.items.find((i) => i.kind === 'assistant' && i.messageId === messageId);
+    if (!item) return;
+    item.feedback = feedback ? { rating: feedback.rating, comment: feedback.comment ?? null } : null;
+    this.ui.update(item, 'meta');
+  }
+
+  _onHandoff(frame) {
+    if (frame.conversation_id && frame.conversation_id !== this.view.conversationId) return;
+    this._setHandoff(frame);
+  }
+
+  _setHandoff({ state, by }) {
+    const view = this.view;
+    const previous = view.handoff;
+    view.handoff = { state, by: by || (state === 'released' ? previous.by : null) };
+    if (previous.state !== state || (by && by.name !== previous.by?.name)) this.ui.handoff(view, previous);
+  }
+
+  _onTitle(frame) {
+    const view = this.view;
+    if (!frame.conversation_id || typeof frame.title !== 'string') return;
+    if (frame.conversation_id === view.conversationId) view.title = frame.title;
+    this.ui.conversationInfo(view, { id: frame.conversation_id, title: frame.title });
   }
 
   _gone(code) {

@@ -9,6 +9,10 @@
 //     once the final text has been rendered; data-waiting="true" while a tool
 //     step waits for the user's answer.
 //   li.notice-chip[data-action]  .msg-usage  .msg-error
+//   article.msg-assistant[data-author-kind="operator"]: a person's reply (.msg-author is their name)
+//   article.msg-assistant[data-feedback="up"|"down"|""], with button.feedback-up /
+//     button.feedback-down (aria-pressed), .feedback-comment-toggle and form.feedback-form
+//     (input.feedback-comment); data-feedback-pending="true" while a rating is being saved
 //   details.tool-step[data-call-id][data-tool][data-status]
 //     (status: awaiting_confirmation|running|ok|error|refused|declined|interrupted;
 //     a step a finished reply left running or waiting shows as interrupted),
@@ -17,8 +21,10 @@
 
 import { renderMarkdown } from './markdown.js';
 import { errorText, formatUsage, noticeLabel, statusText, toolStatusText } from './format.js';
+import { buildCommentBox, buildFeedback, openComment, renderFeedback } from './feedback.js';
 
 const NEAR_BOTTOM_PX = 96;
+
 const UNSETTLED_STEPS = new Set(['awaiting_confirmation', 'running']);
 
 /** The status a step is shown with: a finished reply has no step still going. */
@@ -38,6 +44,11 @@ function el(tag, className, text) {
   if (className) node.className = className;
   if (text !== undefined) node.textContent = text;
   return node;
+}
+
+/** A person's reply: written by an operator who took the conversation over. */
+function byOperator(item) {
+  return !!(item.author && item.author.kind === 'operator');
 }
 
 export class MessageView {
@@ -117,7 +128,7 @@ export class MessageView {
   /** The agent's name above each reply (it may be known only after the history). */
   refreshAuthors() {
     const name = this.agentName();
-    for (const node of this.list.querySelectorAll('.msg-author')) {
+    for (const node of this.list.querySelectorAll('article.msg-assistant:not([data-author-kind="operator"]) .msg-author')) {
       if (node.textContent !== name) node.textContent = name;
     }
   }
@@ -182,6 +193,9 @@ export class MessageView {
     const tools = el('div', 'msg-tools');
     tools.hidden = true;
     const body = el('div', 'msg-body markdown');
+    const sources = el('ol', 'msg-sources');
+    sources.setAttribute('aria-label', 'Sources');
+    sources.hidden = true;
     const notices = el('ul', 'msg-notices');
     notices.setAttribute('aria-label', 'Notices');
     notices.hidden = true;
@@ -191,9 +205,15 @@ export class MessageView {
     const copy = el('button', 'msg-copy', 'Copy');
     copy.type = 'button';
     copy.setAttribute('aria-label', 'Copy reply');
-    footer.append(status, usage, copy);
-    node.append(who, tools, body, notices, footer);
+    footer.append(status, usage, copy, buildFeedback());
+    node.append(who, tools, body, sources, notices, footer, ...buildCommentBox());
     return node;
+  }
+
+  /** Open the comment box under a reply (after a rating). */
+  openComment(item) {
+    const node = this.elements.get(item);
+    if (node) openComment(node, item);
   }
 
   /** A reply's tool steps, collapsed unless they wait for the user; updated in place
@@ -286,12 +306,23 @@ export class MessageView {
   _renderReplyMeta(node, item) {
     node.dataset.replyId = item.replyId || '';
     if (item.messageId) node.dataset.messageId = item.messageId;
+    if (byOperator(item)) {
+      node.dataset.authorKind = 'operator';
+      const author = node.querySelector('.msg-author');
+      const name = String(item.author.name || 'A person');
+      if (author.dataset.person !== name) {
+        author.dataset.person = name;
+        author.replaceChildren(el('span', 'author-name', name), el('span', 'author-badge', 'Person'));
+      }
+    }
     node.setAttribute('aria-busy', String(!item.final));
     if (item.stopRequested && !item.final) node.dataset.stopping = 'true';
     else delete node.dataset.stopping;
     if (waitingForUser(item)) node.dataset.waiting = 'true';
     else delete node.dataset.waiting;
     if (!item.final) node.dataset.status = 'streaming';
+
+    renderSources(node, item);
 
     const notices = node.querySelector('.msg-notices');
     if (notices.childElementCount !== item.notices.size) {
@@ -318,20 +349,22 @@ export class MessageView {
     status.dataset.tone = warn ? 'warn' : '';
 
     const usage = node.querySelector('.msg-usage');
-    const formatted = item.final ? formatUsage(item.usage) : null;
+    const formatted = item.final && !byOperator(item) ? formatUsage(item.usage) : null;
     usage.textContent = formatted ? formatted.text : '';
     usage.title = formatted ? formatted.title : '';
     node.querySelector('.msg-copy').hidden = !item.final || !item.text;
+    renderFeedback(node, item);
   }
 
   _renderReplyText(node, item) {
     const body = node.querySelector('.msg-body');
     // No text yet: typing dots, unless the reply waits for the user (nothing is being written).
     const idle = !item.text && !item.final && waitingForUser(item);
-    const shown = idle ? '\u0000waiting' : item.text;
+    const cited = (item.sources || []).length;
+    const shown = idle ? '\u0000waiting' : `${item.text}\u0000${cited}`;
     if (this.rendered.get(item) !== shown || (!body.firstChild && !idle)) {
       if (item.text) {
-        body.replaceChildren(renderMarkdown(item.text));
+        body.replaceChildren(linkCitations(renderMarkdown(item.text), item.sources || []));
       } else if (!item.final && !idle) {
         const typing = el('span', 'typing');
         typing.setAttribute('aria-label', 'Writing a reply');
@@ -368,4 +401,62 @@ export class MessageView {
       this._keepPinned();
     });
   }
+}
+
+// -- knowledge sources ---------------------------------------------------------------
+
+function sourceLink(source, label) {
+  const link = el('a', 'citation', label);
+  link.href = source.uri; // a same-origin plain-text page (checked by sourcesOf)
+  link.target = '_blank';
+  link.rel = 'noopener noreferrer';
+  link.title = source.title;
+  return link;
+}
+
+/** The numbered list of a reply's sources, under its text. */
+function renderSources(node, item) {
+  const list = node.querySelector('.msg-sources');
+  const sources = item.sources || [];
+  if (list.dataset.count === String(sources.length)) return;
+  list.dataset.count = String(sources.length);
+  list.replaceChildren(...sources.map((source) => {
+    const entry = el('li', 'source');
+    entry.value = source.n;
+    entry.append(sourceLink(source, source.title || `Source ${source.n}`));
+    if (source.snippet) entry.append(el('span', 'source-snippet', source.snippet));
+    return entry;
+  }));
+  list.hidden = sources.length === 0;
+}
+
+const CITATION = /\[(\d{1,2})\]/g;
+
+/** `[n]` in the reply's text, for a source n it has, as a link to that source.
+ * Built from text nodes (never HTML), skipping code and existing links. */
+function linkCitations(fragment, sources) {
+  if (!sources.length) return fragment;
+  const byNumber = new Map(sources.map((source) => [source.n, source]));
+  const walker = document.createTreeWalker(fragment, NodeFilter.SHOW_TEXT);
+  const found = [];
+  for (let text = walker.nextNode(); text; text = walker.nextNode()) {
+    if (text.parentElement && text.parentElement.closest('a, code, pre')) continue;
+    if (CITATION.test(text.data)) found.push(text);
+    CITATION.lastIndex = 0;
+  }
+  for (const text of found) {
+    const parts = [];
+    let last = 0;
+    for (const match of text.data.matchAll(CITATION)) {
+      const source = byNumber.get(Number(match[1]));
+      if (!source) continue;
+      parts.push(document.createTextNode(text.data.slice(last, match.index)));
+      parts.push(sourceLink(source, match[0]));
+      last = match.index + match[0].length;
+    }
+    if (!parts.length) continue;
+    parts.push(document.createTextNode(text.data.slice(last)));
+    text.replaceWith(...parts);
+  }
+  return fragment;
 }

@@ -1,0 +1,156 @@
+"""The vector path: pgvector on a private Postgres from the pgserver wheel (the
+machine's has no pgvector), embeddings from the fake vendor's /v1/embeddings
+(vectors of character trigrams, so a misspelt question is near its passage)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from parley.config import Settings, load_settings
+from parley.knowledge.service import Asker, Knowledge
+from parley.llm.models import PriceTable
+from parley.storage.database import create_pool, migrate
+from support.fake_llm import FakeLLM
+from test_knowledge_ingest import pool  # noqa: F401  (the fixture)
+from test_outages import PrivatePostgres
+
+DIMENSIONS = 64
+TYPO = "pasword resset emial"  # full-text search finds nothing for this
+
+
+@pytest.fixture(scope="module")
+def pgvector_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    postgres = PrivatePostgres(tmp_path_factory.mktemp("pgvector"))
+    url = postgres.start()
+    yield url
+    postgres.stop()
+
+
+@pytest.fixture
+async def vector_pool(pgvector_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(pgvector_url, max_size=4)
+    async with pool.acquire() as connection:  # a clean slate for each test
+        await connection.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    await migrate(pool)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Path:
+    folder = tmp_path / "knowledge" / "help"
+    folder.mkdir(parents=True)
+    (folder / "password.md").write_text(
+        "# Password reset\n\nSelect Forgot password and we e-mail you a reset link."
+    )
+    (folder / "printer.md").write_text("# Printer\n\nLoad paper and press the green button.")
+    return tmp_path
+
+
+def embedding_settings(catalog: Path, fake: FakeLLM) -> Settings:
+    return load_settings(
+        catalog=catalog,
+        embeddings_model="openai:text-embedding-3-small",
+        embeddings_dimensions=DIMENSIONS,
+        OPENAI_BASE_URL=fake.base_url,
+        OPENAI_API_KEY="sk-test-key",
+    )
+
+
+async def start(pool: asyncpg.Pool, settings: Settings) -> Knowledge:
+    return await Knowledge.start(pool, settings, PriceTable.defaults().cost_usd)
+
+
+async def test_hybrid_search_finds_what_full_text_cannot(
+    vector_pool: asyncpg.Pool, catalog: Path, fake: FakeLLM
+) -> None:
+    knowledge = await start(vector_pool, embedding_settings(catalog, fake))
+    try:
+        assert knowledge.mode == "hybrid"
+        assert knowledge.describe() == (
+            "KNOWLEDGE: hybrid search (Postgres full text + pgvector,"
+            f" openai:text-embedding-3-small/{DIMENSIONS})"
+        )
+        [report] = await knowledge.sync()
+        assert (len(report.added), report.embedded) == (2, 2)
+        assert await vector_pool.fetchval("SELECT count(*) FROM knowledge_embeddings") == 2
+        assert await knowledge.store.search_text(["help"], TYPO, 5) == []
+        hits = await knowledge.search(["help"], TYPO, 5, Asker(user_id="u-1"))
+        assert hits[0].document == "password.md"
+        # Both calls were accounted: the ingestion's and the question's.
+        rows = await vector_pool.fetch("SELECT * FROM knowledge_usage ORDER BY id")
+        assert [(r["purpose"], r["status"], r["user_id"]) for r in rows] == [
+            ("ingest", "ok", None),
+            ("query", "ok", "u-1"),
+        ]
+        assert rows[0]["collection"] == "help" and rows[0]["input_tokens"] > 0
+        assert rows[0]["model"] == "text-embedding-3-small"
+        # $0.02 per million tokens: a question costs far less than a micro-dollar.
+        cost = float(rows[1]["cost_usd"])
+        assert cost == pytest.approx(rows[1]["input_tokens"] * 0.02e-6) and 0 < cost < 1e-6
+        # What went to the vendor: the configured model and dimensions.
+        first = fake.embedding_requests[-2]
+        assert (first["model"], first["dimensions"]) == ("text-embedding-3-small", DIMENSIONS)
+        # Unchanged files are neither parsed nor embedded again.
+        calls = len(fake.embedding_requests)
+        [again] = await knowledge.sync()
+        assert (again.unchanged, again.embedded) == (2, 0)
+        assert len(fake.embedding_requests) == calls
+        # The HNSW index exists and a search uses the space's expression.
+        indexes = await vector_pool.fetch(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'knowledge_embeddings'"
+        )
+        assert any(f"hnsw (((embedding)::vector({DIMENSIONS}))" in i["indexdef"] for i in indexes)
+    finally:
+        await knowledge.aclose()
+
+
+async def test_a_failed_embedding_falls_back_and_catches_up(
+    vector_pool: asyncpg.Pool, catalog: Path, fake: FakeLLM
+) -> None:
+    knowledge = await start(vector_pool, embedding_settings(catalog, fake))
+    try:
+        fake.fail_embeddings(3)  # every attempt of the first batch
+        [report] = await knowledge.sync()
+        assert report.embedded == 0 and "HTTP 500" in (report.embedding_error or "")
+        hits = await knowledge.search(["help"], "printer paper", 5, Asker())
+        assert hits[0].document == "printer.md"  # full text still answers
+        [caught_up] = await knowledge.sync()
+        assert (caught_up.unchanged, caught_up.embedded) == (2, 2)
+        fake.fail_embeddings(3)
+        fallback = await knowledge.search(["help"], "printer paper", 5, Asker())
+        assert fallback[0].document == "printer.md"
+        statuses = await vector_pool.fetch(
+            "SELECT purpose, status FROM knowledge_usage ORDER BY id"
+        )
+        assert [tuple(r) for r in statuses] == [
+            *[("ingest", "error")] * 3,
+            ("query", "ok"),
+            ("ingest", "ok"),
+            *[("query", "error")] * 3,
+        ]
+    finally:
+        await knowledge.aclose()
+
+
+async def test_without_pgvector_it_says_so_and_searches_full_text(
+    pool: asyncpg.Pool,  # noqa: F811  (the machine's Postgres: no pgvector)
+    catalog: Path,
+    fake: FakeLLM,
+) -> None:
+    knowledge = await start(pool, embedding_settings(catalog, fake))
+    assert knowledge.mode == "full-text"
+    assert knowledge.describe().startswith(
+        "KNOWLEDGE: full-text search only (openai:text-embedding-3-small is set but Postgres"
+        " has no pgvector: CREATE EXTENSION vector failed:"
+    )
+    calls = len(fake.embedding_requests)
+    await knowledge.sync()
+    assert len(fake.embedding_requests) == calls  # nothing is embedded without pgvector
+    hits = await knowledge.search(["help"], "forgot password", 5, Asker())
+    assert hits[0].document == "password.md"
+    await knowledge.aclose()
