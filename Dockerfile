@@ -48,6 +48,7 @@ WORKDIR /app
 COPY personalities ./personalities
 COPY rules ./rules
 COPY tools ./tools
+COPY knowledge ./knowledge
 COPY agents.yaml ./
 COPY web ./web
 

@@ -20,6 +20,7 @@ import yaml
 from parley.auth.tokens import mint_token
 from parley.examples.background import BackgroundServer
 from parley.examples.orders import ORDERS_URL_ENV, start_orders_service
+from parley.replies.keys import Keys
 from support.classifiers import (
     CLASSIFIER_AGENTS,
     MODERATION_KEY,
@@ -39,6 +40,9 @@ if "TIKTOKEN_CACHE_DIR" not in os.environ and SHARED_TIKTOKEN_CACHE.is_dir():
     os.environ["TIKTOKEN_CACHE_DIR"] = str(SHARED_TIKTOKEN_CACHE)
 
 JWT_SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+# This run's Redis keys: test runs sharing a Redis never see each other's replies.
+REDIS_PREFIX = f"parley-test-{uuid.uuid4().hex[:8]}"
+KEYS = Keys(prefix=REDIS_PREFIX)
 TokenFactory = Callable[..., tuple[str, str]]
 TIGHT_BUDGET = 2000
 TOOL_BUDGET = 3000
@@ -243,6 +247,7 @@ def server_env(
         "PARLEY_TEST_TOOLS_URL": tool_service_server.url,
         "DATABASE_URL": storage.database_url,
         "REDIS_URL": storage.redis_url,
+        "PARLEY_REDIS_PREFIX": REDIS_PREFIX,
         "PARLEY_JWT_SECRET": JWT_SECRET,
         "PARLEY_CATALOG": str(catalog_dir),
         "PARLEY_DATA_DIR": str(tmp_path_factory.mktemp("data")),

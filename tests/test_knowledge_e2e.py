@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -213,7 +214,9 @@ async def test_knowledge_search_tool_searches_only_the_agents_collections(
         for call in m.get("tool_calls") or ()
     }
     by_query = {
-        queries[m["tool_call_id"]]: json.loads(m["content"]) for m in messages if m["role"] == "tool"
+        queries[m["tool_call_id"]]: json.loads(m["content"])
+        for m in messages
+        if m["role"] == "tool"
     }
     assert any("3 a.m." in p["text"] for p in by_query["firmware updates"]["passages"])
     assert by_query["zanzibar quartz Kestrel"] == {"passages": []}
@@ -295,3 +298,29 @@ async def test_admin_uploads_lists_and_deletes_documents(
     titles = [s["title"] for s in (after.sources or {"sources": []})["sources"]]
     assert not any("Mesh extender" in title for title in titles)
 
+
+async def test_reload_ingests_what_changed_in_the_catalog(
+    server: ParleyServer, fake: FakeLLM, make_token: TokenFactory, catalog_dir: Path
+) -> None:
+    document = catalog_dir / "knowledge" / "kb_lab" / f"modem-{uuid.uuid4().hex[:6]}.md"
+    document.write_text(
+        "# Modem lights\n\n## Blinking orange\n\nA blinking orange light: the quokka line is down."
+    )
+    admin = bearer(admin_token())
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            assert (await http.post("/v1/admin/reload", headers=admin)).status_code == 200
+        async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
+            await client.start(agent="agent_kb")
+            found = await client.ask("What does the quokka line light mean?")
+        assert found.sources is not None
+        assert found.sources["sources"][0]["title"] == "Modem lights \u203a Blinking orange"
+    finally:
+        document.unlink()
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            assert (await http.post("/v1/admin/reload", headers=admin)).status_code == 200
+    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
+        await client.start(agent="agent_kb")
+        gone = await client.ask("What does the quokka line light mean?")
+    titles = [source["title"] for source in (gone.sources or {"sources": []})["sources"]]
+    assert not any(title.startswith("Modem lights") for title in titles)

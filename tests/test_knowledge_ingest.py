@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import io
-import secrets
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -24,7 +22,7 @@ from parley.knowledge.ingest import Ingestor
 from parley.knowledge.progress import ProgressBar
 from parley.knowledge.service import Asker, Knowledge
 from parley.knowledge.store import KnowledgeStore
-from parley.storage.database import create_pool, migrate
+from support.knowledge import migrated_database
 from support.pdf import pdf_bytes
 from support.storage import StorageURLs
 
@@ -34,16 +32,8 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture
 async def pool(storage: StorageURLs) -> AsyncIterator[asyncpg.Pool]:
     """A migrated database of the test's own."""
-    name = f"parley_kb_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(storage.database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    parts = urlsplit(storage.database_url)
-    pool = await create_pool(urlunsplit(parts._replace(path=f"/{name}")), max_size=4)
-    await migrate(pool)
-    yield pool
-    await pool.close()
-    await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    await admin.close()
+    async with migrated_database(storage.database_url) as pool:
+        yield pool
 
 
 # -- reading ---------------------------------------------------------------------
@@ -181,7 +171,7 @@ async def test_uploads_survive_syncs_and_catalog_folders_win_names(
         await ingestor.put_upload("docs", "scan.pdf", b"garbage")
 
 
-async def test_knowledge_sync_covers_every_collection_folder(
+async def test_sync_covers_every_collection_folder_and_prunes_on_request(
     pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
     for collection in ("one", "two"):
@@ -192,7 +182,9 @@ async def test_knowledge_sync_covers_every_collection_folder(
     assert "full-text search only (no PARLEY_EMBEDDINGS_MODEL)" in knowledge.describe()
     assert [r.collection for r in await knowledge.sync()] == ["one", "two"]
     shutil.rmtree(tmp_path / "knowledge" / "two")
-    await knowledge.sync()
+    await knowledge.sync()  # what serve does: a folder it lacks may be another instance's
+    assert {d.collection for d in await knowledge.store.documents()} == {"one", "two"}
+    await knowledge.sync(prune=True)  # what parley ingest does
     assert {d.collection for d in await knowledge.store.documents()} == {"one"}
     assert await knowledge.search(["two"], "text", 5, Asker()) == []
 

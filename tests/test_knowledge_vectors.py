@@ -4,18 +4,24 @@ machine's has no pgvector), embeddings from the fake vendor's /v1/embeddings
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
+from conftest import TokenFactory
 from parley.config import Settings, load_settings
 from parley.knowledge.service import Asker, Knowledge
 from parley.llm.models import PriceTable
 from parley.storage.database import create_pool, migrate
+from support.client import ChatClient
 from support.fake_llm import FakeLLM
-from test_knowledge_ingest import pool  # noqa: F401  (the fixture)
+from support.knowledge import migrated_database
+from support.server import ParleyServer
+from support.storage import StorageURLs, _admin
 from test_outages import PrivatePostgres
 
 DIMENSIONS = 64
@@ -137,13 +143,18 @@ async def test_a_failed_embedding_falls_back_and_catches_up(
         await knowledge.aclose()
 
 
+@pytest.fixture
+async def plain_pool(storage: StorageURLs) -> AsyncIterator[asyncpg.Pool]:
+    """A database on the suite's Postgres (the machine's has no pgvector)."""
+    async with migrated_database(storage.database_url) as pool:
+        yield pool
+
+
 async def test_without_pgvector_it_says_so_and_searches_full_text(
-    pool: asyncpg.Pool,  # noqa: F811  (the machine's Postgres: no pgvector)
-    catalog: Path,
-    fake: FakeLLM,
+    plain_pool: asyncpg.Pool, catalog: Path, fake: FakeLLM
 ) -> None:
-    knowledge = await start(pool, embedding_settings(catalog, fake))
-    assert knowledge.mode == "full-text"
+    knowledge = await start(plain_pool, embedding_settings(catalog, fake))
+    assert (knowledge.mode, knowledge.degraded) == ("full-text", True)
     assert knowledge.describe().startswith(
         "KNOWLEDGE: full-text search only (openai:text-embedding-3-small is set but Postgres"
         " has no pgvector: CREATE EXTENSION vector failed:"
@@ -154,3 +165,37 @@ async def test_without_pgvector_it_says_so_and_searches_full_text(
     hits = await knowledge.search(["help"], "forgot password", 5, Asker())
     assert hits[0].document == "password.md"
     await knowledge.aclose()
+
+
+@pytest.fixture
+def hybrid_server(
+    server_env: dict[str, str], pgvector_url: str, fake_llm: FakeLLM
+) -> Iterator[ParleyServer]:
+    """A Parley on the pgvector Postgres, embedding with the fake vendor."""
+    database = urlunsplit(urlsplit(pgvector_url)._replace(path="/parley_hybrid"))
+    asyncio.run(_admin(pgvector_url, "DROP DATABASE IF EXISTS parley_hybrid WITH (FORCE)"))
+    asyncio.run(_admin(pgvector_url, "CREATE DATABASE parley_hybrid"))
+    env = {
+        **server_env,
+        "DATABASE_URL": database,
+        "PARLEY_EMBEDDINGS_MODEL": "openai:text-embedding-3-small",
+        "PARLEY_EMBEDDINGS_DIMENSIONS": str(DIMENSIONS),
+    }
+    instance = ParleyServer(env, name="parley-hybrid").start()
+    yield instance
+    instance.stop()
+
+
+async def test_a_server_with_pgvector_answers_misspelt_questions(
+    hybrid_server: ParleyServer, fake: FakeLLM, make_token: TokenFactory
+) -> None:
+    assert "KNOWLEDGE: hybrid search (Postgres full text + pgvector," in hybrid_server.log()
+    async with await ChatClient.connect(hybrid_server.ws_url, make_token()[1]) as client:
+        await client.start(agent="agent_kb")
+        reply = await client.ask("resseting the ruoter to factroy setings")
+    assert reply.sources is not None
+    assert reply.sources["sources"][0]["title"] == "Acme router manual \u203a Resetting the router"
+    [request] = fake.requests  # the chat request; embeddings are recorded apart
+    assert "hold the recessed reset pin" in request.body["messages"][0]["content"]
+    question = fake.embedding_requests[-1]
+    assert question["input"] == ["resseting the ruoter to factroy setings"]

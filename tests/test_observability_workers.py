@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from conftest import TokenFactory
+from conftest import KEYS, TokenFactory
 from parley.observability.exposition import forget_dead_processes
 from parley.observability.workers import (
     LOCK_FILE,
@@ -30,7 +30,6 @@ from parley.observability.workers import (
     remove_stale_directories,
     worker_metrics_directory,
 )
-from parley.replies.keys import Keys
 from support.client import ChatClient
 from support.fake_llm import FakeLLM, Script
 from support.metrics import Scrape, scrape
@@ -142,7 +141,7 @@ async def held_reply(client: ChatClient, fake: FakeLLM, redis: Redis) -> str:
     await client.start(agent="agent_gamma")
     accepted = await client.say("Which worker are you?")
     await client.reply(accepted["reply_id"], until_seq=1)
-    owner = await redis.get(Keys().lease(accepted["reply_id"]))
+    owner = await redis.get(KEYS.lease(accepted["reply_id"]))
     fake.release()
     reply = await client.reply(accepted["reply_id"])
     assert reply.done is not None and reply.done["status"] == "complete"

@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from conftest import TokenFactory
+from conftest import REDIS_PREFIX, TokenFactory
 from parley.llm.base import ModelRef
 from parley.llm.models import PriceTable
 from support.classifiers import (
@@ -152,7 +152,7 @@ async def test_a_clean_message_passes_unchanged_with_its_classifier_usage(
     redis = Redis.from_url(storage.redis_url)
     try:
         today = datetime.now(UTC).date().isoformat()
-        spent = await redis.get(f"parley:budget:guarded:{today}:{user_id}")
+        spent = await redis.get(f"{REDIS_PREFIX}:budget:guarded:{today}:{user_id}")
     finally:
         await redis.aclose()
     assert int(spent) == judged["total_tokens"] + replied["total_tokens"]

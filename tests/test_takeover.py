@@ -11,7 +11,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from conftest import TokenFactory
+from conftest import REDIS_PREFIX, TokenFactory
 from support.client import ChatClient
 from support.fake_llm import FakeLLM, Script
 from support.operations import Operator, bearer, event_stream, frames_until, of_type
@@ -71,7 +71,7 @@ async def test_takeover_pauses_the_agent_and_the_operator_reaches_the_user(
         session = await client.start(agent="agent_budget")  # a domain with a daily budget
         conversation_id = session["conversation_id"]
         await client.ask("Hello")
-        budget_key = f"parley:budget:tight_budget:{await _today(db)}:{user_id}"
+        budget_key = f"{REDIS_PREFIX}:budget:tight_budget:{await _today(db)}:{user_id}"
         spent = int(await redis.get(budget_key) or 0)
         assert spent > 0
 
@@ -83,7 +83,9 @@ async def test_takeover_pauses_the_agent_and_the_operator_reaches_the_user(
         async with event_stream(server.url, operator.token) as events:
             held = await client.say("Is anyone there?")
             assert held["reply_id"] is None
-            seen = await events.next(lambda kind, e: kind == "message")
+            seen = await events.next(
+                lambda kind, e: kind == "message" and e["conversation_id"] == conversation_id
+            )
         assert seen == {
             "kind": "message",
             "conversation_id": conversation_id,

@@ -7,7 +7,7 @@ import uuid
 import asyncpg
 from redis.asyncio import Redis
 
-from conftest import TokenFactory
+from conftest import KEYS, REDIS_PREFIX, TokenFactory
 from support.client import ChatClient
 from support.fake_llm import FakeLLM, Script
 from support.server import ParleyServer
@@ -134,28 +134,26 @@ async def test_a_resend_redis_has_forgotten_is_caught_by_postgres_and_stores_not
     server: ParleyServer, storage: StorageURLs, make_token: TokenFactory, db: asyncpg.Connection
 ) -> None:
     redis = Redis.from_url(storage.redis_url)
-    logs_before = set(await redis.keys("parley:reply:*:events"))
+    logs_before = set(await redis.keys(f"{REDIS_PREFIX}:reply:*:events"))
     async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
         session = await client.start(agent="agent_gamma")
         conversation_id = session["conversation_id"]
         first = await client.say("once", client_id="old-1")
         await client.reply(first["reply_id"])
         # What expiry (an hour on) would remove: now only Postgres knows "old-1".
-        await redis.delete(f"parley:conversation:{conversation_id}:client:old-1")
+        await redis.delete(KEYS.client_message(conversation_id, "old-1"))
         # The resend's reply starts calling the model before Postgres reports
         # the duplicate; it must vanish without a trace and leave the
         # conversation free.
         again = await client.say("once", client_id="old-1")
         replayed = await client.reply(again["reply_id"])  # the first reply, once more
         after = await client.ask("and then?")
-    new_logs = set(await redis.keys("parley:reply:*:events")) - logs_before
+    new_logs = set(await redis.keys(f"{REDIS_PREFIX}:reply:*:events")) - logs_before
     await redis.aclose()
     assert (again["message_id"], again["reply_id"]) == (first["message_id"], first["reply_id"])
     assert replayed.done is not None and replayed.done["status"] == "complete"
     assert after.done is not None and after.done["status"] == "complete"
-    assert new_logs == {
-        f"parley:reply:{r}:events".encode() for r in (first["reply_id"], after.reply_id)
-    }
+    assert new_logs == {KEYS.events(r).encode() for r in (first["reply_id"], after.reply_id)}
     rows = await db.fetch(
         "SELECT role FROM messages WHERE conversation_id = $1 ORDER BY created_at",
         uuid.UUID(conversation_id),
@@ -283,7 +281,7 @@ async def test_resume_after_the_log_expired_gets_resync(
         reply = await client.ask("hi")
         redis = Redis.from_url(storage.redis_url)
         for suffix in ("events", "state"):  # what expiry would remove
-            await redis.delete(f"parley:reply:{reply.reply_id}:{suffix}")
+            await redis.delete(f"{REDIS_PREFIX}:reply:{reply.reply_id}:{suffix}")
         await redis.aclose()
         await client.send({"type": "resume", "reply_id": reply.reply_id, "after_seq": 0})
         resync = await client.expect("resync")

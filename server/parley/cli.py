@@ -63,8 +63,9 @@ def _parser() -> argparse.ArgumentParser:
         "ingest",
         help="ingest the catalog's knowledge collections (incremental)",
         description="Bring the stored chunks in line with knowledge/<collection>/: new and "
-        "changed files are ingested, unchanged ones skipped, removed ones removed. "
-        "serve does this at start too.",
+        "changed files are ingested, unchanged ones skipped, removed ones removed; without a "
+        "collection, collections whose folder is gone are removed too. serve (at start and on "
+        "reload) does the same for the folders it has, but never removes a collection.",
     )
     ingest.add_argument("collection", nargs="?", help="only this collection (default: all)")
     ingest.set_defaults(command=ingest_command)
@@ -250,7 +251,7 @@ def ingest_command(settings: Settings, args: argparse.Namespace) -> int:
             knowledge = await Knowledge.start(pool, settings, prices.cost_usd)
             print(knowledge.describe(), file=sys.stderr)
             try:
-                reports = await knowledge.sync(args.collection, progress=True)
+                reports = await knowledge.sync(args.collection, prune=True, progress=True)
             finally:
                 await knowledge.aclose()
         finally:

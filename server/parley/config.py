@@ -37,6 +37,9 @@ class Settings(BaseSettings):
 
     database_url: str | None = Field(default=None, validation_alias=_env("DATABASE_URL"))
     redis_url: str | None = Field(default=None, validation_alias=_env("REDIS_URL"))
+    # Every Redis key starts with this: deployments (or test runs) sharing one
+    # Redis database must each have their own, or their sweepers meet.
+    redis_prefix: str = Field(default="parley", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     data_dir: Path = Path(".parley")

@@ -67,8 +67,10 @@ class FeedbackStore:
 
 
 def feedback_given(agent_id: str, rating: Rating) -> None:
-    """Called each time a user's feedback is stored (a change of mind counts again)."""
-    record = getattr(metrics, "feedback_given", None)  # TODO(final): direct call once it exists
+    """The metrics hook: called each time a user's feedback is stored (a change of
+    mind counts again). It hands over to ``parley.observability.metrics.feedback_given``
+    once that counter exists; until then a rating is only stored."""
+    record = getattr(metrics, "feedback_given", None)
     if record is not None:
         record(agent_id, rating)
 

@@ -10,9 +10,16 @@ with the shipped catalog: tests/test_knowledge_shipped.py).
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import yaml
+
+from parley.storage.database import create_pool, migrate
 
 ROUTER_MANUAL = """\
 # Acme router manual
@@ -99,3 +106,21 @@ def write_knowledge_lab(repo: Path, root: Path) -> None:
     ):
         spec = {**base, "id": rules_id, "name": rules_id, "knowledge": knowledge, "tools": tools}
         (root / "rules" / f"{rules_id}.yaml").write_text(yaml.safe_dump(spec))
+
+
+@asynccontextmanager
+async def migrated_database(server_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A database of its own on ``server_url``'s server, migrated, dropped afterwards."""
+    name = f"parley_kb_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(server_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        pool = await create_pool(urlunsplit(urlsplit(server_url)._replace(path=f"/{name}")))
+        try:
+            await migrate(pool)
+            yield pool
+        finally:
+            await pool.close()
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()

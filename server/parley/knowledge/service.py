@@ -67,6 +67,8 @@ class Knowledge:
         self.top_k = top_k
         self.context_share = context_share
         self._mode_note = mode_note
+        # Embeddings configured but unusable (no pgvector): worth a warning at start.
+        self.degraded = False
 
     @classmethod
     async def start(
@@ -105,7 +107,9 @@ class Knowledge:
         if isinstance(vectors, str):
             await embedder.aclose()
             model = settings.embeddings_model
-            return knowledge(f"{model} is set but Postgres has no pgvector: {vectors}")
+            degraded = knowledge(f"{model} is set but Postgres has no pgvector: {vectors}")
+            degraded.degraded = True
+            return degraded
         return knowledge(embedder.space, vectors)
 
     @property
@@ -121,11 +125,17 @@ class Knowledge:
     def collections(self) -> list[str]:
         return sorted(declared_collections(self.root))
 
-    async def sync(self, only: str | None = None, *, progress: bool = False) -> list[IngestReport]:
-        """Ingest the catalog's collections (or one), incrementally; catalog documents of a
-        collection whose folder is gone are removed."""
+    async def sync(
+        self, only: str | None = None, *, prune: bool = False, progress: bool = False
+    ) -> list[IngestReport]:
+        """Ingest the catalog's collections (or one), incrementally.
+
+        ``prune`` also removes the catalog documents of collections whose folder
+        is gone. Only ``parley ingest`` does: instances share the database, and one
+        started with an older catalog (mid-deploy) must not delete a newer one's.
+        """
         names = self.collections()
-        if only is None:
+        if prune and only is None:
             await self.store.delete_catalog_collections(names)
         folder = self.root / KNOWLEDGE_DIR
         return [
@@ -152,12 +162,19 @@ class Knowledge:
         conversation_id: str,
         asker: Asker,
     ) -> Retrieval:
-        """The passages for the newest message, within the prompt's token share."""
+        """The passages for the newest message, within the prompt's token share.
+
+        A failed search costs the reply its passages, not the user their answer.
+        """
         hits: list[Hit] = []
-        for query in search_queries(history, newest):
-            hits = await self.search(collections, query, self.top_k * 2, asker)
-            if hits:
-                break
+        try:
+            for query in search_queries(history, newest):
+                hits = await self.search(collections, query, self.top_k * 2, asker)
+                if hits:
+                    break
+        except Exception:
+            log.warning("knowledge search failed; replying without passages", exc_info=True)
+            return Retrieval((), ())
         chosen = within_budget(hits, budget_tokens, count, self.top_k)
         return Retrieval(
             passages=tuple(passage(n, hit) for n, hit in enumerate(chosen, 1)),

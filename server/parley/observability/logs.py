@@ -81,7 +81,8 @@ class TextFormatter(logging.Formatter):
         ids = _ids()
         if not ids:
             return line
-        return f"{line} [{' '.join(f'{name}={value}' for name, value in ids.items())}]"
+        # (uvicorn ends some messages with a newline: the ids stay on the line.)
+        return f"{line.rstrip()} [{' '.join(f'{name}={value}' for name, value in ids.items())}]"
 
 
 class JsonFormatter(logging.Formatter):

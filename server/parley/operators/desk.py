@@ -262,14 +262,16 @@ class TakeoverDesk:
     async def reconcile(self) -> None:
         """Make the held set match Postgres, without undoing a take or release in flight.
 
-        Redis is read before Postgres: a conversation in the set but not taken
-        was released (its removal is only repeated). One taken but not in the
-        set is added, then checked again: a release that committed meanwhile
-        removed it before we added it back, so it is removed once more.
+        Redis is read before Postgres: a conversation in the set that Postgres
+        knows as not taken was released (its removal is only repeated); one
+        Postgres does not know is left alone (another deployment may share this
+        Redis). One taken but not in the set is added, then checked again: a
+        release that committed meanwhile removed it before we added it back,
+        so it is removed once more.
         """
         held = {as_text(member) for member in await self._redis.smembers(self._held)}
         taken = await self.store.taken()
-        if stale := held - taken:
+        if stale := await self.store.released(held - taken):
             await self._redis.srem(self._held, *stale)
         if missing := taken - held:
             log.warning("re-holding %d conversation(s) Redis had forgotten", len(missing))

@@ -156,6 +156,16 @@ class HandoffStore:
         rows = await self.pool.fetch("SELECT id FROM conversations WHERE taken_by IS NOT NULL")
         return {str(row["id"]) for row in rows}
 
+    async def released(self, conversation_ids: set[str]) -> set[str]:
+        """Those of ``conversation_ids`` that exist here and are not held by anyone."""
+        ids = [UUID(value) for value in conversation_ids if _is_uuid(value)]
+        if not ids:
+            return set()
+        rows = await self.pool.fetch(
+            "SELECT id FROM conversations WHERE id = ANY($1::uuid[]) AND taken_by IS NULL", ids
+        )
+        return {str(row["id"]) for row in rows}
+
     # -- messages while a person holds the conversation --------------------------------
 
     async def insert_held(
@@ -252,3 +262,11 @@ async def _locked(connection: asyncpg.Connection, conversation_id: UUID) -> Conv
     if row is None:
         raise NotFound("No such conversation.")
     return Conversation.from_row(row)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        UUID(value)
+    except ValueError:
+        return False
+    return True
