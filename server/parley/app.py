@@ -46,7 +46,8 @@ def create_app(settings: Settings, *, tracing: Tracing | None = None) -> Starlet
     ``tracing`` defaults to what the OTEL_* variables configure.
     """
     assert settings.redis_url is not None
-    tracing = tracing or Tracing.from_environment()
+    if tracing is None:
+        tracing = Tracing.from_environment()
     dev_secret = None if settings.has_configured_jwt_key else ensure_dev_secret(settings.data_dir)
     verifier = TokenVerifier.from_settings(settings, dev_secret)
 

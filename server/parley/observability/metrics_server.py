@@ -57,6 +57,10 @@ class _Server(ThreadingHTTPServer):
         self.token = token
         super().__init__((host, port), _Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver would print the traceback to stderr, past the log format.
+        log.exception("metrics port: a scrape from %s failed", client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
