@@ -155,6 +155,9 @@ async def test_sync_is_incremental_and_removes_deleted_files(
     assert await store.search_text(["docs"], "gardening", 5) == []
     [hit] = await store.search_text(["docs"], "beekeeping", 5)
     assert (hit.document, hit.heading_path) == ("a.md", ("A",))
+    assert await statistics(pool) == await recounted(pool)
+    await ingestor.delete("docs", ["a.md"])
+    assert await statistics(pool) == await recounted(pool)
 
 
 async def test_uploads_survive_syncs_and_catalog_folders_win_names(
@@ -228,3 +231,22 @@ def test_the_progress_bar_draws_only_on_a_terminal(monkeypatch: pytest.MonkeyPat
 
 async def chunk_ids(pool: asyncpg.Pool) -> list[int]:
     return [row["id"] for row in await pool.fetch("SELECT id FROM knowledge_chunks ORDER BY id")]
+
+
+async def statistics(pool: asyncpg.Pool) -> tuple[list[tuple[object, ...]], ...]:
+    """What ingestion keeps: chunks per collection, chunks per lexeme."""
+    collections = await pool.fetch("SELECT * FROM knowledge_collections ORDER BY 1")
+    terms = await pool.fetch("SELECT * FROM knowledge_terms WHERE df > 0 ORDER BY 1, 2")
+    return [tuple(r) for r in collections if r["chunks"]], [tuple(r) for r in terms]
+
+
+async def recounted(pool: asyncpg.Pool) -> tuple[list[tuple[object, ...]], ...]:
+    """The same, counted from the chunks."""
+    collections = await pool.fetch(
+        "SELECT collection, count(*)::int FROM knowledge_chunks GROUP BY 1 ORDER BY 1"
+    )
+    terms = await pool.fetch(
+        "SELECT collection, lexeme, count(*)::int FROM knowledge_chunks,"
+        " unnest(tsvector_to_array(tsv)) lexeme GROUP BY 1, 2 ORDER BY 1, 2"
+    )
+    return [tuple(r) for r in collections], [tuple(r) for r in terms]

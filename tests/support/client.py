@@ -13,6 +13,9 @@ from websockets.asyncio.client import ClientConnection, connect
 
 Frame = dict[str, Any]
 RECEIVE_TIMEOUT_SECONDS = 20
+# Frames about the conversation rather than a reply (docs/protocol.md): they
+# can arrive between a reply's frames, e.g. the handoff state after a reconnect.
+CONVERSATION_FRAMES = frozenset({"handoff", "title"})
 
 
 @dataclass
@@ -43,6 +46,7 @@ class Reply:
 class ChatClient:
     def __init__(self, connection: ClientConnection) -> None:
         self.connection = connection
+        self.conversation_frames: list[Frame] = []
 
     @classmethod
     async def connect(cls, url: str, token: str | None, *, origin: str | None = None) -> ChatClient:
@@ -91,6 +95,9 @@ class ChatClient:
         reply = Reply(reply_id)
         while True:
             frame = await self.receive()
+            if frame["type"] in CONVERSATION_FRAMES:  # may come at any time; not the reply's
+                self.conversation_frames.append(frame)
+                continue
             assert frame.get("reply_id") == reply_id, frame
             kind = frame["type"]
             if kind in ("delta", "tool_call", "tool_result"):

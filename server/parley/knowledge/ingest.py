@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,6 +140,11 @@ class Ingestor:
         document = await self.store.document(collection, name)
         assert document is not None
         return document, report
+
+    async def delete(self, collection: str, names: Sequence[str]) -> int:
+        """Remove documents (under the collection's lock, like every change to it)."""
+        async with self._locked(collection):
+            return await self.store.delete_documents(collection, names)
 
     async def _put(
         self,

@@ -19,22 +19,32 @@ from parley.knowledge.chunking import Chunk
 from parley.knowledge.documents import ParsedDocument
 
 # A chat question rarely has every word of its answer's passage, so a chunk
-# matching any of the question's lexemes is a candidate, scored by
+# sharing any of the question's lexemes is a candidate, scored by
 #   the share of the question's weight it covers, each lexeme weighted by its
-#     rarity in the searched collections (idf = ln(1 + N / df)): "wireless"
-#     tells more than "use", and a chunk with two rare terms beats one that
-#     repeats a common one;
-#   + 1 if it matches websearch_to_tsquery (every term, quoted phrases, -words);
+#     rarity in the searched collections (idf = ln(1 + N / df), from the
+#     statistics ingestion keeps): "wireless" tells more than "use", and a
+#     chunk with two rare words beats one repeating a common one;
+#   + 1 if it matches websearch_to_tsquery (every word, quoted phrases, -words);
 #   + ts_rank (term frequency, headings weighted over the body), to break ties.
+# In a large collection only the rarer lexemes (in at most COMMON_SHARE of the
+# chunks, and always the two rarest) choose the candidates: a word in most
+# chunks would make every chunk one, and scoring them all costs more than the
+# rest of the search.
+COMMON_SHARE = 0.1
+COMMON_MIN_CHUNKS = 50  # below this a lexeme is never "common"
 _QUERIES = (
     "WITH q AS (SELECT websearch_to_tsquery('english', $2) AS strict,"
     "  tsvector_to_array(to_tsvector('english', $2)) AS lexemes),"
-    " total AS (SELECT greatest(count(*), 1)::float8 AS n FROM knowledge_chunks"
-    "  WHERE collection = ANY($1::text[])),"
-    " terms AS (SELECT quote_literal(l)::tsquery AS term, ln(1 + total.n / greatest(("
-    "   SELECT count(*) FROM knowledge_chunks WHERE collection = ANY($1::text[])"
-    "   AND tsv @@ quote_literal(l)::tsquery), 1)) AS idf FROM q, total, unnest(q.lexemes) l),"
-    " loose AS (SELECT coalesce(string_agg(term::text, ' | '), '')::tsquery AS query,"
+    " total AS (SELECT greatest(coalesce(sum(chunks), 0), 1)::float8 AS n"
+    "  FROM knowledge_collections WHERE collection = ANY($1::text[])),"
+    " counted AS (SELECT quote_literal(l)::tsquery AS term, sum(t.df) AS df"
+    "  FROM q, unnest(q.lexemes) l JOIN knowledge_terms t"
+    "  ON t.lexeme = l AND t.collection = ANY($1::text[]) GROUP BY l HAVING sum(t.df) > 0),"
+    " terms AS (SELECT term, ln(1 + total.n / df) AS idf,"
+    f"  df <= greatest(total.n * {COMMON_SHARE}, {COMMON_MIN_CHUNKS}) AS rare,"
+    "  row_number() OVER (ORDER BY df) AS rarity FROM counted, total),"
+    " loose AS (SELECT coalesce(string_agg(term::text, ' | ')"
+    "  FILTER (WHERE rare OR rarity <= 2), '')::tsquery AS query,"
     "  greatest(sum(idf), 1e-9) AS weight FROM terms)"
 )
 HIT_COLUMNS = (
@@ -172,6 +182,7 @@ class KnowledgeStore:
                 content_hash,
                 size,
             )
+            await _forget_statistics(connection, [document_id])
             await connection.execute(
                 "DELETE FROM knowledge_chunks WHERE document_id = $1", document_id
             )
@@ -193,24 +204,34 @@ class KnowledgeStore:
                 [chunk.body for chunk in chunks],
                 [chunk.tokens for chunk in chunks],
             )
+            await _count_statistics(connection, document_id)
         return document_id
 
     async def delete_documents(self, collection: str, names: Sequence[str]) -> int:
-        result = await self.pool.execute(
-            "DELETE FROM knowledge_documents WHERE collection = $1 AND name = ANY($2::text[])",
+        return await self._delete(
+            "SELECT id FROM knowledge_documents WHERE collection = $1 AND name = ANY($2::text[])",
             collection,
             list(names),
         )
-        return int(result.split()[-1])
 
     async def delete_catalog_collections(self, keep: Sequence[str]) -> int:
         """Remove catalog documents of collections whose folder is gone (uploads stay)."""
-        result = await self.pool.execute(
-            "DELETE FROM knowledge_documents WHERE origin = 'catalog'"
+        return await self._delete(
+            "SELECT id FROM knowledge_documents WHERE origin = 'catalog'"
             " AND NOT collection = ANY($1::text[])",
             list(keep),
         )
-        return int(result.split()[-1])
+
+    async def _delete(self, select_ids: str, *args: Any) -> int:
+        """Delete the documents a query selects (their chunks go with them), and their
+        chunks' share of the statistics, in one transaction."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            ids = [row["id"] for row in await connection.fetch(select_ids, *args)]
+            await _forget_statistics(connection, ids)
+            await connection.execute(
+                "DELETE FROM knowledge_documents WHERE id = ANY($1::bigint[])", ids
+            )
+        return len(ids)
 
     async def chunk(self, chunk_id: int) -> Hit | None:
         row = await self.pool.fetchrow(
@@ -223,8 +244,7 @@ class KnowledgeStore:
     # -- searching -------------------------------------------------------------------
 
     async def search_text(self, collections: Sequence[str], query: str, limit: int) -> list[Hit]:
-        """Chunks matching the query's words, best first: those matching all of them
-        (websearch syntax) before those matching some, then by rank."""
+        """Chunks sharing words with the query, best first (see _QUERIES for the score)."""
         if not collections:
             return []
         rows = await self.pool.fetch(
@@ -268,6 +288,53 @@ class KnowledgeStore:
                 for row in rows
             ],
         )
+
+
+async def _count_statistics(connection: asyncpg.Connection, document_id: int) -> None:
+    """Add a document's chunks to its collection's statistics."""
+    await connection.execute(
+        "WITH counted AS (SELECT collection, lexeme, count(*) AS df"
+        "  FROM knowledge_chunks, unnest(tsvector_to_array(tsv)) lexeme"
+        "  WHERE document_id = $1 GROUP BY collection, lexeme ORDER BY lexeme)"
+        " INSERT INTO knowledge_terms (collection, lexeme, df) SELECT * FROM counted"
+        " ON CONFLICT (collection, lexeme) DO UPDATE SET df = knowledge_terms.df + EXCLUDED.df",
+        document_id,
+    )
+    await connection.execute(
+        "INSERT INTO knowledge_collections (collection, chunks)"
+        " SELECT collection, count(*) FROM knowledge_chunks WHERE document_id = $1"
+        " GROUP BY collection ON CONFLICT (collection)"
+        " DO UPDATE SET chunks = knowledge_collections.chunks + EXCLUDED.chunks",
+        document_id,
+    )
+
+
+async def _forget_statistics(connection: asyncpg.Connection, document_ids: Sequence[int]) -> None:
+    """Take the documents' current chunks out of their collections' statistics."""
+    emptied = await connection.fetch(
+        "WITH counted AS (SELECT collection, lexeme, count(*) AS df"
+        "  FROM knowledge_chunks, unnest(tsvector_to_array(tsv)) lexeme"
+        "  WHERE document_id = ANY($1::bigint[]) GROUP BY collection, lexeme),"
+        " lowered AS (UPDATE knowledge_terms t SET df = t.df - counted.df FROM counted"
+        "  WHERE t.collection = counted.collection AND t.lexeme = counted.lexeme"
+        "  RETURNING t.collection, t.lexeme, t.df)"
+        " SELECT collection, lexeme FROM lowered WHERE df <= 0",
+        list(document_ids),
+    )
+    # A statement of its own: the parts of one statement all see the rows as they were.
+    await connection.execute(
+        "DELETE FROM knowledge_terms t USING unnest($1::text[], $2::text[]) AS e (c, l)"
+        " WHERE t.collection = e.c AND t.lexeme = e.l",
+        [row["collection"] for row in emptied],
+        [row["lexeme"] for row in emptied],
+    )
+    await connection.execute(
+        "UPDATE knowledge_collections k SET chunks = k.chunks - gone.chunks"
+        " FROM (SELECT collection, count(*) AS chunks FROM knowledge_chunks"
+        "  WHERE document_id = ANY($1::bigint[]) GROUP BY collection) gone"
+        " WHERE k.collection = gone.collection",
+        list(document_ids),
+    )
 
 
 def _document(row: asyncpg.Record) -> StoredDocument:

@@ -124,7 +124,7 @@ async def delete_document(request: Request) -> Response:
         raise NotFound(f"No document {name!r} in {collection!r}.")
     if existing.origin == "catalog":
         raise Conflict(f"{name!r} is a file of knowledge/{collection}/: delete it there.")
-    await knowledge.store.delete_documents(collection, [name])
+    await knowledge.ingestor.delete(collection, [name])
     return Response(status_code=204)
 
 
