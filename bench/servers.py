@@ -68,8 +68,12 @@ def _git(root: Path, *args: str) -> str:
 def catalog_copy(source: Source, folder: Path) -> Path:
     """The tree's own catalog plus an agent pinned to the stub's Anthropic model."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("personalities", "rules"):
-        shutil.copytree(source.root / name, folder / name, dirs_exist_ok=True)
+    # Whatever catalog folders the tree has (older trees have no tools/ or knowledge/).
+    for name in ("personalities", "rules", "tools", "knowledge", "providers.yaml"):
+        if (source.root / name).is_dir():
+            shutil.copytree(source.root / name, folder / name, dirs_exist_ok=True)
+        elif (source.root / name).is_file():
+            shutil.copy(source.root / name, folder / name)
     agents = yaml.safe_load((source.root / "agents.yaml").read_text())
     agents["agents"].append(
         {

@@ -64,6 +64,27 @@ def moved(before: Scrape, after: Scrape, name: str, **labels: str) -> float:
     return after.value(name, **labels) - before.value(name, **labels)
 
 
+async def test_feedback_is_counted_by_agent_and_rating(
+    metrics_server: ParleyServer, fake: FakeLLM, make_token: TokenFactory
+) -> None:
+    fake.enqueue(Script(chunks=WORDS))
+    before = scraped(metrics_server)
+    async with await ChatClient.connect(metrics_server.ws_url, make_token()[1]) as client:
+        await client.start(agent="agent_gamma")
+        reply = await client.ask("My wifi keeps dropping")
+        assert reply.done is not None
+        for rating in ("down", "up"):  # a change of mind counts again
+            await client.send(
+                {"type": "feedback", "message_id": reply.done["message_id"], "rating": rating}
+            )
+            assert (await client.expect("feedback_saved"))["rating"] == rating
+    after = scraped(metrics_server)
+    for rating in ("up", "down"):
+        assert (
+            moved(before, after, "parley_feedback_total", agent="agent_gamma", rating=rating) == 1
+        )
+
+
 # -- who may scrape ----------------------------------------------------------------
 
 

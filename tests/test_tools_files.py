@@ -313,7 +313,8 @@ def parley_check(catalog: Path, *args: str, **env: str) -> subprocess.CompletedP
 def test_check_starts_the_mcp_servers_and_lists_every_tool(catalog: Path) -> None:
     result = parley_check(catalog, **ORDERS)
     assert result.returncode == 0, result.stderr
-    assert "tools: create_ticket, handoff_to_human, knowledge_search, lookup_order, " in result.stdout
+    listed = "tools: create_ticket, handoff_to_human, knowledge_search, lookup_order, "
+    assert listed in result.stdout
     assert "status_page__known_issues, status_page__service_status" in result.stdout
 
 

@@ -62,17 +62,8 @@ class FeedbackStore:
         )
         if row is None:
             raise NotFound("No such message.")
-        feedback_given(row["agent_id"], rating)
+        metrics.feedback_given(row["agent_id"], rating)
         return Feedback(row["message_id"], row["rating"], row["comment"], row["updated_at"])
-
-
-def feedback_given(agent_id: str, rating: Rating) -> None:
-    """The metrics hook: called each time a user's feedback is stored (a change of
-    mind counts again). It hands over to ``parley.observability.metrics.feedback_given``
-    once that counter exists; until then a rating is only stored."""
-    record = getattr(metrics, "feedback_given", None)
-    if record is not None:
-        record(agent_id, rating)
 
 
 def _uuid(value: str) -> UUID:

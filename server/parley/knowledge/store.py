@@ -27,10 +27,10 @@ from parley.knowledge.documents import ParsedDocument
 #   + 1 if it matches websearch_to_tsquery (every word, quoted phrases, -words);
 #   + ts_rank (term frequency, headings weighted over the body), to break ties.
 # In a large collection only the rarer lexemes (in at most COMMON_SHARE of the
-# chunks, and always the two rarest) choose the candidates: a word in most
-# chunks would make every chunk one, and scoring them all costs more than the
-# rest of the search.
-COMMON_SHARE = 0.1
+# chunks, and always the two rarest) choose the candidates: a word in many
+# chunks would make them all candidates, and scoring them costs more than the
+# rest of the search (docs/performance.md, "Knowledge bases").
+COMMON_SHARE = 0.02
 COMMON_MIN_CHUNKS = 50  # below this a lexeme is never "common"
 _QUERIES = (
     "WITH q AS (SELECT websearch_to_tsquery('english', $2) AS strict,"

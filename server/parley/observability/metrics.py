@@ -153,6 +153,12 @@ TOOL_SECONDS = Histogram(
     buckets=_TOOL_BUCKETS,
     registry=REGISTRY,
 )
+FEEDBACK = Counter(
+    "parley_feedback",
+    "Ratings users gave replies (a changed rating counts again), by agent.",
+    ["agent", "rating"],
+    registry=REGISTRY,
+)
 STORAGE_ERRORS = Counter(
     "parley_storage_errors",
     "Postgres and Redis failures caught (and logged) by Parley, by what it was doing.",
@@ -247,6 +253,11 @@ def tool_call(tool: str, status: str, seconds: float) -> None:
     """``tool`` must be a catalog name (or :data:`UNKNOWN_TOOL`), never the model's text."""
     TOOL_CALLS.labels(tool, status).inc()
     TOOL_SECONDS.labels(tool).observe(seconds)
+
+
+def feedback_given(agent: str, rating: str) -> None:
+    """``rating`` is ``up`` or ``down`` (validated before it is stored)."""
+    FEEDBACK.labels(agent, rating).inc()
 
 
 # -- storage ---------------------------------------------------------------------------
