@@ -27,10 +27,10 @@ from parley.llm.context import fit_messages
 from parley.llm.router import LLMRouter
 from parley.observability import context
 from parley.observability.tracing import NO_TRACING, Tracing
+from parley.replies.job import ReplyJob
 from parley.replies.log import ConversationHeld, ReplyLog
 from parley.replies.memory import ConversationMemory
 from parley.replies.service import ReplyService
-from parley.replies.task import ReplyJob
 from parley.rules.budget import TokenBudget
 from parley.rules.events import InputVerdict
 from parley.rules.ruleset import RuleSet

@@ -21,8 +21,8 @@ from parley.operators.desk import TakeoverDesk
 from parley.operators.events import OperationsBus
 from parley.operators.store import HandoffStore
 from parley.operators.webhook import WebhookTarget
+from parley.replies.job import ReplyJob
 from parley.replies.service import ReplyService
-from parley.replies.task import ReplyJob
 from parley.review import ReviewStore
 from parley.rules.budget import TokenBudget
 from parley.storage.conversations import ConversationStore

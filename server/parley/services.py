@@ -25,12 +25,12 @@ from parley.operations import Operations
 from parley.replies.appender import Appender
 from parley.replies.confirmations import Confirmations
 from parley.replies.feed import LocalFeeds
+from parley.replies.job import ReplyDeps
 from parley.replies.keys import Keys
 from parley.replies.log import ReplyLog
 from parley.replies.memory import ConversationMemory
 from parley.replies.screening import Classifiers
 from parley.replies.service import ReplyService
-from parley.replies.task import ReplyDeps
 from parley.replies.tool_runner import ToolDeps
 from parley.rules.budget import TokenBudget
 from parley.sessions import SessionStore

@@ -28,7 +28,7 @@ from parley.errors import BudgetExceeded, UpstreamUnavailable
 from parley.llm.base import CallRecord, ChatMessage, TextDelta
 from parley.llm.router import CallFinished, LLMRouter
 from parley.operators.events import OperationsBus
-from parley.replies.task import ReplyJob
+from parley.replies.job import ReplyJob
 from parley.rules import RuleSet
 from parley.rules.budget import TokenBudget
 from parley.rules.normalize import normalize

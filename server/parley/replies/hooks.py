@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 if TYPE_CHECKING:
-    from parley.replies.task import ReplyJob
+    from parley.replies.job import ReplyJob
     from parley.storage.ledger import FinishedReply
 
 log = logging.getLogger(__name__)

@@ -23,8 +23,9 @@ from parley.errors import Conflict, NotFound
 from parley.llm.base import CallRecord, ChatMessage, ModelRef
 from parley.observability import metrics
 from parley.replies.events import Event, Frame
+from parley.replies.job import ReplyDeps, ReplyJob, StopSignal
 from parley.replies.keys import Keys
-from parley.replies.task import ReplyDeps, ReplyJob, StopSignal, done_frame, run_reply
+from parley.replies.task import done_frame, run_reply
 from parley.storage.conversations import ConversationStore
 from parley.storage.ledger import FinishedReply
 from parley.storage.records import Message, ToolStep
