@@ -185,6 +185,9 @@ class FakeLLM:
         self._embedding_failures = 0
         self._disconnects = 0
         self._holds: list[asyncio.Event] = []
+        self._releases = 0  # release() calls so far: a stream that reaches its hold
+        # after a release it started before does not wait (its client may see the
+        # last chunk, and release it, before the stream gets to the hold)
         self._call_numbers = itertools.count(1)  # tool-call ids; used on the server thread only
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
@@ -263,9 +266,10 @@ class FakeLLM:
             self._disconnects = 0
 
     def release(self) -> None:
-        """Let every held stream finish."""
+        """Let every held stream finish (also one about to hold)."""
         with self._state:
             holds, self._holds = self._holds, []
+            self._releases += 1
         if self._loop is not None:
             for hold in holds:
                 self._loop.call_soon_threadsafe(hold.set)
@@ -564,6 +568,8 @@ class FakeLLM:
     async def _paced(self, script: Script) -> AsyncIterator[str]:
         """The script's chunks with its delays, break and hold applied."""
         chunks = script.text_chunks
+        with self._state:
+            releases_at_start = self._releases
         for index, text in enumerate(chunks):
             if script.break_after is not None and index >= script.break_after:
                 raise AbortStream(f"scripted break after {index} chunks")
@@ -576,8 +582,11 @@ class FakeLLM:
         if script.hold:
             hold = asyncio.Event()
             with self._state:
-                self._holds.append(hold)
-                self._state.notify_all()
+                if self._releases > releases_at_start:
+                    hold.set()  # released while its last chunk was on the way
+                else:
+                    self._holds.append(hold)
+                    self._state.notify_all()
             await hold.wait()
             for text in script.after_release:
                 yield text
