@@ -178,6 +178,11 @@ def test_dev_login_makes_admins_of_the_listed_names_only() -> None:
     assert client.get("/auth/me").json()["user"] == {"id": "dev-ada", "name": "Ada", "admin": False}
 
 
+def test_the_dev_sign_in_name_admin_is_an_admin_by_default(dev_client: TestClient) -> None:
+    user = dev_client.post("/auth/dev-login", json={"name": "Admin"}).json()["user"]
+    assert user == {"id": "dev-admin", "name": "Admin", "admin": True}
+
+
 def test_dev_login_same_name_same_user(dev_client: TestClient) -> None:
     first = dev_client.post("/auth/dev-login", json={"name": "Zoë"}).json()["user"]["id"]
     again = dev_client.post("/auth/dev-login", json={"name": "zoë"}).json()["user"]["id"]

@@ -119,8 +119,10 @@ class Settings(BaseSettings):
     handoff_webhook_retry_seconds: float = Field(default=5.0, gt=0, le=3600)
     public_url: str | None = None  # where people reach this server (links in the webhook)
     generate_titles: bool = True
-    # Dev sign-in names that get the admin role (only while dev sign-in is on).
-    dev_admins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Dev sign-in names that get the admin role (only while dev sign-in is on,
+    # which already lets anyone who reaches the port sign in as anyone): "admin"
+    # by default, so the quick start shows the operator console.
+    dev_admins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["admin"])
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
