@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import asyncpg
-import httpx
 
 from parley import __version__
 from parley.operators.store import OpenedHandoff
@@ -63,7 +63,7 @@ class WebhookDeliveries:
         self.policy = policy
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
 
     # -- enqueueing (inside the handoff's transaction) ---------------------------------
 
@@ -89,7 +89,9 @@ class WebhookDeliveries:
         if self.target is None:
             return
         # No redirects: the configured URL is the only place a handoff may go.
-        self._client = httpx.AsyncClient(timeout=REQUEST_TIMEOUT_SECONDS, follow_redirects=False)
+        self._client = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
+        )
         self._task = asyncio.create_task(self._run(), name="handoff-webhook")
 
     async def close(self) -> None:
@@ -98,7 +100,7 @@ class WebhookDeliveries:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.close()
 
     async def _run(self) -> None:
         while True:
@@ -150,12 +152,15 @@ class WebhookDeliveries:
         status_code: int | None = None
         error: str | None = None
         try:
-            # Streamed and never read: a receiver's answer body is not ours to hold.
-            async with self._client.stream(
-                "POST", delivery.url, content=delivery.body.encode(), headers=headers
+            # The body of the answer is never read: a receiver's answer is not ours to hold.
+            async with self._client.post(
+                delivery.url,
+                data=delivery.body.encode(),
+                headers=headers,
+                allow_redirects=False,  # the configured URL is the only place it may go
             ) as response:
-                status_code = response.status_code
-        except httpx.HTTPError as failure:
+                status_code = response.status
+        except (aiohttp.ClientError, TimeoutError) as failure:
             error = f"{type(failure).__name__}: {failure}"[:300]
         if status_code is not None and not 200 <= status_code < 300:
             error = f"HTTP {status_code}"
