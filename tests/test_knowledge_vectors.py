@@ -5,6 +5,7 @@ machine's has no pgvector), embeddings from the fake vendor's /v1/embeddings
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -145,9 +146,30 @@ async def test_a_failed_embedding_falls_back_and_catches_up(
 
 @pytest.fixture
 async def plain_pool(storage: StorageURLs) -> AsyncIterator[asyncpg.Pool]:
-    """A database on the suite's Postgres (the machine's has no pgvector)."""
-    async with migrated_database(storage.database_url) as pool:
-        yield pool
+    """A database on the suite's Postgres, used by a role that may not create
+    extensions: pgvector is out of reach whether the server has it (embedded
+    Postgres) or not (the machine's), as on a managed Postgres without it."""
+    async with migrated_database(storage.database_url) as owner_pool:
+        role = f"parley_plain_{secrets.token_hex(4)}"
+        await owner_pool.execute(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER')
+        for grant in (
+            f'GRANT USAGE, CREATE ON SCHEMA public TO "{role}"',
+            f'GRANT ALL ON ALL TABLES IN SCHEMA public TO "{role}"',
+            f'GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO "{role}"',
+        ):
+            await owner_pool.execute(grant)
+        url = urlsplit(storage.database_url)
+        name = await owner_pool.fetchval("SELECT current_database()")
+        netloc = f"{role}@{url.netloc.rpartition('@')[2]}"  # the same server, as the role
+        plain = await asyncpg.create_pool(
+            urlunsplit(url._replace(netloc=netloc, path=f"/{name}")), min_size=1, max_size=4
+        )
+        try:
+            yield plain
+        finally:
+            await plain.close()
+            await owner_pool.execute(f'DROP OWNED BY "{role}"')
+            await owner_pool.execute(f'DROP ROLE "{role}"')
 
 
 async def test_without_pgvector_it_says_so_and_searches_full_text(
