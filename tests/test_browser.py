@@ -29,16 +29,14 @@ from playwright.async_api import (
     Locator,
     Response,
     ViewportSize,
-    async_playwright,
     expect,
 )
 
 from support.browser import (
-    CHROMIUM_ARGS,
     ChatPage,
     PageWatch,
     TcpProxy,
-    find_chromium,
+    launched_browser,
     session_token,
     watch_context,
 )
@@ -59,19 +57,8 @@ TIMEOUT_MS = 15_000
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        try:
-            path = find_chromium(playwright)
-        except FileNotFoundError as error:
-            pytest.fail(str(error))
-        if path is None:
-            if os.environ.get("CI") == "true":
-                pytest.fail("no Chromium found (CI=true): install chromium or set PARLEY_CHROMIUM")
-            pytest.skip("no Chromium found; set PARLEY_CHROMIUM")
-        expect.set_options(timeout=TIMEOUT_MS)
-        instance = await playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+    async with launched_browser(TIMEOUT_MS) as instance:
         yield instance
-        await instance.close()
 
 
 @pytest.fixture(scope="module")

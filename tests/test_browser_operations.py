@@ -8,15 +8,19 @@ into the DOM (docs/ui.md), never on sleeps.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Dialog, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Dialog, Page, expect
 
 from conftest import TokenFactory
-from support.browser import CHROMIUM_ARGS, ChatPage, PageWatch, find_chromium, watch_context
+from support.browser import (
+    ChatPage,
+    PageWatch,
+    launched_browser,
+    watch_context,
+)
 from support.fake_llm import FakeLLM, Script
 from support.server import ParleyServer
 
@@ -28,19 +32,8 @@ HOSTILE = "<img src=x onerror=alert(1)> **not bold**"
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        try:
-            path = find_chromium(playwright)
-        except FileNotFoundError as error:
-            pytest.fail(str(error))
-        if path is None:
-            if os.environ.get("CI") == "true":
-                pytest.fail("no Chromium found (CI=true): install chromium or set PARLEY_CHROMIUM")
-            pytest.skip("no Chromium found; set PARLEY_CHROMIUM")
-        expect.set_options(timeout=TIMEOUT_MS)
-        instance = await playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+    async with launched_browser(TIMEOUT_MS) as instance:
         yield instance
-        await instance.close()
 
 
 class People:

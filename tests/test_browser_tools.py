@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -24,19 +23,17 @@ from playwright.async_api import (
     BrowserContext,
     Dialog,
     Locator,
-    async_playwright,
     expect,
 )
 
 from conftest import TokenFactory
 from parley.examples.background import BackgroundServer
 from support.browser import (
-    CHROMIUM_ARGS,
     NON_EMPTY,
     ChatPage,
     FrameGate,
     PageWatch,
-    find_chromium,
+    launched_browser,
     watch_context,
 )
 from support.client import ChatClient
@@ -51,19 +48,8 @@ HOSTILE = "<img src=x onerror=alert(1)>"
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        try:
-            path = find_chromium(playwright)
-        except FileNotFoundError as error:
-            pytest.fail(str(error))
-        if path is None:
-            if os.environ.get("CI") == "true":
-                pytest.fail("no Chromium found (CI=true): install chromium or set PARLEY_CHROMIUM")
-            pytest.skip("no Chromium found; set PARLEY_CHROMIUM")
-        expect.set_options(timeout=TIMEOUT_MS)
-        instance = await playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+    async with launched_browser(TIMEOUT_MS) as instance:
         yield instance
-        await instance.close()
 
 
 class Tabs:

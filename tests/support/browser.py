@@ -13,18 +13,21 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.async_api import (
+    Browser,
     BrowserContext,
     Locator,
     Page,
     Playwright,
     WebSocket,
     WebSocketRoute,
+    async_playwright,
     expect,
 )
 
@@ -359,3 +362,24 @@ class TcpProxy:
             while data := await reader.read(65536):
                 writer.write(data)
                 await writer.drain()
+
+
+@contextlib.asynccontextmanager
+async def launched_browser(timeout_ms: int) -> AsyncIterator[Browser]:
+    """Chromium for a test module: a failure under CI=true when none is found, a
+    skip elsewhere (README: browser tests); ``timeout_ms`` for every expect()."""
+    async with async_playwright() as playwright:
+        try:
+            path = find_chromium(playwright)
+        except FileNotFoundError as error:
+            pytest.fail(str(error))
+        if path is None:
+            if os.environ.get("CI") == "true":
+                pytest.fail("no Chromium found (CI=true): install chromium or set PARLEY_CHROMIUM")
+            pytest.skip("no Chromium found; set PARLEY_CHROMIUM")
+        expect.set_options(timeout=timeout_ms)
+        instance = await playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        try:
+            yield instance
+        finally:
+            await instance.close()
