@@ -32,6 +32,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     TIKTOKEN_CACHE_DIR=/opt/tiktoken \
     PARLEY_CATALOG=/app \
     PARLEY_WEB_DIR=/app/web \
+    PARLEY_CLIENT_DIR=/app/clients/js/src \
     PARLEY_DATA_DIR=/var/lib/parley
 
 # An unprivileged user; the code and catalog stay root-owned, so a compromised
@@ -51,6 +52,7 @@ COPY tools ./tools
 COPY knowledge ./knowledge
 COPY agents.yaml ./
 COPY web ./web
+COPY clients/js/src ./clients/js/src
 
 USER parley:parley
 EXPOSE 8000

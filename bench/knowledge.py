@@ -212,7 +212,7 @@ async def vectors(url: str, sizes: Sequence[int], dimensions: int) -> dict[str, 
     return results
 
 
-async def added_before_first_token(base: str) -> dict[str, object]:
+async def added_before_first_token(base: str) -> dict[str, float]:
     """``Knowledge.retrieve`` on the shipped collections, as a reply runs it."""
     url, drop = await fresh_database(base)
     pool = await create_pool(url, max_size=4)

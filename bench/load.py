@@ -3,7 +3,8 @@
 Each line on stdin is one JSON command; each command gets one JSON line back::
 
     {"op": "prepare", "kind": "ws", "url": "ws://…/ws", "count": 32, ...}
-    {"op": "fire", "timeout": 60}          -> {"results": [StreamResult, ...]}
+    {"op": "fire", "timeout": 60, "offsets": [0.0, 0.013, …], "repeat": 1, "pause_s": 0}
+                                           -> {"results": [StreamResult, ...]}
     {"op": "close"}
     {"op": "idle_open", "url": "ws://…/ws", "count": 1000, ...} -> {"open": 1000, ...}
     {"op": "idle_close"}
@@ -11,12 +12,16 @@ Each line on stdin is one JSON command; each command gets one JSON line back::
     {"op": "quit"}
 
 ``prepare`` opens the streams without timing anything (WebSocket: connect,
-authenticate, ``start``; HTTP: a TCP connection), ``fire`` starts them all at
-the same moment and times them, ``close`` closes them. Kinds:
+authenticate, ``start``; HTTP: a TCP connection), ``fire`` starts each at its
+offset (none given: all at the same moment), ``repeat`` times in a row, and
+times them, ``close`` closes them. Kinds:
 
-* ``ws``: Parley's WebSocket protocol (``message`` -> ``accepted``, ``delta``…, ``done``);
+* ``ws``: Parley's WebSocket protocol (``message`` -> ``accepted``, ``delta``…,
+  ``done``), each message in a new conversation whose ``start`` is not timed;
+* ``ws-new``: the same, timed from ``start`` (a new conversation's first reply);
 * ``sse``: Parley's ``POST /v1/chat`` with ``"stream": true``;
-* ``openai`` / ``anthropic``: the same request straight to the stub (the baseline).
+* ``openai`` / ``anthropic``: the same request straight to the stub (the baseline),
+  or to a peer's OpenAI-compatible endpoint.
 
 HTTP is spoken by a small hand-written HTTP/1.1 client, so that the generator's
 own cost stays low and the same for Parley's SSE and the baseline.
@@ -50,6 +55,7 @@ from bench.common import (
 from parley.auth.tokens import mint_token
 
 OPEN_CONCURRENCY = 64  # connections opened at once while preparing
+DRAIN_SECONDS = 10.0  # reading the end of a response before reusing its connection
 Command = dict[str, Any]
 
 
@@ -121,26 +127,52 @@ def parley_result(clock: TokenClock, tally: ParleyTally) -> StreamResult:
 
 
 class WsTurn:
-    def __init__(self, connection: ClientConnection) -> None:
+    """One authenticated socket. ``ws`` opens a conversation (``start``) before each
+    timed message, untimed; ``ws-new`` times ``start`` and the message together."""
+
+    def __init__(self, connection: ClientConnection, agent: str, timed_start: bool) -> None:
         self.connection = connection
+        self.agent = agent
+        self.timed_start = timed_start
+        self.fresh = False  # a conversation is open and has had no message yet
+        self.renew = True  # False: later messages continue the same conversation
 
     @classmethod
-    async def open(cls, url: str, token: str, agent: str, deflate: bool) -> WsTurn:
+    async def open(
+        cls, url: str, token: str, agent: str, deflate: bool, timed_start: bool = False
+    ) -> WsTurn:
         headers = {"Authorization": f"Bearer {token}"}
         connection = await connect(
             url, additional_headers=headers, max_size=None, compression=_compression(deflate)
         )
-        turn = cls(connection)
-        await connection.send(json.dumps({"type": "start", "agent": agent}))
-        session = json.loads(await connection.recv())
-        if session.get("type") != "session":
-            await turn.close()
-            raise StreamError(f"start refused: {str(session)[:200]}")
+        turn = cls(connection, agent, timed_start)
+        if not timed_start:
+            try:
+                await turn.start()
+            except BaseException:
+                await turn.close()
+                raise
         return turn
 
+    async def start(self) -> None:
+        """A new conversation; frames of the previous one still on their way are skipped."""
+        await self.connection.send(json.dumps({"type": "start", "agent": self.agent}))
+        while True:
+            frame = json.loads(await self.connection.recv())
+            if frame.get("type") == "session":
+                self.fresh = True
+                return
+            if frame.get("type") == "error" and "reply_id" not in frame:
+                raise StreamError(f"start refused: {str(frame)[:200]}")
+
     async def run(self, expected: list[str]) -> StreamResult:
-        frame = {"type": "message", "client_id": str(uuid.uuid4()), "text": PROMPT}
+        if not self.timed_start and not self.fresh and self.renew:
+            await self.start()  # untimed: every probe is a new conversation
         clock = TokenClock(expected, time.perf_counter())
+        if self.timed_start:
+            await self.start()
+        self.fresh = False
+        frame = {"type": "message", "client_id": str(uuid.uuid4()), "text": PROMPT}
         await self.connection.send(json.dumps(frame))
         tally = ParleyTally()
         while not on_parley_frame(json.loads(await self.connection.recv()), clock, tally):
@@ -174,6 +206,7 @@ class HttpTurn:
         self.request = request
         self.kind = kind
         self.host = host
+        self.unread = False  # the last response's body was not read to its end
 
     @classmethod
     async def open(cls, url: str, request: HttpRequest, kind: str) -> HttpTurn:
@@ -192,6 +225,11 @@ class HttpTurn:
         return ("\r\n".join(head) + "\r\n\r\n").encode() + self.request.body
 
     async def run(self, expected: list[str]) -> StreamResult:
+        if self.unread:  # the connection is reused: read the last body's end first
+            async with asyncio.timeout(DRAIN_SECONDS):
+                async for _ in self.events():
+                    pass
+            self.unread = False
         clock = TokenClock(expected, time.perf_counter())
         self.writer.write(self.request_bytes())
         status, headers = await self.read_head()
@@ -202,10 +240,12 @@ class HttpTurn:
             raise StreamError("expected a chunked event stream")
         if self.kind == "sse":
             tally = ParleyTally()
+            self.unread = True
             async for payload in self.events():
                 if on_parley_frame(json.loads(payload), clock, tally):
                     break
             return parley_result(clock, tally)
+        self.unread = True
         async for payload in self.events():
             if payload == b"[DONE]":
                 break
@@ -233,6 +273,7 @@ class HttpTurn:
             size = int((await self.reader.readline()).split(b";")[0], 16)
             if size == 0:
                 await self.reader.readline()
+                self.unread = False
                 return
             buffer += (await self.reader.readexactly(size + 2))[:-2]
             while (end := buffer.find(b"\n\n")) >= 0:
@@ -270,6 +311,8 @@ def request_for(command: Command, token: str) -> HttpRequest:
         body = {"agent": command["agent"], "message": PROMPT, "stream": True}
         return HttpRequest("/v1/chat", json.dumps(body).encode(), {"authorization": token})
     if kind == "openai":
+        key = command.get("api_key")
+        headers = {"authorization": f"Bearer {key}"} if key else {}
         body = {
             "model": OPENAI_MODEL,
             "messages": messages,
@@ -277,7 +320,7 @@ def request_for(command: Command, token: str) -> HttpRequest:
             "stream_options": {"include_usage": True},
             "max_tokens": 1000,
         }
-        return HttpRequest("/v1/chat/completions", json.dumps(body).encode(), {})
+        return HttpRequest("/v1/chat/completions", json.dumps(body).encode(), headers)
     body = {"model": ANTHROPIC_MODEL, "messages": messages, "stream": True, "max_tokens": 1000}
     headers = {"x-api-key": "sk-stub", "anthropic-version": "2023-06-01"}
     return HttpRequest("/v1/messages", json.dumps(body).encode(), headers)
@@ -290,9 +333,10 @@ def bearer(command: Command, user: str) -> str:
 async def open_turn(command: Command, index: int) -> Turn:
     kind, url = command["kind"], command["url"]
     user = f"{command['users']}.{index}"
-    if kind == "ws":
+    if kind in ("ws", "ws-new"):
         deflate = bool(command.get("deflate", True))
-        return await WsTurn.open(url, bearer(command, user), command["agent"], deflate)
+        token = bearer(command, user)
+        return await WsTurn.open(url, token, command["agent"], deflate, kind == "ws-new")
     token = f"Bearer {bearer(command, user)}" if kind == "sse" else ""
     return await HttpTurn.open(url, request_for(command, token), kind)
 
@@ -335,7 +379,12 @@ class Generator:
         if op == "prepare":
             return await self.prepare(command)
         if op == "fire":
-            return await self.fire(float(command["timeout"]))
+            return await self.fire(
+                float(command["timeout"]),
+                offsets=[float(o) for o in command.get("offsets") or []],
+                repeat=int(command.get("repeat", 1)),
+                pause_s=float(command.get("pause_s", 0.0)),
+            )
         if op == "close":
             await self.close()
             return {"closed": True}
@@ -353,12 +402,27 @@ class Generator:
         self.turns, self.refused = await open_many(command, int(command["count"]))
         return {"opened": len(self.turns), "refused": self.refused[:5]}
 
-    async def fire(self, limit_s: float) -> dict[str, Any]:
+    async def fire(
+        self, limit_s: float, offsets: list[float], repeat: int = 1, pause_s: float = 0.0
+    ) -> dict[str, Any]:
+        """Every stream, each starting at its offset (seconds; none: all at once) and
+        asking ``repeat`` times in a row, ``pause_s`` apart. Results in stream order."""
         started = time.perf_counter()
-        ran = await asyncio.gather(*(timed(t, self.expected, limit_s) for t in self.turns))
+
+        async def one(index: int, turn: Turn) -> list[StreamResult]:
+            if index < len(offsets):
+                await asyncio.sleep(max(0.0, started + offsets[index] - time.perf_counter()))
+            out = []
+            for attempt in range(repeat):
+                if attempt:
+                    await asyncio.sleep(pause_s)
+                out.append(await timed(turn, self.expected, limit_s))
+            return out
+
+        ran = await asyncio.gather(*(one(i, t) for i, t in enumerate(self.turns)))
         wall = time.perf_counter() - started
         refused = [StreamResult(expected=len(self.expected), error=e) for e in self.refused]
-        results = [result.to_json() for result in [*ran, *refused]]
+        results = [result.to_json() for result in [*(r for rs in ran for r in rs), *refused]]
         return {"results": results, "wall_s": round(wall, 4)}
 
     async def close(self) -> None:
@@ -433,6 +497,8 @@ async def soak(command: Command) -> dict[str, Any]:
             sub = {**command, "kind": "ws", "users": f"{command['users']}.{index}"}
             try:
                 turn = await open_turn(sub, serial)
+                if isinstance(turn, WsTurn):
+                    turn.renew = False  # ``per_conversation`` replies in one conversation
             except Exception as error:
                 errors.append(describe(error))
                 await asyncio.sleep(1)  # back off: the server refused a connection

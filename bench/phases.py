@@ -22,11 +22,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
-
+from bench.arrivals import Arrivals
 from bench.common import Profile, StreamResult, percentile, slope
+from bench.cpu import PostgresCpu, Snapshot, harness_connection, window
 from bench.figures import Cell, Round, Usage, error_samples, summarise
 from bench.measure import CountingProxy, command_stats, http_json, summarise_profile
+from bench.peer import Peer
 from bench.processes import BenchError, Child, Children, GeneratorClient
 from bench.servers import (
     ANTHROPIC_AGENT,
@@ -37,25 +38,52 @@ from bench.servers import (
     Storage,
     start_instance,
 )
+from bench.stats import min_samples, spread
 
 QUIET_CPU_SHARE = 0.15  # a server using less than this share of a core is quiet
 QUIET_TIMEOUT = 30.0
 DRAIN_TIMEOUT = 120.0
 WARM_UP_STREAMS = 16
-HARNESS_COMMANDS = ("SCARD", "INFO")  # what the harness sends to a Parley's Redis
+# What the harness sends to a Parley's Redis: the sizes of the active-reply sets
+# (one EVAL of SCARDs: Parley sends EVAL only to undo a reply that never started).
+HARNESS_COMMANDS = ("EVAL", "SCARD", "INFO")
+
+
+Server = Instance | Peer
 
 
 @dataclass(frozen=True)
 class Route:
-    """One way of getting a reply: straight from the stub, or through a Parley instance."""
+    """One way of getting a reply: straight from the stub, through a Parley instance,
+    or through a peer (LiteLLM proxy)."""
 
     label: str
-    kind: str  # openai | anthropic (the baseline) | ws | sse | ws-anthropic
+    kind: str  # openai | anthropic (the baseline) | ws | ws-new | sse | ws-anthropic | peer
     instance: Instance | None = None
+    peer: Peer | None = None
 
     @property
     def agent(self) -> str:
         return ANTHROPIC_AGENT if self.kind == "ws-anthropic" else OPENAI_AGENT
+
+    @property
+    def server(self) -> Server | None:
+        return self.instance if self.instance is not None else self.peer
+
+    @property
+    def source(self) -> str | None:
+        """The label of what is measured: a source tree, a peer; None for the baseline."""
+        if self.instance is not None:
+            return self.instance.source.label
+        return self.peer.label if self.peer is not None else None
+
+    @property
+    def protocol(self) -> str:
+        """What the load generator speaks on this route."""
+        return {"ws-anthropic": "ws", "peer": "openai"}.get(self.kind, self.kind)
+
+    def cell(self, level: int) -> Cell:
+        return Cell(level, self.label, self.kind, self.source)
 
 
 @dataclass
@@ -73,6 +101,13 @@ class Settings:
     idle_step: int
     soak_seconds: float
     soak_streams: int
+    arrivals: Arrivals = field(default_factory=Arrivals)
+    probe_samples: int = 200  # first-token probes per path
+    probe_rounds: int = 5  # ... in this many rounds, the paths alternating
+    probe_pause_s: float = 0.05  # between one path's probes (a user reading the reply)
+    burst_streams: int = 128  # new streams arriving while as many run
+    stall_probe_up: bool = True  # probe above the ladder when every level was clean
+    stall_max: int = 2048  # ... up to this many streams
     collapse_share: float = 0.5  # stop a ladder when this share of a level's streams fail
 
 
@@ -91,7 +126,9 @@ class Harness:
     deflate: bool = True  # WebSocket clients offer permessage-deflate, as browsers do
     redis: dict[str, Child] = field(default_factory=dict)  # source label -> redis-server
     storage: dict[str, Storage] = field(default_factory=dict)
+    postgres: dict[str, PostgresCpu] = field(default_factory=dict)  # source label ->
     live: list[Instance] = field(default_factory=list)  # running Parley instances
+    peer: Peer | None = None
     serial: int = 0
 
     def users(self, what: str) -> str:
@@ -106,16 +143,26 @@ class Harness:
         stats: dict[str, Any] = await http_json(f"{self.stub_url}/bench/stats?reset=1&samples=1")
         return stats
 
-    def cpu(self, instance: Instance | None) -> Usage:
-        """CPU seconds so far of every process in the path (a snapshot, not a delta)."""
-        redis = self.redis.get(instance.source.label) if instance else None
-        return Usage(
+    async def snapshot(self, route: Route) -> Snapshot:
+        """CPU seconds so far of every process in the path (a snapshot, not a delta):
+        the server, and for Parley its Redis and the Postgres processes of its database."""
+        server = route.server
+        label = route.instance.source.label if route.instance is not None else None
+        redis = self.redis.get(label) if label else None
+        postgres = self.postgres.get(label) if label else None
+        backends, shared = await postgres.snapshot() if postgres else (None, {})
+        return Snapshot(
             wall=time.perf_counter(),
-            parley=instance.child.cpu() if instance else math.nan,
+            parley=server.child.cpu() if server is not None else math.nan,
             stub=self.stub.cpu(),
             generator=self.generator.child.cpu(),
             redis=redis.cpu() if redis else math.nan,
+            backends=backends,
+            shared=shared,
         )
+
+    def servers(self) -> list[Server]:
+        return [*self.live, *([self.peer] if self.peer is not None else [])]
 
     async def stop_instance(self, instance: Instance) -> None:
         await instance.stop()
@@ -140,20 +187,10 @@ class Harness:
         return instance
 
 
-def window(before: Usage, after: Usage) -> Usage:
-    return Usage(
-        wall=after.wall - before.wall,
-        parley=after.parley - before.parley,
-        stub=after.stub - before.stub,
-        generator=after.generator - before.generator,
-        redis=after.redis - before.redis,
-    )
-
-
 # -- quiet and drained ----------------------------------------------------------------------
 
 
-async def quiet(instance: Instance, limit_s: float = QUIET_TIMEOUT) -> None:
+async def quiet(instance: Server, limit_s: float = QUIET_TIMEOUT) -> None:
     """Wait until no reply runs and the server's CPU is (nearly) idle."""
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline and instance.child.alive():
@@ -185,13 +222,25 @@ def stream_timeout(level: int, profile: Profile) -> float:
     return 30 + profile.tokens * profile.interval_ms / 1000 + level * profile.tokens / 300
 
 
-async def run_round(h: Harness, path: Route, level: int, profile: Profile) -> Round:
+async def run_round(
+    h: Harness,
+    path: Route,
+    level: int,
+    profile: Profile,
+    *,
+    offsets: Sequence[float] | None = None,
+    repeat: int = 1,
+    pause_s: float = 0.0,
+) -> Round:
+    """``level`` streams on ``path``, each starting at its offset (none: all at once),
+    each asking ``repeat`` times; the CPU is that of the whole round."""
     instance = path.instance
-    for running in h.live:  # the baseline too: nothing left over from the last round
+    for running in h.servers():  # the baseline too: nothing left over from the last round
         await quiet(running)
     prepare = {
         "op": "prepare",
-        "kind": "ws" if path.kind.startswith("ws") else path.kind,
+        "kind": path.protocol,
+        "api_key": path.peer.api_key if path.peer is not None else None,
         "url": _url(h, path),
         "count": level,
         "users": h.users(f"{path.label}.{level}"),
@@ -202,11 +251,13 @@ async def run_round(h: Harness, path: Route, level: int, profile: Profile) -> Ro
     }
     await h.generator.call(prepare)
     await h.stub_stats()  # reset
-    before = h.cpu(instance)
-    fired = await h.generator.call({"op": "fire", "timeout": stream_timeout(level, profile)})
+    before = await h.snapshot(path)
+    fire = {"op": "fire", "timeout": stream_timeout(level, profile), "repeat": repeat}
+    fire |= {"offsets": list(offsets or []), "pause_s": pause_s}
+    fired = await h.generator.call(fire)
     if instance is not None:
         await drained(instance)
-    usage = window(before, h.cpu(instance))
+    usage = window(before, await h.snapshot(path))
     stub = await h.stub_stats()
     await h.generator.call({"op": "close"})
     results = [StreamResult.from_json(raw) for raw in fired["results"]]
@@ -217,6 +268,8 @@ async def run_round(h: Harness, path: Route, level: int, profile: Profile) -> Ro
 
 
 def _url(h: Harness, path: Route) -> str:
+    if path.peer is not None:
+        return path.peer.url
     if path.instance is None:
         return h.stub_url
     return path.instance.ws_url if path.kind.startswith("ws") else path.instance.url
@@ -242,7 +295,10 @@ class Ladder:
 
 
 def ladder_paths(
-    vendor: str, instances: Sequence[Instance], transports: Sequence[str]
+    vendor: str,
+    instances: Sequence[Instance],
+    transports: Sequence[str],
+    peer: Peer | None = None,
 ) -> list[Route]:
     paths = [Route("baseline", vendor)]
     several = len(instances) > 1
@@ -252,6 +308,8 @@ def ladder_paths(
             paths.append(Route(f"ws{suffix}", "ws-anthropic", instance))
             continue
         paths += [Route(f"{t}{suffix}", t, instance) for t in transports]
+    if peer is not None and vendor == "openai":
+        paths.append(Route(peer.label, "peer", peer=peer))
     return paths
 
 
@@ -267,16 +325,15 @@ async def run_ladder(h: Harness, ladder: Ladder) -> dict[str, Any]:
     cells: list[Cell] = []
     stopped_after: int | None = None
     for level in ladder.levels:
-        row = [
-            Cell(level, p.label, p.kind, p.instance.source.label if p.instance else None)
-            for p in ladder.paths
-        ]
+        row = [p.cell(level) for p in ladder.paths]
         rounds = ladder.single_rounds if level == 1 else h.settings.rounds
         started = time.monotonic()
         for turn in range(rounds):
+            # every path of a turn sees the same arrival times
+            offsets = h.settings.arrivals.offsets(level, seed=level * 1009 + turn)
             for path in rotate(ladder.paths, turn):
                 cell = row[ladder.paths.index(path)]
-                cell.add(await run_round(h, path, level, ladder.profile))
+                cell.add(await run_round(h, path, level, ladder.profile, offsets=offsets))
         cells += row
         print(progress(ladder, level, row, time.monotonic() - started), flush=True)
         if collapsed(row, h.settings.collapse_share):
@@ -317,47 +374,172 @@ def progress(ladder: Ladder, level: int, row: Sequence[Cell], seconds: float) ->
     return f"  {ladder.name} x{level} ({seconds:.0f}s): " + "; ".join(parts)
 
 
+# -- first token at one stream ------------------------------------------------------------
+
+
+def probe_paths(
+    instances: Sequence[Instance], transports: Sequence[str], peer: Peer | None
+) -> list[Route]:
+    """Baseline, every Parley path (``ws-new`` beside ``ws``), and the peer."""
+    kinds = [kind for t in transports for kind in ((t, "ws-new") if t == "ws" else (t,))]
+    paths = [Route("baseline", "openai")]
+    several = len(instances) > 1
+    for instance in instances:
+        suffix = f"@{instance.source.label}" if several else ""
+        paths += [Route(f"{kind}{suffix}", kind, instance) for kind in kinds]
+    if peer is not None:
+        paths.append(Route(peer.label, "peer", peer=peer))
+    return paths
+
+
+async def first_token(
+    h: Harness, instances: Sequence[Instance], profile: Profile
+) -> dict[str, Any]:
+    """Time to first token at one stream, from enough probes per path for a p99.
+
+    Every path gets ``probe_samples`` probes in ``probe_rounds`` rounds, the
+    paths alternating from round to round; within a round one connection asks
+    again and again, ``probe_pause_s`` apart, each time in a new conversation.
+    The replies are short (``profile``): the first token does not depend on
+    how many follow.
+    """
+    settings = h.settings
+    await h.set_profile(profile)
+    paths = probe_paths(instances, settings.transports, h.peer)
+    for path in paths:  # warm every pool
+        await run_round(h, path, 1, profile, repeat=3, pause_s=settings.probe_pause_s)
+    repeat = math.ceil(settings.probe_samples / settings.probe_rounds)
+    cells = [path.cell(1) for path in paths]
+    for turn in range(settings.probe_rounds):
+        for path in rotate(paths, turn):
+            found = await run_round(
+                h, path, 1, profile, repeat=repeat, pause_s=settings.probe_pause_s
+            )
+            cells[paths.index(path)].add(found)
+    print(progress_line("first token", cells), flush=True)
+    return {
+        "profile": {"tokens": profile.tokens, "interval_ms": profile.interval_ms},
+        "samples_per_path": repeat * settings.probe_rounds,
+        "pause_ms": 1000 * settings.probe_pause_s,
+        "cells": summarise_cells(cells, profile),
+    }
+
+
+def progress_line(name: str, cells: Sequence[Cell]) -> str:
+    parts = []
+    for cell in cells:
+        ttft = cell.values(lambda r: r.ttft)
+        parts.append(
+            f"{cell.target} ttft50 {percentile(ttft, 0.5):.1f} ttft99 "
+            f"{percentile(ttft, 0.99):.1f} (n={len(ttft)})"
+        )
+    return f"  {name}: " + "; ".join(parts)
+
+
+# -- a burst while streams run ---------------------------------------------------------------
+
+
+async def burst(h: Harness, instances: Sequence[Instance], profile: Profile) -> dict[str, Any]:
+    """``burst_streams`` new streams arrive at once while as many are running.
+
+    The running streams start together; the burst comes halfway through their
+    replies. Figures: stalls in the running streams, and the burst's time to
+    first token (enough rounds for ``min_samples(0.99)`` of them per path).
+    """
+    settings = h.settings
+    count = settings.burst_streams
+    await h.set_profile(profile)
+    paths = probe_paths(instances, [t for t in settings.transports], h.peer)
+    paths = [path for path in paths if path.kind != "ws-new"]
+    at = profile.tokens * profile.interval_ms / 2000
+    offsets = [0.0] * count + [at] * count
+    rounds = max(2, math.ceil(min_samples(0.99) / count))
+    running = [path.cell(count) for path in paths]
+    arriving = [path.cell(count) for path in paths]
+    for turn in range(rounds):
+        for path in rotate(paths, turn):
+            found = await run_round(h, path, 2 * count, profile, offsets=offsets)
+            index = paths.index(path)
+            first, second = split_round(found, count)
+            running[index].add(first)
+            arriving[index].add(second)
+    print(progress_line(f"burst of {count}", arriving), flush=True)
+    return {
+        "streams": count,
+        "at_ms": 1000 * at,
+        "rounds": rounds,
+        "profile": {"tokens": profile.tokens, "interval_ms": profile.interval_ms},
+        "running": summarise_cells(running, profile),
+        "burst": summarise_cells(arriving, profile),
+    }
+
+
+def split_round(found: Round, count: int) -> tuple[Round, Round]:
+    """The running streams' round and the burst's; the CPU stays with the first."""
+    first = Round(found.results[:count], found.usage, found.stub_late, found.users)
+    second = Round(found.results[count:], Usage(), [], found.users, found.upstream_ttft)
+    return first, second
+
+
 # -- stall-free streams -------------------------------------------------------------------
 
 
 async def stall_free(
-    h: Harness, instance: Instance, profile: Profile, known: Sequence[tuple[Cell, Cell]]
+    h: Harness,
+    instance: Instance,
+    profile: Profile,
+    known: Sequence[tuple[Cell, Cell]],
+    transport: str = "ws",
 ) -> dict[str, Any]:
-    """The most concurrent WebSocket streams with no stall and no lost token.
+    """The most concurrent streams on ``transport`` with no stall and no lost token.
 
-    Starts from the ladder's levels (clean or not) and bisects between the
-    largest clean level and the smallest unclean one.
+    Starts from the ladder's levels (clean or not), bisects between the largest
+    clean level and the smallest unclean one, and when every level was clean
+    doubles until one is not (unless ``stall_probe_up`` is off: quick mode).
+    Without an unclean level the figure is a lower bound, reported as not probed.
     """
     await h.set_profile(profile)
     probes: dict[int, dict[str, Any]] = {}
     for cell, base in known:
         probes[cell.level] = probe_summary(cell, profile, base)
-    path = Route("ws", "ws", instance)
+    path = Route(transport, transport, instance)
     baseline = Route("baseline", "openai")
-    for _ in range(6):
+    for _ in range(10):
         lo, hi = bounds(probes)
-        if hi is None or hi - lo <= max(2, lo // 10):
+        if hi is None:
+            if not h.settings.stall_probe_up or lo >= h.settings.stall_max:
+                break
+            level = min(h.settings.stall_max, max(2 * lo, 1))
+        elif hi - lo <= max(2, lo // 10):
             break
-        level = (lo + hi) // 2 if lo else max(1, hi // 2)
-        cell = Cell(level, "ws", "ws", instance.source.label)
-        base = Cell(level, "baseline", "openai", None)
+        else:
+            level = (lo + hi) // 2 if lo else max(1, hi // 2)
+        cell = path.cell(level)
+        base = baseline.cell(level)
         for turn in range(h.settings.stall_rounds):
+            offsets = h.settings.arrivals.offsets(level, seed=level * 1009 + turn)
             for which in rotate([path, baseline], turn):
-                round_ = await run_round(h, which, level, profile)
+                round_ = await run_round(h, which, level, profile, offsets=offsets)
                 (cell if which is path else base).add(round_)
         probes[level] = probe_summary(cell, profile, base)
-        print(f"  stall-free probe x{level}: {'clean' if cell.clean(profile) else 'stalled'}")
+        print(f"  stall-free probe {transport} x{level}: {verdict(cell, profile)}", flush=True)
     lo, hi = bounds(probes)
     cores = 1 if h.parley_cpu is not None else (os.cpu_count() or 1)
     return {
         "source": instance.source.label,
+        "path": transport,
         "interval_ms": profile.interval_ms,
         "max_streams": lo,
         "first_unclean": hi,
+        "probed": hi is not None,  # False: every level tried was clean, the limit unknown
         "parley_cores": cores,
         "per_core": lo / cores,
         "probes": [probes[level] for level in sorted(probes)],
     }
+
+
+def verdict(cell: Cell, profile: Profile) -> str:
+    return "clean" if cell.clean(profile) else "stalled"
 
 
 def bounds(probes: dict[int, dict[str, Any]]) -> tuple[int, int | None]:
@@ -419,13 +601,13 @@ async def persistence(h: Harness, instance: Instance) -> dict[str, Any]:
         "errors": error_samples(cells),
         "rows": rows,
         "rows_per_s": rows / wall if wall else math.nan,
-        "lag_ms": {"p50": percentile(lags, 0.5), "p99": percentile(lags, 0.99)},
+        "lag_ms": spread(lags),
         "parley_busy": cells.usage.busy(cells.usage.parley),
     }
 
 
 async def stored_rows(database_url: str, users: str) -> int:
-    connection = await asyncpg.connect(database_url)
+    connection = await harness_connection(database_url)
     try:
         pattern = users + ".%"
         messages = await connection.fetchval(

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,20 +82,22 @@ class Children:
         name: str,
         argv: list[str],
         *,
-        env: dict[str, str] | None = None,
+        env: Mapping[str, str | None] | None = None,
         cwd: Path = REPO,
         cpu: int | None = None,
         stdin: int | None = subprocess.DEVNULL,
         stdout: int | None = None,
     ) -> Child:
         log_path = self.logs / f"{name}.log"
+        merged = {**os.environ, **(env or {})}  # a None value unsets the variable
+        environment = {key: value for key, value in merged.items() if value is not None}
         if self.pin and cpu is not None and shutil.which("taskset"):
             argv = ["taskset", "-c", str(cpu), *argv]  # taskset execs: same pid
         with log_path.open("ab") as log:
             process = subprocess.Popen(
                 argv,
                 cwd=cwd,
-                env={**os.environ, **(env or {})},
+                env=environment,
                 stdin=stdin,
                 stdout=log if stdout is None else stdout,
                 stderr=log,

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.figures import TARGETS
+from bench.stats import Quantile, min_samples, shown
+from bench.verdicts import NOT_PROBED, TARGETS
 
 START = "<!-- bench:figures:start -->"
 END = "<!-- bench:figures:end -->"
@@ -33,57 +34,127 @@ def evaluate(results: Results) -> list[dict[str, Any]]:
 
 
 def _judged(results: Results, source: str) -> Iterable[dict[str, Any]]:
+    yield from _first_token_rows(results.get("first_token"), source)
+    yield from _burst_rows(results.get("burst"), source)
     ladders = [lad for lad in results.get("ladders", []) if lad["vendor"] == "openai"]
-
-    def added(level: int, key: str, transport: str = "ws") -> tuple[float | None, str]:
-        """The worst ladder's figure; time to first token at 1 stream from the ladder
-        with the most samples there (it does not depend on the pacing)."""
-        found = []
-        for ladder in ladders:
-            cell = _cell(ladder, level, transport, source)
-            if cell is not None and "added" in cell:
-                found.append((cell["added"][key], ladder["name"], cell))
-        if not found:
-            return None, ""
-        if key.startswith("ttft") and level == 1:
-            chosen = max(found, key=lambda item: item[2]["streams"])
-        else:
-            chosen = max(found, key=lambda item: item[0])
-        notes = [
-            f"{name}: {_ms(value)} (n={cell['streams']}{_failures(cell)})"
-            for value, name, cell in found
-        ]
-        return chosen[0], "; ".join(notes)
-
-    for key, level, metric in (
-        ("ttft_1_p50", 1, "ttft_p50"),
-        ("ttft_1_p99", 1, "ttft_p99"),
-        ("ttft_128_p99", 128, "ttft_p99"),
-        ("gap_1_p99", 1, "gap_p99"),
-        ("gap_200_p99", 200, "gap_p99"),
-    ):
-        value, note = added(level, metric)
-        sse, _ = added(level, metric, "sse")
-        if sse is not None:
-            note += f"; SSE (worst): {_ms(sse)}"
-        yield TARGETS[key].judge(value, note)
-    yield _cpu_per_token(ladders, source)
+    for transport in TRANSPORTS:
+        for key, level, metric in (
+            ("ttft_128_p99", 128, "ttft"),
+            ("gap_1_p99", 1, "gap"),
+            ("gap_200_p99", 200, "gap"),
+        ):
+            value, n, note = _worst_added(ladders, level, metric, transport, source)
+            yield TARGETS[key].judge(value, note, path=transport, n=n, q=0.99)
+    for transport in TRANSPORTS:
+        yield _cpu_per_token(ladders, source, transport)
+    yield from _stall_rows(results.get("stall_free", []), source)
     for key, read in PHASE_TARGETS:
-        phase = key.split(":")[0]
+        phase, target = key.split(":")
         entry = _for(results, phase, source)
         if entry is None:
-            yield TARGETS[key.split(":")[1]].judge(None)
+            yield TARGETS[target].judge(None, path="ws")
+        elif target == "commit_lag_p99":  # a percentile: judged only with enough samples
+            value, note = read(entry)
+            n = int(entry["lag_ms"].get("n", 0))
+            yield TARGETS[target].judge(value, note, path="ws", n=n, q=0.99)
         else:
             value, note = read(entry)
-            yield TARGETS[key.split(":")[1]].judge(value, note)
+            yield TARGETS[target].judge(value, note, path="ws")
+
+
+TRANSPORTS = ("ws", "sse")
+FIRST_TOKEN_PATHS = ("ws", "ws-new", "sse")
+
+
+def _first_token_rows(phase: Results | None, source: str) -> Iterable[dict[str, Any]]:
+    """Added time to first token at one stream, p50 and p99, per path."""
+    cells = {c["kind"]: c for c in (phase or {}).get("cells", []) if c["source"] == source}
+    for kind in FIRST_TOKEN_PATHS:
+        cell = cells.get(kind)
+        for key, q in (("ttft_1_p50", 0.5), ("ttft_1_p99", 0.99)):
+            if cell is None or "added" not in cell:
+                yield TARGETS[key].judge(None, path=kind)
+                continue
+            added = cell["added"]
+            note = f"{cell['streams']} probes of {phase_profile(phase)}" + _failures(cell)
+            value = added[f"ttft_p{round(100 * q)}"]
+            yield TARGETS[key].judge(value, note, path=kind, n=int(added["ttft_n"]), q=q)
+
+
+def phase_profile(phase: Results | None) -> str:
+    profile = (phase or {}).get("profile", {})
+    return f"{profile.get('tokens', '?')} tokens {profile.get('interval_ms', '?'):g} ms apart"
+
+
+def _burst_rows(phase: Results | None, source: str) -> Iterable[dict[str, Any]]:
+    """Stalls in the running streams and the burst's added first token, per path."""
+    running = {c["kind"]: c for c in (phase or {}).get("running", []) if c["source"] == source}
+    burst = {c["kind"]: c for c in (phase or {}).get("burst", []) if c["source"] == source}
+    for kind in TRANSPORTS:
+        if kind not in running or phase is None:
+            yield TARGETS["burst_stalls"].judge(None, path=kind)
+            yield TARGETS["burst_ttft_p99"].judge(None, path=kind)
+            continue
+        cell = running[kind]
+        base = next((c for c in phase["running"] if c["source"] is None), None)
+        note = (
+            f"{phase['streams']} new streams {phase['at_ms']:.0f} ms into as many running, "
+            f"{phase['rounds']} rounds; {cell['gap_ms'].get('n', 0)} gaps" + _failures(cell)
+        )
+        if base is not None:
+            note += f"; the baseline's running streams: {base['stalls']} stalls"
+        yield TARGETS["burst_stalls"].judge(float(cell["stalls"]), note, path=kind)
+        added = burst[kind].get("added", {})
+        yield TARGETS["burst_ttft_p99"].judge(
+            added.get("ttft_p99"),
+            f"{burst[kind]['streams']} burst streams" + _failures(burst[kind]),
+            path=kind,
+            n=int(added.get("ttft_n", 0)),
+            q=0.99,
+        )
+
+
+def _worst_added(
+    ladders: Sequence[Results], level: int, metric: str, transport: str, source: str
+) -> tuple[float | None, int | None, str]:
+    """The worst ladder's added p99 among those with enough samples for one."""
+    found = []
+    for ladder in ladders:
+        cell = _cell(ladder, level, transport, source)
+        if cell is not None and "added" in cell:
+            added = cell["added"]
+            found.append((added[f"{metric}_p99"], int(added.get(f"{metric}_n", 0)), ladder, cell))
+    if not found:
+        return None, None, ""
+    notes = [
+        f"{ladder['name']}: {_ms(value)} (n={n}{_failures(cell)})"
+        for value, n, ladder, cell in found
+    ]
+    counted = [item for item in found if item[1] >= min_samples(0.99)] or found
+    value, n, _, _ = max(counted, key=lambda item: item[0])
+    return value, n, "; ".join(notes)
+
+
+def _stall_rows(entries: Sequence[Results], source: str) -> Iterable[dict[str, Any]]:
+    judged = set()
+    for e in entries:
+        if e["source"] != source:
+            continue
+        path = e.get("path", "ws")
+        judged.add(path)
+        note = f"{e['max_streams']} streams clean on {e['parley_cores']} core(s)"
+        if not e.get("probed", True):
+            note += "; no unclean level found: the limit was not probed"
+            yield TARGETS["stall_free"].judge(None, note, path=path, missing=NOT_PROBED)
+            continue
+        note += f"; first unclean level: {e['first_unclean']}"
+        yield TARGETS["stall_free"].judge(e["per_core"], note, path=path)
+    for path in TRANSPORTS:
+        if path not in judged:
+            yield TARGETS["stall_free"].judge(None, path=path)
 
 
 Reading = tuple[float, str]
-
-
-def _stall(e: Results) -> Reading:
-    note = f"{e['max_streams']} streams clean on {e['parley_cores']} core(s)"
-    return e["per_core"], note + f"; first unclean level: {e['first_unclean'] or 'none'}"
 
 
 def _idle(e: Results) -> Reading:
@@ -123,7 +194,6 @@ def _return(e: Results) -> Reading:
 
 
 PHASE_TARGETS: tuple[tuple[str, Callable[[Results], Reading]], ...] = (
-    ("stall_free:stall_free", _stall),
     ("idle:idle_ws_kib", _idle),
     ("persistence:rows_per_s", _rows),
     ("persistence:commit_lag_p99", _lag),
@@ -133,21 +203,41 @@ PHASE_TARGETS: tuple[tuple[str, Callable[[Results], Reading]], ...] = (
 )
 
 
-def _cpu_per_token(ladders: Sequence[Results], source: str) -> dict[str, Any]:
-    """At 32 WebSocket streams, 20 ms apart (the largest level up to 32 if 32 was not run)."""
+def cpu_parts(cell: Results) -> dict[str, float]:
+    """CPU per token by process; files from before Redis and Postgres were counted
+    have the server's alone."""
+    parts: dict[str, float] = cell.get("cpu_us_per_token") or {
+        "server": cell["parley_cpu_us_per_token"],
+        "total": math.nan,
+    }
+    return parts
+
+
+def _cpu_per_token(ladders: Sequence[Results], source: str, transport: str) -> dict[str, Any]:
+    """At 32 streams, 20 ms apart (the largest level up to 32 if 32 was not run): Parley's
+    CPU plus its Redis's and its Postgres backends'."""
     paced = [lad for lad in ladders if lad["profile"]["interval_ms"] == 20] or ladders
-    cells = [c for lad in paced for c in lad["cells"] if _is(c, "ws", source) and c["level"] <= 32]
+    cells = [
+        c for lad in paced for c in lad["cells"] if _is(c, transport, source) and c["level"] <= 32
+    ]
     if not cells:
-        return TARGETS["cpu_per_token"].judge(None)
+        return TARGETS["cpu_per_token"].judge(None, path=transport)
     cell = max(cells, key=lambda c: c["level"])
+    parts = cpu_parts(cell)
+    note = (
+        f"at {cell['level']} streams: server {_n(parts['server'], 0)}, Redis "
+        f"{_n(parts.get('redis'), 0)}, Postgres backends {_n(parts.get('postgres'), 0)} µs; "
+        f"server-wide Postgres {_n(parts.get('postgres_shared'), 0)} µs not added"
+    )
     others = [
-        f"x{c['level']}: {c['parley_cpu_us_per_token']:.0f}"
+        f"x{c['level']}: {_n(cpu_parts(c)['total'], 0)}"
         for lad in paced
         for c in lad["cells"]
-        if _is(c, "ws", source) and c is not cell
+        if _is(c, transport, source) and c is not cell
     ]
-    note = f"at {cell['level']} streams; other levels (µs): " + ", ".join(others)
-    return TARGETS["cpu_per_token"].judge(cell["parley_cpu_us_per_token"], note)
+    if others:
+        note += "; other levels (µs): " + ", ".join(others)
+    return TARGETS["cpu_per_token"].judge(parts["total"], note, path=transport)
 
 
 def _is(cell: dict[str, Any], transport: str, source: str) -> bool:
@@ -201,11 +291,16 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 def markdown(results: Results, image: str | None = None) -> str:
     meta = results["meta"]
     several = len(meta["sources"]) > 1
-    parts = [_header(meta), "### Targets", _targets_table(results["targets"], several)]
+    parts = [_header(meta), _peer_line(results.get("peer"))]
+    parts += ["### Targets", _targets_table(results["targets"], several)]
     if image is not None:
         parts.append(
             f"![Added time to first token and inter-token gap against concurrency]({image})"
         )
+    if results.get("first_token"):
+        parts += ["### First token at one stream", _first_token_table(results["first_token"])]
+    if results.get("burst"):
+        parts += ["### A burst while streams run", _burst_table(results["burst"])]
     for ladder in results.get("ladders", []):
         parts += [_ladder_title(ladder), _ladder_table(ladder), _ladder_notes(ladder)]
     parts += _phase_sections(results)
@@ -220,17 +315,32 @@ def _header(meta: Results) -> str:
         f"Machine: {meta['machine']}, {meta.get('load_after', '?')} at the end.",
         f"Pinning: {meta['pinning']}. WebSocket clients "
         f"{'offer' if meta.get('ws_deflate', True) else 'do not offer'} permessage-deflate.",
+        f"Arrivals: {meta.get('arrivals', 'all streams of a round at once')}. A p99 needs "
+        f"{min_samples(0.99)} samples: with fewer it is shown as `n=… < {min_samples(0.99)}`"
+        " and not judged.",
     ]
     return "\n".join(lines)
 
 
+def _peer_line(peer: Results | None) -> str:
+    if not peer:
+        return ""
+    if peer.get("started"):
+        return (
+            f"Peer: **{peer['name']}** (no database, same stub, pinned like Parley), "
+            f"measured through the same client; rows `{peer['name']}`."
+        )
+    return f"Peer: **{peer['name']} was not measured**: {peer.get('error', 'it did not start')}."
+
+
 def _targets_table(rows: Sequence[dict[str, Any]], several: bool) -> str:
-    columns = ["figure", "target", "measured", "verdict", "notes"]
+    columns = ["figure", "path", "target", "measured", "verdict", "notes"]
     if several:
         columns.insert(0, "source")
     body = []
     for row in rows:
-        cells = [row["figure"], row["target"], row["measured"], row["verdict"], row["note"] or ""]
+        cells = [row["figure"], row.get("path", ""), row["target"], row["measured"]]
+        cells += [row["verdict"], row["note"] or ""]
         body.append(([row["source"]] if several else []) + cells)
     return table(columns, body)
 
@@ -251,10 +361,12 @@ LATENCY_COLUMNS = (
     "path",
     "failed",
     "lost",
+    "n TTFT",
     "TTFT p50",
     "TTFT p99",
     "+TTFT p50",
     "+TTFT p99",
+    "n gaps",
     "gap p50",
     "gap p99",
     "+gap p99",
@@ -267,8 +379,10 @@ BREAKDOWN_COLUMNS = (
     "upstream TTFT p50",
     "done lag p99",
     "frames/token",
-    "CPU/token",
-    "Parley busy",
+    "CPU/token: all (server, Redis, PG)",
+    "server busy",
+    "Redis busy",
+    "PG busy",
     "gen busy",
     "stub busy",
     "stub late p99",
@@ -285,20 +399,31 @@ def _ladder_table(ladder: Results) -> str:
 def _latency_row(cell: dict[str, Any]) -> list[str]:
     added = cell.get("added", {})
     parley = cell["source"] is not None
+    ttft, gaps = cell["ttft_ms"], cell["gap_ms"]
     return [
         str(cell["level"]),
         cell["target"],
         f"{cell['failed']}/{cell['streams']}",
         str(cell["lost_tokens"]),
-        _n(cell["ttft_ms"]["p50"]),
-        _n(cell["ttft_ms"]["p99"]),
+        str(ttft.get("n", "?")),
+        _n(ttft["p50"]),
+        _p99(ttft["p99"], ttft.get("n", 0)),
         _ms(added.get("ttft_p50")) if parley else "",
-        _ms(added.get("ttft_p99")) if parley else "",
-        _n(cell["gap_ms"]["p50"]),
-        _n(cell["gap_ms"]["p99"]),
-        _ms(added.get("gap_p99")) if parley else "",
+        _p99(added.get("ttft_p99"), added.get("ttft_n", 0), signed=True) if parley else "",
+        str(gaps.get("n", "?")),
+        _n(gaps["p50"]),
+        _p99(gaps["p99"], gaps.get("n", 0)),
+        _p99(added.get("gap_p99"), added.get("gap_n", 0), signed=True) if parley else "",
         str(cell["stalls"]),
     ]
+
+
+def _p99(value: float | None, n: float, signed: bool = False) -> str:
+    """A p99, or the count that was too small for one (never the maximum of a few)."""
+    if value is None:
+        return "-"
+    text = shown(Quantile(0.99, float(value), int(n)), signed=signed)
+    return text.split(" (n=")[0] + (" ms" if signed and "<" not in text else "")
 
 
 def _breakdown_row(cell: dict[str, Any]) -> list[str]:
@@ -311,13 +436,101 @@ def _breakdown_row(cell: dict[str, Any]) -> list[str]:
         _n(cell["upstream_ttft_ms"]["p50"], 0) if parley else "",
         _n(cell["done_lag_ms"]["p99"]) if parley else "",
         _n(cell["frames_per_token"], 2),
-        f"{cell['parley_cpu_us_per_token']:.0f} µs" if parley else "",
+        _cpu(cell) if parley else "",
         _pct(busy["parley"]) if parley else "",
+        _pct(busy.get("redis")) if parley else "",
+        _pct(busy.get("postgres")) if parley else "",
         _pct(busy["generator"]),
         _pct(busy["stub"]),
         _n(cell["stub_late_p99_ms"]),
         cell["limit"],
     ]
+
+
+def _cpu(cell: Results) -> str:
+    parts = cpu_parts(cell)
+    if math.isnan(parts.get("total", math.nan)):
+        return f"{_n(parts['server'], 0)} µs (server)"
+    pieces = ", ".join(_n(parts.get(name), 0) for name in ("server", "redis", "postgres"))
+    return f"{_n(parts['total'], 0)} µs ({pieces})"
+
+
+FIRST_TOKEN_COLUMNS: tuple[str, ...] = (
+    "path",
+    "probes",
+    "failed",
+    "TTFT p50",
+    "TTFT p99",
+    "+TTFT p50",
+    "+TTFT p99",
+    "accepted p50",
+    "upstream TTFT p50",
+)
+
+
+def _first_token_table(phase: Results) -> str:
+    rows = []
+    for cell in phase["cells"]:
+        ttft, added = cell["ttft_ms"], cell.get("added", {})
+        parley = cell["source"] is not None
+        rows.append(
+            [
+                cell["target"],
+                str(ttft.get("n", "?")),
+                str(cell["failed"]),
+                _n(ttft["p50"]),
+                _p99(ttft["p99"], ttft.get("n", 0)),
+                _ms(added.get("ttft_p50")) if parley else "",
+                _p99(added.get("ttft_p99"), added.get("ttft_n", 0), signed=True) if parley else "",
+                _n(cell["accepted_ms"]["p50"]) if parley else "",
+                _n(cell["upstream_ttft_ms"]["p50"], 0) if parley else "",
+            ]
+        )
+    intro = (
+        f"{phase['samples_per_path']} probes per path, one at a time, "
+        f"{phase['pause_ms']:.0f} ms apart, replies of {phase_profile(phase)}; "
+        "`ws` opens each conversation untimed, `ws-new` times `start` too."
+    )
+    return intro + "\n\n" + table(FIRST_TOKEN_COLUMNS, rows)
+
+
+BURST_COLUMNS: tuple[str, ...] = (
+    "path",
+    "running streams",
+    "stalls",
+    "max gap",
+    "burst streams",
+    "burst TTFT p50",
+    "burst TTFT p99",
+    "+TTFT p99",
+    "failed",
+)
+
+
+def _burst_table(phase: Results) -> str:
+    rows = []
+    for running, burst in zip(phase["running"], phase["burst"], strict=True):
+        ttft, added = burst["ttft_ms"], burst.get("added", {})
+        parley = burst["source"] is not None
+        rows.append(
+            [
+                running["target"],
+                str(running["streams"]),
+                str(running["stalls"]),
+                _n(running["gap_ms"]["max"]),
+                str(ttft.get("n", "?")),
+                _n(ttft["p50"]),
+                _p99(ttft["p99"], ttft.get("n", 0)),
+                _p99(added.get("ttft_p99"), added.get("ttft_n", 0), signed=True) if parley else "",
+                f"{running['failed'] + burst['failed']}",
+            ]
+        )
+    intro = (
+        f"{phase['streams']} streams start together; {phase['streams']} more arrive at once "
+        f"{phase['at_ms']:.0f} ms later; {phase['rounds']} rounds per path; a stall is a gap "
+        f"over {2 * phase['profile']['interval_ms']:g} ms."
+    )
+    return intro + "\n\n" + table(BURST_COLUMNS, rows)
 
 
 def _ladder_notes(ladder: Results) -> str:
@@ -354,6 +567,7 @@ def _stall_table(entries: Sequence[Results]) -> str:
             rows.append(
                 [
                     entry["source"],
+                    entry.get("path", "ws"),
                     str(probe["level"]),
                     "clean" if probe["clean"] else "stalled",
                     str(probe["stalls"]),
@@ -363,15 +577,24 @@ def _stall_table(entries: Sequence[Results]) -> str:
                     _n(probe["baseline_max_gap_ms"]),
                 ]
             )
-    columns = ["source", "streams", "verdict", "stalls", "max gap", "failed", "lost"]
+    columns = ["source", "path", "streams", "verdict", "stalls", "max gap", "failed", "lost"]
     return (
         table([*columns, "baseline max gap"], rows)
         + "\n\n"
-        + "\n".join(
-            f"`{e['source']}`: at most **{e['max_streams']}** streams stall-free "
-            f"({e['per_core']:.0f} per core; Parley on {e['parley_cores']} core(s))."
-            for e in entries
+        + "\n".join(_stall_sentence(e) for e in entries)
+    )
+
+
+def _stall_sentence(e: Results) -> str:
+    where = f"`{e['source']}` {e.get('path', 'ws')}"
+    if not e.get("probed", True):
+        return (
+            f"{where}: every level tried was clean, up to {e['max_streams']} streams; "
+            "the limit was **not probed**."
         )
+    return (
+        f"{where}: at most **{e['max_streams']}** streams stall-free "
+        f"({e['per_core']:.0f} per core; Parley on {e['parley_cores']} core(s))."
     )
 
 
@@ -386,7 +609,7 @@ def _persistence_table(entries: Sequence[Results]) -> str:
             str(e["rows"]),
             _n(e["rows_per_s"], 0),
             _n(e["lag_ms"]["p50"]),
-            _n(e["lag_ms"]["p99"]),
+            _p99(e["lag_ms"]["p99"], e["lag_ms"].get("n", 0)),
         ]
         for e in entries
     ]

@@ -4,14 +4,22 @@ It starts a stub upstream, a load generator, a private redis-server and a
 scratch Postgres database per Parley source tree, and one ``parley serve`` per
 tree, then runs the phases (see docs/performance.md):
 
-1. latency ladders (OpenAI stub at 20 ms and 5 ms, Anthropic stub at 20 ms):
-   baseline, WebSocket and SSE rounds alternating at each concurrency level;
-2. stall-free streams at 50 tokens/s (bisecting between the ladder's levels);
-3. persistence: a burst of short replies, rows per second and commit lag;
-4. optional py-spy profiles (``--profile``);
-5. memory per idle authenticated WebSocket (fresh instance);
-6. Redis round trips per token (fresh instance behind a counting proxy);
-7. optional soak (``--soak SECONDS``).
+1. first token at one stream: at least 200 probes per path (baseline,
+   WebSocket, WebSocket with ``start`` timed, SSE, the peer), short replies;
+2. latency ladders (OpenAI stub at 20 ms and 5 ms, Anthropic stub at 20 ms):
+   baseline, WebSocket, SSE (and the peer) rounds alternating at each level,
+   the streams of a round arriving at once or as a Poisson process;
+3. a burst of new streams while as many run: stalls, and the burst's first token;
+4. stall-free streams at 50 tokens/s per path (bisecting between the ladder's
+   levels, and above them when all were clean; quick mode does not go above);
+5. persistence: a burst of short replies, rows per second and commit lag;
+6. optional py-spy profiles (``--profile``);
+7. memory per idle authenticated WebSocket (fresh instance);
+8. Redis round trips per token (fresh instance behind a counting proxy);
+9. optional soak (``--soak SECONDS``).
+
+``--peer litellm`` adds LiteLLM proxy (its own virtualenv, no database) to the
+first-token, ladder and burst phases, measured through the same client.
 
 It prints the Markdown, writes ``bench.json``, ``bench.md`` and ``bench.png``
 to ``--out`` and with ``--publish`` updates docs/performance.md. Every process,
@@ -35,19 +43,23 @@ import tempfile
 import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from bench import phases, report
+from bench.arrivals import MODES, Arrivals
 from bench.common import Profile
+from bench.cpu import PostgresCpu
 from bench.figures import Cell
+from bench.peer import PEERS, Peer, cache_folder, start_peer
 from bench.processes import REPO, BenchError, Children, GeneratorClient, free_port, wait_until
 from bench.servers import Instance, Source, Storage, catalog_copy, check_import, scratch_database
+from bench.stats import min_samples
 
-PHASES = ("ladder", "stall", "persistence", "idle", "redis")
+PHASES = ("ttft", "ladder", "burst", "stall", "persistence", "idle", "redis")
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
@@ -82,6 +94,12 @@ class Options:
     server_env: tuple[tuple[str, str], ...]
     deflate: bool
     argv: tuple[str, ...]
+    arrivals: Arrivals = field(default_factory=Arrivals)
+    peer: str | None = None
+    peer_cache: Path | None = None
+    samples: int = 200
+    probe_tokens: int = 8
+    burst_streams: int = 128
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
@@ -94,6 +112,10 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     unknown = set(args.skip) - set(PHASES)
     if unknown or set(args.transports) - {"ws", "sse"}:
         raise SystemExit(f"--skip: choose from {', '.join(PHASES)}; --transports: ws,sse")
+    try:
+        arrivals = Arrivals(args.arrivals, args.rate or 0.0)
+    except ValueError as error:
+        raise SystemExit(f"--arrivals: {error}") from None
     return Options(
         quick=quick,
         tokens=args.tokens,
@@ -124,6 +146,12 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         server_env=tuple(_assignment(raw) for raw in args.server_env),
         deflate=not args.no_ws_deflate,
         argv=tuple(sys.argv[1:] if argv is None else argv),
+        arrivals=arrivals,
+        peer=args.peer,
+        peer_cache=args.peer_cache,
+        samples=max(args.samples, 1),
+        probe_tokens=args.probe_tokens,
+        burst_streams=pick(args.burst, 128, 32),
     )
 
 
@@ -145,6 +173,23 @@ def _parser() -> argparse.ArgumentParser:
     add("--single", type=int, help="rounds at 1 stream, 20 ms (default 30, quick 5)")
     add("--fast-single", type=int, help="rounds at 1 stream, 5 ms (default 100, quick 20)")
     add("--transports", type=_words, default=("ws", "sse"), help="ws,sse (default both)")
+    add(
+        "--arrivals",
+        choices=MODES,
+        default="burst",
+        help="how a round's streams start: all at once (burst, default) or poisson (--rate)",
+    )
+    add("--rate", type=float, help="poisson arrivals: streams per second on average")
+    add(
+        "--samples",
+        type=int,
+        default=min_samples(0.99),
+        help="first-token probes per path at 1 stream (default 200: the fewest for a p99)",
+    )
+    add("--probe-tokens", type=int, default=8, help="tokens per first-token probe (default 8)")
+    add("--burst", type=int, help="new streams in the burst while as many run (128, quick 32)")
+    add("--peer", choices=PEERS, help="measure a peer in the same run (litellm)")
+    add("--peer-cache", type=Path, help="where peers' virtualenvs go (~/.cache/parley-bench)")
     add("--server-src", type=Path, action="append", help="a Parley source tree (repeatable)")
     add("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_POSTGRES))
     add("--out", type=Path, default=REPO / "bench" / "results", help="where results go")
@@ -242,23 +287,34 @@ async def start_stub(children: Children, cpu: int | None, profile: Profile) -> t
     return child, url
 
 
+@dataclass
+class Stores:
+    """Per source tree: its scratch database and Redis, and who reads their CPU."""
+
+    storage: dict[str, Storage]
+    redis: dict[str, Any]
+    postgres: dict[str, PostgresCpu]
+
+
 @contextlib.asynccontextmanager
 async def storages(
     options: Options, sources: Sequence[Source], children: Children, cpu: int | None
-) -> AsyncIterator[tuple[dict[str, Storage], dict[str, Any]]]:
+) -> AsyncIterator[Stores]:
     """A scratch database, a private Redis and a catalog copy per source tree."""
     from bench.processes import start_redis
 
     async with contextlib.AsyncExitStack() as stack:
-        found: dict[str, Storage] = {}
-        redis: dict[str, Any] = {}
+        stores = Stores({}, {}, {})
         for source in sources:
             database = await stack.enter_async_context(scratch_database(options.postgres_url))
             child, url = await start_redis(children, f"redis-{source.label}", cpu)
             catalog = catalog_copy(source, children.logs / f"catalog-{source.label}")
-            found[source.label] = Storage(database, url, catalog)
-            redis[source.label] = child
-        yield found, redis
+            stores.storage[source.label] = Storage(database, url, catalog)
+            stores.redis[source.label] = child
+            counter = PostgresCpu(database)
+            stack.push_async_callback(counter.close)  # before its database is dropped
+            stores.postgres[source.label] = counter
+        yield stores
 
 
 # -- the run -------------------------------------------------------------------------------
@@ -290,7 +346,9 @@ def profiles(options: Options) -> tuple[Profile, Profile]:
     )
 
 
-def ladders(options: Options, instances: Sequence[Instance]) -> list[phases.Ladder]:
+def ladders(
+    options: Options, instances: Sequence[Instance], peer: Peer | None = None
+) -> list[phases.Ladder]:
     paced, fast = profiles(options)
     wanted = [
         ("openai", paced, options.levels, options.single),
@@ -303,7 +361,7 @@ def ladders(options: Options, instances: Sequence[Instance]) -> list[phases.Ladd
             vendor,
             profile,
             levels,
-            phases.ladder_paths(vendor, instances, options.transports),
+            phases.ladder_paths(vendor, instances, options.transports, peer),
             single,
         )
         for vendor, profile, levels, single in wanted
@@ -311,13 +369,32 @@ def ladders(options: Options, instances: Sequence[Instance]) -> list[phases.Ladd
     ]
 
 
+async def with_peer(options: Options, h: phases.Harness, results: dict[str, Any]) -> None:
+    """Start the peer if asked; a peer that fails is reported, and the run goes on."""
+    if options.peer is None:
+        return
+    cache = cache_folder(options.peer_cache)
+    start = partial(start_peer, options.peer, h.children, cache, h.stub_url, h.parley_cpu)
+    h.peer = await attempt(results, f"peer {options.peer}", start)
+    results["peer"] = {"name": options.peer, "cache": str(cache), "started": h.peer is not None}
+    if h.peer is None:
+        results["peer"]["error"] = results["failures"][-1]["error"]
+
+
 async def measure(options: Options, h: phases.Harness, sources: Sequence[Source]) -> dict[str, Any]:
     results: dict[str, Any] = {"ladders": []}
     paced, _ = profiles(options)
     instances = [await h.start_instance("parley", source) for source in sources]
-    ws_cells: dict[str, list[tuple[Cell, Cell]]] = {s.label: [] for s in sources}
+    await with_peer(options, h, results)
+    if "ttft" not in options.skip:
+        probe = Profile(options.probe_tokens, options.fast_interval_ms)
+        ttft = partial(phases.first_token, h, instances, probe)
+        _put(results, "first_token", await attempt(results, "first token", ttft))
+    ws_cells: dict[str, dict[str, list[tuple[Cell, Cell]]]] = {
+        s.label: {t: [] for t in options.transports} for s in sources
+    }
     if "ladder" not in options.skip:
-        for ladder in ladders(options, instances):
+        for ladder in ladders(options, instances, h.peer):
             done = await attempt(
                 results, f"ladder {ladder.name}", partial(phases.run_ladder, h, ladder)
             )
@@ -326,13 +403,20 @@ async def measure(options: Options, h: phases.Harness, sources: Sequence[Source]
             cells = done.pop("_cells")
             results["ladders"].append(done)
             if ladder.vendor == "openai" and ladder.profile == paced:
-                collect_ws(cells, ws_cells)
+                collect_known(cells, ws_cells)
+    if "burst" not in options.skip:
+        bursts = partial(phases.burst, h, instances, paced)
+        _put(results, "burst", await attempt(results, "burst", bursts))
+    if h.peer is not None:
+        await h.peer.stop()
+        h.peer = None
     for instance in instances:
         label = instance.source.label
-        if "stall" not in options.skip:
-            known = ws_cells[label]
-            stall = partial(phases.stall_free, h, instance, paced, known)
-            _append(results, "stall_free", await attempt(results, f"stall-free {label}", stall))
+        for transport in options.transports if "stall" not in options.skip else ():
+            known = ws_cells[label][transport]
+            stall = partial(phases.stall_free, h, instance, paced, known, transport)
+            name = f"stall-free {label} {transport}"
+            _append(results, "stall_free", await attempt(results, name, stall))
         if "persistence" not in options.skip:
             burst = partial(phases.persistence, h, instance)
             _append(results, "persistence", await attempt(results, f"persistence {label}", burst))
@@ -363,12 +447,15 @@ async def fresh_instance_phases(
         _append(results, "soak", await attempt(results, f"soak {label}", soak))
 
 
-def collect_ws(cells: Sequence[Cell], into: dict[str, list[tuple[Cell, Cell]]]) -> None:
-    """The paced ladder's WebSocket cells, each with its level's baseline."""
+def collect_known(
+    cells: Sequence[Cell], into: dict[str, dict[str, list[tuple[Cell, Cell]]]]
+) -> None:
+    """The paced ladder's Parley cells per transport, each with its level's baseline."""
     baselines = {cell.level: cell for cell in cells if not cell.parley}
     for cell in cells:
-        if cell.kind == "ws" and cell.source in into and cell.level in baselines:
-            into[cell.source].append((cell, baselines[cell.level]))
+        known = into.get(cell.source or "", {})
+        if cell.kind in known and cell.level in baselines:
+            known[cell.kind].append((cell, baselines[cell.level]))
 
 
 async def profile_runs(
@@ -387,6 +474,11 @@ async def profile_runs(
         if entry is not None:
             found.append(entry)
     return found
+
+
+def _put(results: dict[str, Any], key: str, value: Any) -> None:
+    if value is not None:
+        results[key] = value
 
 
 def _append(results: dict[str, Any], key: str, value: Any) -> None:
@@ -430,6 +522,7 @@ async def main_async(options: Options) -> int:
         ],
         "machine": machine(),
         "ws_deflate": options.deflate,
+        "arrivals": options.arrivals.describe(),
         "pinning": "Parley on CPU 0; stub, load generator, Redis and harness on CPU 1; "
         "Postgres (shared) unpinned"
         if options.pin
@@ -441,7 +534,7 @@ async def main_async(options: Options) -> int:
             paced, _ = profiles(options)
             stub, stub_url = await start_stub(children, tools_cpu, paced)
             generator = GeneratorClient.start(children, tools_cpu)
-            async with storages(options, sources, children, tools_cpu) as (storage, redis):
+            async with storages(options, sources, children, tools_cpu) as stores:
                 h = phases.Harness(
                     settings=settings_of(options),
                     children=children,
@@ -454,8 +547,9 @@ async def main_async(options: Options) -> int:
                     out=options.out,
                     server_env=dict(options.server_env),
                     deflate=options.deflate,
-                    redis=redis,
-                    storage=storage,
+                    redis=stores.redis,
+                    storage=stores.storage,
+                    postgres=stores.postgres,
                 )
                 try:
                     results = await measure(options, h, sources)
@@ -482,6 +576,10 @@ def settings_of(options: Options) -> phases.Settings:
         idle_step=options.idle_step,
         soak_seconds=options.soak,
         soak_streams=options.soak_streams,
+        arrivals=options.arrivals,
+        probe_samples=options.samples,
+        burst_streams=options.burst_streams,
+        stall_probe_up=not options.quick,
     )
 
 

@@ -23,12 +23,20 @@ import yaml
 from redis.asyncio import Redis
 
 from bench.common import ANTHROPIC_MODEL, OPENAI_MODEL
+from bench.cpu import harness_connection
 from bench.processes import BenchError, Child, Children, free_port, http_status, wait_until
+from parley.storage.keys import SHARDS, Keys
 
 JWT_SECRET = "bench-secret-" + "x" * 40
 OPENAI_AGENT = "agent_gamma"  # technical support: output rules on, no disclaimer
 ANTHROPIC_AGENT = "bench_anthropic"
-ACTIVE_REPLIES_KEY = "parley:replies:active"
+# Every shard's set of running replies (the harness leaves PARLEY_REDIS_PREFIX at
+# its default), and the one set of source trees from before they were sharded.
+ACTIVE_SETS = [Keys().active_replies(shard) for shard in range(SHARDS)] + ["parley:replies:active"]
+# Their sizes added up in one command: the harness polls it every few milliseconds.
+COUNT_ACTIVE = (
+    "local n = 0 for _, key in ipairs(KEYS) do n = n + redis.call('SCARD', key) end return n"
+)
 
 
 @dataclass(frozen=True)
@@ -46,7 +54,7 @@ class Source:
         if not (root / "server" / "parley").is_dir():
             raise BenchError(f"--server-src {root}: no server/parley package there")
         commit = _git(root, "rev-parse", "HEAD") or "unknown"
-        status = _git(root, "status", "--porcelain", "--", "server")
+        status = _git(root, "status", "--porcelain", "--", "server", strip=False)
         dirty = tuple(line[3:] for line in status.splitlines() if line.strip())
         return cls(root, label or commit[:8], commit, dirty)
 
@@ -55,14 +63,14 @@ class Source:
         return f"commit {self.commit[:12]}{changed} ({self.root})"
 
 
-def _git(root: Path, *args: str) -> str:
+def _git(root: Path, *args: str, strip: bool = True) -> str:
     try:
         done = subprocess.run(
             ["git", "-C", str(root), *args], capture_output=True, text=True, check=True
         )
     except (OSError, subprocess.CalledProcessError):
         return ""
-    return done.stdout.strip()
+    return done.stdout.strip() if strip else done.stdout
 
 
 def catalog_copy(source: Source, folder: Path) -> Path:
@@ -138,15 +146,15 @@ class Instance:
         return f"ws://127.0.0.1:{self.port}/ws"
 
     async def active_replies(self) -> int:
-        """Replies running (``SCARD``: a command Parley itself never sends)."""
+        """Replies running (``SCARD`` of every shard's set: a command Parley never sends)."""
         if self.poller is None:
             self.poller = Redis.from_url(self.storage.redis_url)
-        return int(await self.poller.scard(ACTIVE_REPLIES_KEY))
+        return int(await self.poller.eval(COUNT_ACTIVE, len(ACTIVE_SETS), *ACTIVE_SETS))
 
     async def upstream_ttfts(self, users: str) -> list[float]:
         """Parley's own time to first token of its upstream calls (``llm_usage.ttft_ms``)."""
         if self.database is None:
-            self.database = await asyncpg.connect(self.storage.database_url)
+            self.database = await harness_connection(self.storage.database_url)
         rows = await self.database.fetch(
             "SELECT ttft_ms FROM llm_usage WHERE user_id LIKE $1 AND ttft_ms IS NOT NULL",
             users + ".%",

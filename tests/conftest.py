@@ -20,7 +20,7 @@ import yaml
 from parley.auth.tokens import mint_token
 from parley.examples.background import BackgroundServer
 from parley.examples.orders import ORDERS_URL_ENV, start_orders_service
-from parley.replies.keys import Keys
+from parley.storage.keys import Keys
 from support.classifiers import (
     CLASSIFIER_AGENTS,
     MODERATION_KEY,

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
+import httpx
 import pytest
 from anthropic.types import Message, MessageParam
 
@@ -170,3 +171,25 @@ async def test_tool_blocks_and_tools_are_bad_requests(client: anthropic.AsyncAnt
             ],
         )
     assert "messages.0.content" in str(raised.value)
+
+
+async def test_the_per_user_rate_limit_is_an_anthropic_rate_limit_error(
+    server: ParleyServer, make_token: TokenFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The limit (120 requests a minute) answers before any endpoint does; the
+    # answer is still Anthropic's error, so the SDK reads it.
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    token = make_token()[1]
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        for _ in range(120):
+            await http.get("/v1/agents", headers={"Authorization": f"Bearer {token}"})
+    async with anthropic.AsyncAnthropic(
+        base_url=server.url, auth_token=token, max_retries=0
+    ) as sdk:
+        with pytest.raises(anthropic.RateLimitError) as raised:
+            await sdk.messages.create(
+                model="agent_gamma", max_tokens=256, messages=[{"role": "user", "content": "hi"}]
+            )
+    assert isinstance(raised.value.body, dict)
+    assert raised.value.body["error"]["type"] == "rate_limit_error"
+    assert error_code(raised.value) == "rate_limited"

@@ -96,6 +96,22 @@ def test_me_without_credentials_is_a_json_401(client: TestClient) -> None:
     }
 
 
+def test_the_session_probe_answers_200_signed_in_or_not(client: TestClient) -> None:
+    # The chat page asks this on load: a signed-out visit must not log a failed request.
+    signed_out = client.get("/auth/session")
+    assert signed_out.status_code == 200
+    assert signed_out.json() == {"signed_in": False, "user": None}
+    forged = mint_token("x" * 48, user_id="u1")
+    stale = client.get("/auth/session", headers={"Authorization": f"Bearer {forged}"})
+    assert stale.json() == {"signed_in": False, "user": None}
+    token = mint_token(SECRET, user_id="u3")
+    assert client.post("/auth/session", json={"token": token}).status_code == 200
+    assert client.get("/auth/session").json() == {
+        "signed_in": True,
+        "user": {"id": "u3", "name": "u3", "admin": False},
+    }
+
+
 def test_invalid_tokens_set_no_cookie(client: TestClient) -> None:
     forged = mint_token("x" * 48, user_id="u1")
     response = client.post("/auth/session", json={"token": forged})

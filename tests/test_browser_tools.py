@@ -300,7 +300,8 @@ async def test_a_waiting_step_survives_reloads(
 
 
 def is_reply_frame(frame: dict[str, Any]) -> bool:
-    return "reply_id" in frame
+    """A frame of the reply's stream (an error names its reply too, but is an answer)."""
+    return "reply_id" in frame and frame.get("type") != "error"
 
 
 async def test_a_late_answer_is_refused_and_the_step_catches_up(

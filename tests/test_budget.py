@@ -14,7 +14,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from parley.errors import BudgetExceeded
-from parley.rules.budget import KEY_TTL_SECONDS, Reservation, TokenBudget
+from parley.storage.budget import KEY_TTL_SECONDS, Reservation, TokenBudget
+from parley.storage.keys import Keys
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -41,7 +42,7 @@ def fixed_clock(moment: datetime) -> Callable[[], datetime]:
 
 
 async def test_reserve_then_settle_to_real_usage(redis: Redis, prefix: str) -> None:
-    budget = TokenBudget(redis, prefix)
+    budget = TokenBudget(redis, Keys(prefix))
     reservation = await budget.reserve("u1", "finance", 500, limit=1000)
     assert await budget.used_today("u1", "finance") == 500
     await budget.settle(reservation, 120)
@@ -51,29 +52,29 @@ async def test_reserve_then_settle_to_real_usage(redis: Redis, prefix: str) -> N
 
 
 async def test_settle_is_applied_once(redis: Redis, prefix: str) -> None:
-    budget = TokenBudget(redis, prefix)
+    budget = TokenBudget(redis, Keys(prefix))
     reservation = await budget.reserve("u1", "finance", 300, limit=1000)
     await budget.settle(reservation, 100)
     await budget.settle(reservation, 100)
     assert await budget.used_today("u1", "finance") == 100
 
 
-async def test_release_gives_everything_back(redis: Redis, prefix: str) -> None:
-    budget = TokenBudget(redis, prefix)
+async def test_settling_at_nothing_gives_everything_back(redis: Redis, prefix: str) -> None:
+    budget = TokenBudget(redis, Keys(prefix))
     reservation = await budget.reserve("u1", "finance", 300, limit=1000)
-    await budget.release(reservation)
+    await budget.settle(reservation, 0)
     assert await budget.used_today("u1", "finance") == 0
 
 
 async def test_settle_above_the_estimate_is_counted(redis: Redis, prefix: str) -> None:
-    budget = TokenBudget(redis, prefix)
+    budget = TokenBudget(redis, Keys(prefix))
     reservation = await budget.reserve("u1", "finance", 300, limit=1000)
     await budget.settle(reservation, 450)
     assert await budget.used_today("u1", "finance") == 450
 
 
 async def test_over_budget_is_refused_and_nothing_is_held(redis: Redis, prefix: str) -> None:
-    budget = TokenBudget(redis, prefix)
+    budget = TokenBudget(redis, Keys(prefix))
     await budget.reserve("u1", "finance", 800, limit=1000)
     with pytest.raises(BudgetExceeded) as raised:
         await budget.reserve("u1", "finance", 300, limit=1000)
@@ -84,13 +85,13 @@ async def test_over_budget_is_refused_and_nothing_is_held(redis: Redis, prefix: 
 
 
 async def test_request_larger_than_the_whole_budget(redis: Redis, prefix: str) -> None:
-    budget = TokenBudget(redis, prefix)
+    budget = TokenBudget(redis, Keys(prefix))
     with pytest.raises(BudgetExceeded, match="needs up to 5000 tokens"):
         await budget.reserve("u1", "finance", 5000, limit=1000)
 
 
 async def test_unlimited_domains_touch_nothing(redis: Redis, prefix: str) -> None:
-    budget = TokenBudget(redis, prefix)
+    budget = TokenBudget(redis, Keys(prefix))
     reservation = await budget.reserve("u1", "support", 10**9, limit=None)
     await budget.settle(reservation, 10**6)
     assert [key async for key in redis.scan_iter(match=f"{prefix}:*")] == []
@@ -100,7 +101,7 @@ async def test_concurrent_reservations_never_overspend(redis: Redis, prefix: str
     # Two budgets on two connections stand in for two server instances.
     other = Redis.from_url(REDIS_URL)
     try:
-        budgets = [TokenBudget(redis, prefix), TokenBudget(other, prefix)]
+        budgets = [TokenBudget(redis, Keys(prefix)), TokenBudget(other, Keys(prefix))]
 
         async def attempt(index: int) -> Reservation | None:
             try:
@@ -117,7 +118,7 @@ async def test_concurrent_reservations_never_overspend(redis: Redis, prefix: str
 
 
 async def test_concurrent_settles_and_reserves_stay_consistent(redis: Redis, prefix: str) -> None:
-    budget = TokenBudget(redis, prefix)
+    budget = TokenBudget(redis, Keys(prefix))
     first = await asyncio.gather(*(budget.reserve("u1", "d", 100, limit=5000) for _ in range(20)))
     await asyncio.gather(*(budget.settle(r, 10) for r in first))
     assert await budget.used_today("u1", "d") == 200
@@ -132,9 +133,11 @@ async def test_days_are_separate_and_settle_goes_to_the_reserved_day(
     redis: Redis, prefix: str
 ) -> None:
     monday = TokenBudget(
-        redis, prefix, clock=fixed_clock(datetime(2025, 3, 10, 23, 59, tzinfo=UTC))
+        redis, Keys(prefix), clock=fixed_clock(datetime(2025, 3, 10, 23, 59, tzinfo=UTC))
     )
-    tuesday = TokenBudget(redis, prefix, clock=fixed_clock(datetime(2025, 3, 11, 0, 1, tzinfo=UTC)))
+    tuesday = TokenBudget(
+        redis, Keys(prefix), clock=fixed_clock(datetime(2025, 3, 11, 0, 1, tzinfo=UTC))
+    )
     late = await monday.reserve("u1", "finance", 900, limit=1000)
     # A new UTC day starts with a fresh budget.
     await tuesday.reserve("u1", "finance", 900, limit=1000)
@@ -144,7 +147,7 @@ async def test_days_are_separate_and_settle_goes_to_the_reserved_day(
 
 
 async def test_keys_expire(redis: Redis, prefix: str) -> None:
-    budget = TokenBudget(redis, prefix)
+    budget = TokenBudget(redis, Keys(prefix))
     await budget.reserve("u1", "finance", 10, limit=100)
     ttl = await redis.ttl(budget.key("u1", "finance"))
     assert 0 < ttl <= KEY_TTL_SECONDS
@@ -160,7 +163,7 @@ async def test_unreachable_redis_fails_closed() -> None:
     # No retries, so the test does not wait out the client's default backoff.
     client = Redis(host="127.0.0.1", port=closed_port(), retry=Retry(NoBackoff(), 0))
     try:
-        budget = TokenBudget(client, "unreachable")
+        budget = TokenBudget(client, Keys("unreachable"))
         with pytest.raises(BudgetExceeded, match="could not be checked"):
             await budget.reserve("u1", "finance", 10, limit=1000)
         with pytest.raises(BudgetExceeded, match="could not be checked"):
@@ -175,4 +178,4 @@ async def test_unreachable_redis_fails_closed() -> None:
 
 async def test_negative_token_counts_are_rejected(redis: Redis, prefix: str) -> None:
     with pytest.raises(ValueError):
-        await TokenBudget(redis, prefix).reserve("u1", "finance", -1, limit=10)
+        await TokenBudget(redis, Keys(prefix)).reserve("u1", "finance", -1, limit=10)

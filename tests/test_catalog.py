@@ -139,7 +139,7 @@ def test_compose_allows_only_configured_pairs(catalog: Catalog) -> None:
         catalog.compose("creative", "financial_advisor")
     with pytest.raises(UnknownAgent):
         catalog.compose("nonexistent", "technical_support")
-    assert {"personality": "supportive", "rules": "financial_advisor"} in catalog.allowed_pairs()
+    assert catalog.compose("supportive", "financial_advisor").id == "supportive+financial_advisor"
 
 
 def test_user_name_cannot_inject_lines_into_the_prompt(catalog: Catalog) -> None:

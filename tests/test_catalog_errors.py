@@ -141,6 +141,21 @@ def test_bad_include_and_disable_are_reported(root: Path) -> None:
     assert "rules/content_creator.yaml: disable: no included rule 'nope'" in problems
 
 
+def test_a_broken_fragment_is_reported_once_not_by_every_includer(root: Path) -> None:
+    edit(root / "rules" / "_common.yaml", "  max_length: 8000", "  max_length: lots")
+    problems = problems_for(root)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("rules/_common.yaml: line ")
+    assert "input.max_length" in problems[0]
+
+
+def test_a_fragment_with_a_yaml_error_is_reported_once(root: Path) -> None:
+    edit(root / "rules" / "_common.yaml", "input:", "input: [")
+    [problem] = problems_for(root)
+    assert problem.startswith("rules/_common.yaml: line ")
+    assert "YAML syntax error" in problem
+
+
 def test_duplicate_rule_ids_after_include_are_reported(root: Path) -> None:
     edit(root / "rules" / "technical_support.yaml", "- id: password", "- id: email_address")
     problems = problems_for(root)

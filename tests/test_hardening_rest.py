@@ -144,3 +144,52 @@ async def test_wrong_method_gets_a_json_405_with_allow(
     error = response.json()["error"]
     assert error["code"] == "bad_request"
     assert "POST" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/usage?days=²",  # str.isdigit() says yes, int() says no
+        "/v1/usage?days=" + "1" * 5000,  # more digits than int() reads
+        "/v1/admin/queue?limit=³",
+        "/v1/admin/handoffs?limit=٣",  # an Arabic-Indic three
+        "/v1/replies/r-1?after_seq=²",
+        "/v1/admin/conversations?agent=a%00b",  # Postgres text holds no NUL
+        "/v1/admin/conversations?user=a%00b",
+        "/v1/admin/export.jsonl?agent=a%00b",
+        "/v1/admin/conversations?before=0001-01-01T00:00:00%2B14:00|"
+        "8f1f2a52-7d40-4a4c-9b51-2d6f1c0f3e4a",  # before year 1 in UTC
+        "/v1/admin/conversations?before=9999-12-31T23:59:59-14:00|"
+        "8f1f2a52-7d40-4a4c-9b51-2d6f1c0f3e4a",  # after year 9999 in UTC
+    ],
+)
+async def test_malformed_query_parameters_are_bad_requests(
+    http: httpx.AsyncClient, make_token: TokenFactory, path: str
+) -> None:
+    _, token = make_token(admin=True)
+    response = await http.get(path, headers=bearer(token))
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "bad_request"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/conversations/{conversation}/sources/²"),
+        ("GET", "/v1/conversations/{conversation}/sources/" + "9" * 5000),
+        ("DELETE", "/v1/admin/knowledge/kb_lab/documents/a%00b.md"),
+    ],
+)
+async def test_malformed_path_segments_name_nothing(
+    http: httpx.AsyncClient, make_token: TokenFactory, method: str, path: str
+) -> None:
+    _, token = make_token(admin=True)
+    started = await http.post(
+        "/v1/chat", headers=bearer(token), json={"agent": "agent_kb", "message": "Hello"}
+    )
+    conversation = started.json()["conversation_id"]
+    response = await http.request(
+        method, path.format(conversation=conversation), headers=bearer(token)
+    )
+    assert response.status_code == 404, response.text
+    assert response.json()["error"]["code"] == "not_found"

@@ -249,3 +249,16 @@ async def test_calls_are_deterministic(delay: float) -> None:
         [e async for e in DemoProvider(delay, counter=COUNTER).stream(request)] for _ in range(2)
     ]
     assert runs[0] == runs[1] and calls_in(runs[0])[0][1] == "create_ticket"
+
+
+def test_the_canned_reply_shows_what_the_chat_ui_renders() -> None:
+    text = demo_reply([ChatMessage("user", "Hello there")])
+    assert text.startswith(f"{LABEL} You said: “Hello there”.")
+    lines = text.splitlines()
+    assert "**canned reply**" in text  # bold
+    assert [line[:3] for line in lines if line[:1].isdigit()] == ["1. ", "2. "]  # a list
+    assert "   | --- | --- |" in lines  # a table (in the list item)
+    assert "   ```sh" in lines and "   parley serve" in lines  # a fenced code block
+    assert "[Ollama](https://ollama.com)" in text  # a link
+    for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL"):
+        assert f"`{variable}`" in text

@@ -215,6 +215,50 @@ async def test_openai_dropped_connection_mid_stream_is_transient(
     assert caught.value.transient and caught.value.status is None
 
 
+async def test_events_that_arrive_with_the_break_are_not_lost() -> None:
+    # The last event and the break reach aiohttp while nobody is reading (the
+    # relay is busy elsewhere); its readers raise the break before handing over
+    # data that arrived ahead of it, and the vendor's last words were lost.
+    def chunk(text: str) -> bytes:
+        event = {"choices": [{"index": 0, "delta": {"content": text}}]}
+        data = f"data: {json.dumps(event)}\n\n".encode()
+        return b"%x\r\n%s\r\n" % (len(data), data)
+
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+    head += b"transfer-encoding: chunked\r\n\r\n"
+    first_read, broken = asyncio.Event(), asyncio.Event()
+
+    async def vendor(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(head + chunk("Partial "))
+        await first_read.wait()
+        writer.write(chunk("answer "))  # and no last chunk: the body is cut off
+        writer.close()
+        await writer.wait_closed()
+        broken.set()
+
+    server = await asyncio.start_server(vendor, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    provider = OpenAIProvider(OPENAI_KEY, f"http://127.0.0.1:{port}/v1", connect_timeout=2)
+    seen: list[StreamEvent] = []
+    try:
+        with pytest.raises(ProviderError) as caught:
+            async for event in provider.stream(request("gpt-4o-mini")):
+                seen.append(event)
+                if len(seen) == 1:
+                    first_read.set()
+                    await broken.wait()
+                    # The bytes and the FIN are in the socket's buffer now; a few
+                    # turns of the loop let aiohttp take in both before we read.
+                    for _ in range(10):
+                        await asyncio.sleep(0)
+    finally:
+        await provider.aclose()
+        server.close()
+    assert seen == [TextDelta("Partial "), TextDelta("answer ")]
+    assert caught.value.transient
+
+
 async def test_connection_refused_is_transient() -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
@@ -331,7 +375,8 @@ def test_anthropic_prompt_merges_turns_and_starts_with_the_user() -> None:
 async def test_demo_reply_is_labelled_exact_and_counted() -> None:
     counter = TokenCounter()
     provider = DemoProvider(0, counter=counter)
-    events = await events_of(provider, request("echo"))
+    # Room for the whole reply (its Markdown help takes ~140 tokens).
+    events = await events_of(provider, ChatRequest("echo", CONVERSATION, max_tokens=500))
 
     text = text_of(events)
     assert text == demo_reply(CONVERSATION)

@@ -401,3 +401,16 @@ async def test_bad_requests_are_bad_request_errors(
         await client.post("/chat/completions", cast_to=ChatCompletion, body=request_body)
     assert raised.value.param == param
     assert raised.value.type == "invalid_request_error"
+
+
+async def test_the_per_user_rate_limit_is_an_openai_rate_limit_error(
+    client: openai.AsyncOpenAI, server: ParleyServer, token: str
+) -> None:
+    # The limit (120 requests a minute) answers before any endpoint does; the
+    # answer is still OpenAI's error, so the SDK reads its type and code.
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        for _ in range(120):
+            await http.get("/v1/models", headers={"Authorization": f"Bearer {token}"})
+    with pytest.raises(openai.RateLimitError) as raised:
+        await client.models.list()
+    assert (raised.value.code, raised.value.type) == ("rate_limited", "rate_limit_error")

@@ -12,16 +12,25 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from parley.protocol import DoneFrame, ReplyStatus, Usage
 from parley.replies.appender import Appender
 from parley.replies.events import Event
 from parley.replies.feed import ReplyFeed
-from parley.replies.keys import Keys
 from parley.replies.log import ReplyLog
 from parley.replies.writer import ReplyWriter
 from parley.rules import RuleEvent
+from parley.storage.keys import Keys
 from parley.storage.redis import connect
 from support.private import PrivateRedis
 from support.storage import StorageURLs
+
+USAGE: Usage = {
+    "prompt_tokens": 0,
+    "completion_tokens": 0,
+    "total_tokens": 0,
+    "cost_usd": 0.0,
+    "estimated": False,
+}
 
 
 @pytest.fixture
@@ -86,10 +95,11 @@ async def test_local_followers_get_backlog_then_live_events_exactly_once(
     seen: list[Event] = [await anext(events)]  # the backlog; now subscribed to live ones
     writer.delta("two")
     await writer.drain()
-    feed.publish([Event.of({"type": "done", "reply_id": "r3", "status": "complete"}, at=2)])
+    done = DoneFrame(reply_id="r3", message_id=None, status=ReplyStatus.COMPLETE, usage=USAGE)
+    feed.publish([Event.of(done, at=2)])
     seen += [event async for event in events]
     assert [e.kind for e in seen] == ["delta", "delta", "done"]
-    assert "".join(e.text for e in seen) == "one two"
+    assert "".join(e.frame["text"] for e in seen if e.kind == "delta") == "one two"
 
 
 async def test_a_failed_write_stops_the_writer(storage: StorageURLs) -> None:

@@ -54,6 +54,25 @@ async def test_chat_returns_the_finished_reply(
     ]
 
 
+async def test_chat_answers_with_the_message_as_stored(
+    http: httpx.AsyncClient, fake: FakeLLM, make_token: TokenFactory
+) -> None:
+    fake.enqueue(Script(chunks=["Noted."]))
+    _, token = make_token()
+    text = "My card is 4111 1111 1111 1111, it was declined"
+    response = await http.post(
+        "/v1/chat", headers=bearer(token), json={"agent": "agent_alpha", "message": text}
+    )
+    assert response.status_code == 200, response.text
+    stored = response.json()["message"]
+    assert stored["redacted"] is True
+    assert "4111" not in stored["text"] and stored["text"].endswith(", it was declined")
+    conversation = await http.get(
+        f"/v1/conversations/{response.json()['conversation_id']}", headers=bearer(token)
+    )
+    assert conversation.json()["messages"][0]["content"] == stored["text"]
+
+
 async def test_chat_continues_a_conversation(
     http: httpx.AsyncClient, fake: FakeLLM, make_token: TokenFactory
 ) -> None:

@@ -13,6 +13,7 @@ from parley.catalog import load_catalog
 from parley.rules import RuleEvent, RuleSet
 from parley.rules.ruleset import build_ruleset
 from parley.rules.schema import RulesFile
+from support.whole_reply import whole_reply
 
 ROOT = Path(__file__).resolve().parents[1]
 FINANCE: RuleSet = load_catalog(ROOT).rule_sets["financial_advisor"]
@@ -53,7 +54,7 @@ def renders_as_written(text: str, disclaimer: str) -> bool:
     ],
 )
 def test_open_blocks_are_closed_before_the_disclaimer(reply: str, closing: str) -> None:
-    text, events = PLAIN.apply_output(reply)
+    text, events = whole_reply(PLAIN, reply)
     assert text == f"{reply}{closing}\n\n{DISCLAIMER}"
     assert renders_as_written(text, DISCLAIMER), RENDER.render(text)
     detail = "appended after closing an open block" if closing else "appended"
@@ -73,7 +74,7 @@ def test_open_blocks_are_closed_before_the_disclaimer(reply: str, closing: str) 
     ],
 )
 def test_what_a_blank_line_ends_is_left_alone(reply: str) -> None:
-    text, _ = PLAIN.apply_output(reply)
+    text, _ = whole_reply(PLAIN, reply)
     assert text == f"{reply}\n\n{DISCLAIMER}"
     assert renders_as_written(text, DISCLAIMER), RENDER.render(text)
 
@@ -121,7 +122,7 @@ def test_the_disclaimer_always_renders_as_its_own_paragraph(
     rules: RuleSet, reply: str, sizes: list[int]
 ) -> None:
     assert rules.disclaimer is not None
-    whole = rules.apply_output(reply)
+    whole = whole_reply(rules, reply)
     assert stream(rules, reply, sizes) == whole
     text = whole[0]
     assert text.endswith(f"\n\n{rules.disclaimer}")

@@ -27,6 +27,7 @@ from support.variants import (
     recased,
     separated,
 )
+from support.whole_reply import whole_reply
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG: Catalog = load_catalog(ROOT)
@@ -83,7 +84,7 @@ def test_digits_before_a_card_do_not_hide_it(number: str, noise: str) -> None:
 
 @given(number=card_numbers())
 def test_card_numbers_are_redacted_in_replies_too(number: str) -> None:
-    reply, events = FINANCE.apply_output(f"Use {grouped(number, separator='-')} today.")
+    reply, events = whole_reply(FINANCE, f"Use {grouped(number, separator='-')} today.")
     assert reply.startswith("Use [redacted card number] today.")
     assert events[0].rule == "card_number"
 

@@ -26,6 +26,7 @@ from support.variants import (
     phrase_variants,
     separated,
 )
+from support.whole_reply import whole_reply
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG: Catalog = load_catalog(ROOT)
@@ -157,7 +158,7 @@ def test_output_phrases_are_replaced_whatever_the_disguise_and_chunking(
     written = data.draw(phrase_variants(phrase, OUTPUT_KINDS))
     text = f"Some say {written}, really."
     streamed = stream(rules, text, sizes)
-    assert streamed == rules.apply_output(text)
+    assert streamed == whole_reply(rules, text)
     reply, events = streamed
     assert phrase not in normalize(reply).text.lower(), (written, reply)
     assert replacement in reply.lower(), (written, reply)
@@ -172,7 +173,7 @@ def test_output_redactions_hold_whatever_the_disguise_and_chunking(
     card = data.draw(digit_scripts(data.draw(separated(number))))
     text = f"Card **{card}** and IBAN `{grouped(account.lower())}`."
     streamed = stream(FINANCE, text, sizes)
-    assert streamed == FINANCE.apply_output(text)
+    assert streamed == whole_reply(FINANCE, text)
     assert streamed[0].startswith("Card **[redacted card number]** and IBAN `[redacted IBAN]`."), (
         streamed[0]
     )

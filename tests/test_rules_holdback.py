@@ -24,6 +24,7 @@ from parley.rules import RuleSet
 from parley.rules.regex_tree import partial_source
 from parley.rules.ruleset import build_ruleset
 from parley.rules.schema import RulesFile
+from support.whole_reply import whole_reply
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG: Catalog = load_catalog(ROOT)
@@ -172,7 +173,7 @@ def test_hold_back_on_ordinary_text_is_small(domain: str) -> None:
     for sentence in CORPUS:
         output_filter = rules.output_filter()
         released = "".join(output_filter.feed(word)[0] for word in words(sentence))
-        assert released + output_filter.finish()[0] == rules.apply_output(sentence)[0]
+        assert released + output_filter.finish()[0] == whole_reply(rules, sentence)[0]
 
 
 # Patterns whose partial matches are easy to get wrong, each with a note.
@@ -299,7 +300,7 @@ def stream(rules: RuleSet, chunks: list[str]) -> str:
 )
 def test_tricky_patterns_stream_like_the_whole_text(text: str, size: int) -> None:
     chunks = [text[i : i + size] for i in range(0, len(text), size)]
-    assert stream(TRICKY_RULES, chunks) == TRICKY_RULES.apply_output(text)[0]
+    assert stream(TRICKY_RULES, chunks) == whole_reply(TRICKY_RULES, text)[0]
 
 
 @pytest.mark.parametrize(
@@ -312,4 +313,4 @@ def test_tricky_patterns_stream_like_the_whole_text(text: str, size: int) -> Non
 )
 def test_unicode_word_boundaries_stream_like_the_whole_text(text: str) -> None:
     rules = CATALOG.rule_sets["financial_advisor"]
-    assert stream(rules, list(text)) == rules.apply_output(text)[0]
+    assert stream(rules, list(text)) == whole_reply(rules, text)[0]

@@ -10,6 +10,7 @@ import pytest
 from parley.catalog import Catalog, load_catalog
 from parley.errors import TooLarge
 from parley.llm.base import ModelRef
+from parley.message_limits import MessageLimits
 from parley.rules import RuleEvent, RuleSet
 from parley.rules.checks import iban, luhn
 from parley.rules.ruleset import DEFAULT_MAX_LENGTH, DEFAULT_MAX_REPLY_TOKENS, build_ruleset
@@ -135,12 +136,22 @@ def test_redaction_and_block_report_together(catalog: Catalog) -> None:
     assert [e.action for e in verdict.events] == ["redacted", "blocked"]
 
 
-def test_message_above_max_length_is_too_large(finance: RuleSet) -> None:
-    assert finance.max_length == 8000
-    finance.check_input("x" * 8000)
+def test_message_above_max_length_is_too_large(catalog: Catalog) -> None:
+    alpha = catalog.agent("agent_alpha")
+    assert alpha.rules.max_length == 8000
+    limits = MessageLimits(server_chars=16_000)
+    limits.check("x" * 8000, alpha)
     with pytest.raises(TooLarge) as raised:
-        finance.check_input("x" * 8001)
+        limits.check("x" * 8001, alpha)
     assert "8001" in raised.value.message and "8000" in raised.value.message
+
+
+def test_the_server_limit_applies_where_it_is_lower_than_the_rules(catalog: Catalog) -> None:
+    alpha = catalog.agent("agent_alpha")
+    limits = MessageLimits(server_chars=500)
+    assert limits.for_agent(alpha) == 500
+    with pytest.raises(TooLarge, match="at most 500"):
+        limits.check("x" * 501, alpha)
 
 
 MINIMAL = {"id": "demo", "name": "Demo"}

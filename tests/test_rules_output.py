@@ -14,6 +14,7 @@ from parley.catalog import Catalog, load_catalog
 from parley.rules import OutputFilter, RuleEvent, RuleSet
 from parley.rules.ruleset import build_ruleset
 from parley.rules.schema import RulesFile
+from support.whole_reply import whole_reply
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG: Catalog = load_catalog(ROOT)
@@ -76,7 +77,7 @@ def test_each_sample_is_rewritten_whole(domain: str) -> None:
     rules = CATALOG.rule_sets[domain]
     for sample in forbidden_samples(domain):
         text = f"Note: {sample} here."
-        rewritten, events = rules.apply_output(text)
+        rewritten, events = whole_reply(rules, text)
         assert sample not in rewritten, (domain, sample)
         assert [e.action for e in events if e.action != "disclaimer"] in (
             ["replaced"],
@@ -89,7 +90,7 @@ def test_forbidden_text_split_at_every_boundary_never_passes(domain: str) -> Non
     rules = CATALOG.rule_sets[domain]
     for sample in forbidden_samples(domain):
         text = f"So {sample}, ok"
-        expected = rules.apply_output(text)
+        expected = whole_reply(rules, text)
         for cut in range(len(text) + 1):
             assert stream(rules, [text[:cut], text[cut:]]) == expected, (sample, cut)
         for first in range(1, len(text)):
@@ -185,12 +186,12 @@ def test_chunked_stream_equals_whole_text(name: str, text: str, sizes: list[int]
     rules = RULE_SETS[name]
     chunks = chunked(text, sizes)
     assert "".join(chunks) == text
-    assert stream(rules, chunks) == rules.apply_output(text)
+    assert stream(rules, chunks) == whole_reply(rules, text)
 
 
 def test_replacement_follows_the_case_of_the_match() -> None:
     rules = CATALOG.rule_sets["financial_advisor"]
-    text, _ = rules.apply_output("guaranteed returns. Guaranteed returns! GUARANTEED RETURNS?")
+    text, _ = whole_reply(rules, "guaranteed returns. Guaranteed returns! GUARANTEED RETURNS?")
     assert text.startswith("potential returns. Potential returns! POTENTIAL RETURNS?")
 
 
@@ -256,7 +257,7 @@ def test_lookaround_and_word_boundaries_hold_across_chunks() -> None:
     }
     rules = build_ruleset(RulesFile.model_validate(data), {})
     text = "cat catalog bobcat cat. a b ab a  b"
-    expected = rules.apply_output(text)
+    expected = whole_reply(rules, text)
     assert expected[0] == "dog catalog bobcat dog. X ab X"
     for size in range(1, 8):
         chunks = [text[i : i + size] for i in range(0, len(text), size)]

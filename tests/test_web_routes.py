@@ -12,11 +12,16 @@ from starlette.testclient import TestClient
 from parley.web import content_security_policy, web_routes
 
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"
+# The JavaScript client's modules, served at /static/client/ (the UI and the widget import them).
+CLIENT_DIR = Path(__file__).resolve().parents[1] / "clients" / "js" / "src"
 
 
 def _client(*, dev_login_enabled: bool = True, max_message_chars: int | None = None) -> TestClient:
     routes = web_routes(
-        WEB_DIR, dev_login_enabled=dev_login_enabled, max_message_chars=max_message_chars
+        WEB_DIR,
+        dev_login_enabled=dev_login_enabled,
+        max_message_chars=max_message_chars,
+        client_dir=CLIENT_DIR,
     )
     app = Starlette(routes=routes)
     return TestClient(app)
@@ -164,7 +169,11 @@ def test_every_asset_the_page_references_exists(path: str) -> None:
     # ...and every module those scripts import.
     for module in (WEB_DIR / "static" / "js").glob("*.js"):
         for target in re.findall(r"from\s+'([^']+)'", module.read_text()):
-            assert (module.parent / target).resolve().is_file(), f"{module.name} imports {target}"
+            found = (module.parent / target).resolve()
+            served = WEB_DIR / "static" / "client"
+            if found.is_relative_to(served):  # /static/client/ is clients/js/src
+                found = CLIENT_DIR / found.relative_to(served)
+            assert found.is_file(), f"{module.name} imports {target}"
 
 
 def test_vendored_libraries_are_recorded() -> None:

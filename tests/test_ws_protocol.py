@@ -38,6 +38,7 @@ async def test_start_with_agent_opens_a_session(
         "name": "Alpha",
         "personality": "analytical",
         "rules": "financial_advisor",
+        "max_message_chars": 8000,
     }
     assert session["history"] == []
     assert session["active_reply"] is None

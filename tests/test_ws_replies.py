@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import asyncpg
@@ -134,7 +135,7 @@ async def test_a_resend_redis_has_forgotten_is_caught_by_postgres_and_stores_not
     server: ParleyServer, storage: StorageURLs, make_token: TokenFactory, db: asyncpg.Connection
 ) -> None:
     redis = Redis.from_url(storage.redis_url)
-    logs_before = set(await redis.keys(f"{REDIS_PREFIX}:reply:*:events"))
+    logs_before = set(await redis.keys(f"{REDIS_PREFIX}:{{*}}:reply:*:events"))
     async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
         session = await client.start(agent="agent_gamma")
         conversation_id = session["conversation_id"]
@@ -148,7 +149,7 @@ async def test_a_resend_redis_has_forgotten_is_caught_by_postgres_and_stores_not
         again = await client.say("once", client_id="old-1")
         replayed = await client.reply(again["reply_id"])  # the first reply, once more
         after = await client.ask("and then?")
-    new_logs = set(await redis.keys(f"{REDIS_PREFIX}:reply:*:events")) - logs_before
+    new_logs = set(await redis.keys(f"{REDIS_PREFIX}:{{*}}:reply:*:events")) - logs_before
     await redis.aclose()
     assert (again["message_id"], again["reply_id"]) == (first["message_id"], first["reply_id"])
     assert replayed.done is not None and replayed.done["status"] == "complete"
@@ -280,8 +281,8 @@ async def test_resume_after_the_log_expired_gets_resync(
         await client.start(agent="agent_gamma")
         reply = await client.ask("hi")
         redis = Redis.from_url(storage.redis_url)
-        for suffix in ("events", "state"):  # what expiry would remove
-            await redis.delete(f"{REDIS_PREFIX}:reply:{reply.reply_id}:{suffix}")
+        # What expiry would remove:
+        await redis.delete(KEYS.events(reply.reply_id), KEYS.state(reply.reply_id))
         await redis.aclose()
         await client.send({"type": "resume", "reply_id": reply.reply_id, "after_seq": 0})
         resync = await client.expect("resync")
@@ -345,7 +346,7 @@ async def test_killed_instance_leaves_its_reply_interrupted(
     db: asyncpg.Connection,
 ) -> None:
     doomed = ParleyServer(server_env, name="parley-doomed").start()
-    token = make_token()[1]
+    user_id, token = make_token()
     fake.enqueue(Script(chunks=["Half of an answer. "], hold=True))
     try:
         async with await ChatClient.connect(doomed.ws_url, token) as client:
@@ -369,8 +370,58 @@ async def test_killed_instance_leaves_its_reply_interrupted(
         True,
         "gpt-4o-mini",
     )
+    assert (call["agent_id"], call["user_id"]) == ("agent_gamma", user_id)  # as it was opened
     assert call["prompt_tokens"] > 0 and call["completion_tokens"] > 0
     assert rest.done["usage"]["estimated"] is True
+
+
+async def test_a_reply_redis_forgot_is_closed_from_postgres(
+    server: ParleyServer,
+    server_env: dict[str, str],
+    storage: StorageURLs,
+    fake: FakeLLM,
+    make_token: TokenFactory,
+    db: asyncpg.Connection,
+) -> None:
+    """Its instance died and Redis lost its state (a restart without persistence):
+    only Postgres knows the reply is streaming; the sweeper's orphan pass closes it."""
+    doomed = ParleyServer(server_env, name="parley-orphaning").start()
+    user_id, token = make_token()
+    fake.enqueue(Script(chunks=["Begun. "], hold=True))
+    try:
+        async with await ChatClient.connect(doomed.ws_url, token) as client:
+            session = await client.start(agent="agent_gamma")
+            accepted = await client.say("go")
+            await client.reply(accepted["reply_id"], until_seq=1)
+            doomed.kill()
+    finally:
+        doomed.kill()
+        fake.release()
+    reply_id, conversation_id = accepted["reply_id"], session["conversation_id"]
+    redis = Redis.from_url(storage.redis_url)
+    try:
+        await redis.delete(
+            KEYS.events(reply_id),
+            KEYS.state(reply_id),
+            KEYS.lease(reply_id),
+            KEYS.conversation_reply(conversation_id),
+        )
+        await redis.srem(KEYS.active_replies_of(reply_id), reply_id)
+    finally:
+        await redis.aclose()
+    await db.execute(  # the orphan pass waits until a reply is long overdue
+        "UPDATE messages SET created_at = created_at - interval '1 hour' WHERE reply_id = $1",
+        uuid.UUID(reply_id),
+    )
+    for _ in range(600):  # the surviving instance's sweeper runs an orphan pass every ~20 s
+        row = await stored_reply(db, reply_id)
+        if row["status"] != "streaming":
+            break
+        await asyncio.sleep(0.1)  # polling the outcome, not synchronising on time
+    assert row["status"] == "interrupted"
+    [call] = await usage_rows(db, str(row["id"]))
+    assert (call["status"], call["estimated"]) == ("interrupted", True)
+    assert (call["agent_id"], call["user_id"]) == ("agent_gamma", user_id)
 
 
 async def test_stopping_an_instance_stores_its_reply_as_interrupted(

@@ -9,42 +9,44 @@ views clients see.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 from uuid import UUID
 
 from parley.auth.tokens import Principal
 from parley.catalog import Agent, CatalogStore
-from parley.errors import Busy
+from parley.catalog.catalog import composed_id
+from parley.errors import Busy, Forbidden, NotFound
 from parley.knowledge.prompt import with_passages
 from parley.knowledge.service import Asker, Knowledge, Retrieval
+from parley.knowledge.store import Hit
 from parley.llm.base import ChatMessage, ModelRef
 from parley.llm.context import fit_messages
 from parley.llm.router import LLMRouter
+from parley.message_limits import MessageLimits
 from parley.observability import context
 from parley.observability.tracing import NO_TRACING, Tracing
+from parley.protocol import AcceptedFrame, ActiveReply, AgentInfo, SessionFrame
 from parley.replies.job import ReplyJob
-from parley.replies.log import ConversationHeld, ReplyLog
+from parley.replies.log import ConversationHeld
 from parley.replies.memory import ConversationMemory
 from parley.replies.service import ReplyService
-from parley.rules.budget import TokenBudget
 from parley.rules.events import InputVerdict
 from parley.rules.ruleset import RuleSet
 from parley.sessions import Session, SessionStore
-from parley.storage.conversations import ConversationStore, NewTurn, TurnIds
+from parley.storage.budget import TokenBudget
+from parley.storage.conversations import ConversationStore, NewTurn
+from parley.storage.keys import new_reply_id
 from parley.storage.records import Conversation, Message
 from parley.tools.base import Tool
 from parley.tools.registry import ToolRegistry
 
-# A composed agent (any allowed personality + rules pair) is stored under
-# this id so it can be resolved again when the conversation continues.
-COMPOSED_SEPARATOR = "+"
 # Longer texts are checked in a thread (see _off_the_loop).
 LONG_TEXT_CHARS = 512
+_EarlySearch = tuple[str, asyncio.Task[list[Hit]]]  # a query and its search under way
 _In = TypeVar("_In")
 _Out = TypeVar("_Out")
 
@@ -67,15 +69,31 @@ class Accepted:
     client_id: str
     message_id: UUID
     reply_id: str | None  # None: a person holds the conversation, the agent does not reply
+    text: str  # the message as stored: input redactions applied
+    redacted: bool
     duplicate: bool = False
 
-    def frame(self) -> dict[str, Any]:
-        return {
-            "type": "accepted",
-            "client_id": self.client_id,
-            "message_id": str(self.message_id),
-            "reply_id": self.reply_id,
-        }
+    def frame(self) -> AcceptedFrame:
+        return AcceptedFrame(
+            client_id=self.client_id,
+            message_id=str(self.message_id),
+            reply_id=self.reply_id,
+            text=self.text,
+            redacted=self.redacted,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Turn:
+    """One incoming message: who sends it, where, and how its reply may run."""
+
+    user: Principal
+    conversation: Conversation
+    agent: Agent
+    client_id: str
+    reply_id: str
+    given: Sequence[ChatMessage] | None  # a caller's own history (compatible APIs)
+    can_confirm: bool  # someone can approve a tool call during the reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,19 +101,26 @@ class SessionView:
     session: Session
     conversation: Conversation
     agent: Agent
+    max_message_chars: int  # the agent's effective limit
     history: list[Message]
-    active_reply: dict[str, Any] | None
+    active_reply: ActiveReply | None
 
-    def frame(self) -> dict[str, Any]:
-        return {
-            "type": "session",
-            "session_id": self.session.id,
-            "conversation_id": str(self.conversation.id),
-            "agent": {**self.agent.summary(), "name": self.agent.name},
-            "history": [message.public() for message in self.history],
-            "active_reply": self.active_reply,
-            "handoff": self.conversation.handoff(),
+    def frame(self) -> SessionFrame:
+        agent: AgentInfo = {
+            "id": self.agent.id,
+            "name": self.agent.name,
+            "personality": self.agent.personality.id,
+            "rules": self.agent.rules.id,
+            "max_message_chars": self.max_message_chars,
         }
+        return SessionFrame(
+            session_id=self.session.id,
+            conversation_id=str(self.conversation.id),
+            agent=agent,
+            history=[message.public() for message in self.history],
+            active_reply=self.active_reply,
+            handoff=self.conversation.handoff(),
+        )
 
 
 class ChatService:
@@ -107,11 +132,11 @@ class ChatService:
         sessions: SessionStore,
         memory: ConversationMemory,
         replies: ReplyService,
-        reply_log: ReplyLog,
         router: LLMRouter,
         budget: TokenBudget,
         tools: ToolRegistry,
         default_model: ModelRef,
+        limits: MessageLimits,
         tracing: Tracing = NO_TRACING,
         held: HeldMessages | None = None,
         knowledge: Knowledge | None = None,
@@ -121,11 +146,11 @@ class ChatService:
         self.sessions = sessions
         self.memory = memory
         self.replies = replies
-        self.reply_log = reply_log
         self.router = router
         self.budget = budget
         self.tools = tools
         self.default_model = default_model
+        self.limits = limits
         self.tracing = tracing
         self.held = held
         self.knowledge = knowledge
@@ -133,11 +158,7 @@ class ChatService:
     # -- conversations and sessions ------------------------------------------
 
     def resolve_agent(self, agent_id: str) -> Agent:
-        catalog = self.catalog.current
-        personality, sep, rules = agent_id.partition(COMPOSED_SEPARATOR)
-        if sep:
-            return catalog.compose(personality, rules)
-        return catalog.agent(agent_id)
+        return self.catalog.current.resolve(agent_id)
 
     async def new_conversation(
         self,
@@ -147,12 +168,15 @@ class ChatService:
         personality: str | None = None,
         rules: str | None = None,
     ) -> tuple[Conversation, Agent]:
+        if user.guest_agent is not None:
+            if personality or rules or agent_id != user.guest_agent:
+                raise Forbidden("A guest may only chat with the agent its token names.")
+            self.catalog.current.guest_agent(agent_id)  # it may have stopped taking guests
         if agent_id is None and personality and rules:
-            agent_id = f"{personality}{COMPOSED_SEPARATOR}{rules}"
+            agent_id = composed_id(personality, rules)
         agent = self.resolve_agent(agent_id or "")
-        await self.conversations.ensure_user(user.user_id, user.name)
-        conversation = await self.conversations.create(
-            user.user_id, agent_id or agent.id, agent.personality.id, agent.rules.id
+        conversation = await self.conversations.create_for(
+            user.user_id, user.name, agent_id or agent.id, agent.personality.id, agent.rules.id
         )
         return conversation, agent
 
@@ -170,27 +194,37 @@ class ChatService:
         if session_id is not None:
             session = await self.sessions.get(session_id, user.user_id)
             conversation = await self.conversations.get(user.user_id, session.conversation_id)
-            agent = self.resolve_agent(conversation.agent_id)
+            agent = self._agent_of(user, conversation)
         elif conversation_id is not None:
             conversation = await self.conversations.get(user.user_id, conversation_id)
-            agent = self.resolve_agent(conversation.agent_id)
+            agent = self._agent_of(user, conversation)
             session = await self.sessions.create(user.user_id, str(conversation.id))
         else:
             conversation, agent = await self.new_conversation(
                 user, agent_id=agent_id, personality=personality, rules=rules
             )
             session = await self.sessions.create(user.user_id, str(conversation.id))
+            # Just made, under an id nobody else has seen yet: it has no messages
+            # and no reply. Reading them was four more round trips (three to
+            # Postgres, one to Redis) before a new chat's first message.
+            return SessionView(session, conversation, agent, self.limits.for_agent(agent), [], None)
         history = await self.conversations.messages(conversation.id)
-        return SessionView(session, conversation, agent, history, await self._active(conversation))
+        return SessionView(
+            session,
+            conversation,
+            agent,
+            self.limits.for_agent(agent),
+            history,
+            await self.replies.running_in(str(conversation.id)),
+        )
 
-    async def _active(self, conversation: Conversation) -> dict[str, Any] | None:
-        reply_id = await self.reply_log.running_reply(str(conversation.id))
-        if reply_id is None:
-            return None
-        state = await self.reply_log.state(reply_id)
-        if state is None or not state.running:
-            return None
-        return {"reply_id": reply_id, "last_seq": await self.reply_log.last_seq(reply_id)}
+    def _agent_of(self, user: Principal, conversation: Conversation) -> Agent:
+        """The conversation's agent; a guest's token must name it, and it must take guests."""
+        if user.guest_agent is not None:
+            if conversation.agent_id != user.guest_agent:
+                raise NotFound("No such conversation.")
+            return self.catalog.current.guest_agent(conversation.agent_id)
+        return self.resolve_agent(conversation.agent_id)
 
     # -- messages --------------------------------------------------------------
 
@@ -249,67 +283,114 @@ class ChatService:
         can_confirm: bool,
     ) -> Accepted:
         agent = self.resolve_agent(conversation.agent_id)
-        with self.tracing.span("parley.rules", {"parley.rules.id": agent.rules.id}) as span:
-            verdict = await _off_the_loop(len(text), agent.rules.check_input, text)
-            span.set("parley.rules.actions", [event.action for event in verdict.events])
-        reply_id = str(uuid.uuid4())
-        # The history is only needed if the reply opens, but reading it
-        # alongside saves a round trip on the way to the first token.
-        opened, history = await asyncio.gather(
-            self.reply_log.open(
-                reply_id=reply_id,
-                user_id=user.user_id,
-                conversation_id=str(conversation.id),
-                client_id=client_id,
-                agent_id=agent.id,
-                owner=self.replies.deps.owner,
-                lease_ms=self.replies.deps.lease_ms,
-            ),
-            self.memory.recent(conversation.id)
-            if given is None
-            else self._caller_history(agent.rules, given),
-            return_exceptions=True,
+        if user.guest_agent is not None:
+            agent = agent.for_guest()  # the guests' own daily budget
+        self.limits.check(text, agent)
+        verdict = await self._check_input(agent, text)
+        reply_id = new_reply_id(conversation.id)  # in the conversation's shard: storage/keys.py
+        turn = _Turn(user, conversation, agent, client_id, reply_id, given, can_confirm)
+        # The history is only needed if the reply opens, but reading it (and
+        # searching the knowledge) alongside saves round trips on the way to
+        # the first token.
+        early = self._search_early(turn, verdict)
+        try:
+            opened, history = await asyncio.gather(
+                self._open(turn), self._history(turn), return_exceptions=True
+            )
+            if isinstance(opened, ConversationHeld):
+                return await self._hold(conversation, agent, client_id, verdict)
+            if isinstance(opened, BaseException):
+                raise opened
+            if not opened:  # busy, unless this is a resend of the running reply's message
+                return await self._earlier(conversation.id, client_id)
+            if isinstance(history, BaseException):
+                await self.replies.abandon(turn.reply_id, str(conversation.id), client_id)
+                raise history
+            job = await self._job(turn, verdict, history, early)
+            return await self._store_turn(job, client_id, verdict)
+        finally:
+            if early is not None:
+                early[1].cancel()  # unused (or done: then this does nothing)
+
+    def _search_early(self, turn: _Turn, verdict: InputVerdict) -> _EarlySearch | None:
+        """The turn's first knowledge search, started before the reply opens.
+
+        It used to wait for the history and then be one more Postgres round
+        trip before the upstream request (about 0.8 ms of the first token).
+        If the reply does not open it is cancelled; if screening the history
+        changes the message, :meth:`Knowledge.retrieve` searches afresh.
+        """
+        agent = turn.agent
+        if self.knowledge is None or not agent.knowledge or verdict.blocked_reply is not None:
+            return None
+        asker = Asker(turn.user.user_id, turn.conversation.id, UUID(turn.reply_id))
+        return self.knowledge.search_early(agent.knowledge, verdict.text, asker)
+
+    async def _open(self, turn: _Turn) -> bool:
+        return await self.replies.open(
+            reply_id=turn.reply_id,
+            user_id=turn.user.user_id,
+            conversation_id=str(turn.conversation.id),
+            client_id=turn.client_id,
+            agent_id=turn.agent.id,
         )
-        if isinstance(opened, ConversationHeld):
-            return await self._hold(conversation, agent, client_id, verdict)
-        if isinstance(opened, BaseException):
-            raise opened
-        if not opened:  # busy, unless this is a resend of the running reply's message
-            return await self._earlier(conversation, client_id)
-        if isinstance(history, BaseException):
-            await self.reply_log.abandon(reply_id, str(conversation.id), client_id)
-            raise history
+
+    async def _history(self, turn: _Turn) -> list[ChatMessage]:
+        """The conversation so far: stored, or the caller's own (screened)."""
+        if turn.given is None:
+            return await self.memory.recent(turn.conversation.id)
+        return await self._caller_history(turn.agent.rules, turn.given)
+
+    async def _job(
+        self,
+        turn: _Turn,
+        verdict: InputVerdict,
+        history: list[ChatMessage],
+        early: _EarlySearch | None = None,
+    ) -> ReplyJob:
+        """What the opened reply runs with; it is abandoned if that cannot be made."""
         if verdict.blocked_reply is None:
-            history, verdict = await _screen_history(agent.rules, history, verdict)
+            history, verdict = await _screen_history(turn.agent.rules, history, verdict)
+        stored_history = turn.given is None
         job = ReplyJob(
-            reply_id=reply_id,
-            user_id=user.user_id,
-            conversation_id=conversation.id,
-            agent=agent,
+            reply_id=turn.reply_id,
+            user_id=turn.user.user_id,
+            conversation_id=turn.conversation.id,
+            agent=turn.agent,
             user_text=verdict.text,
             input_events=verdict.events,
             blocked_reply=verdict.blocked_reply,
             handoff=verdict.handoff,
-            first_turn=not history if given is None else conversation.message_count == 0,
+            first_turn=not history if stored_history else turn.conversation.message_count == 0,
         )
         try:
             if verdict.blocked_reply is None:
-                job = await self._prepare(user, agent, history, job, can_confirm=can_confirm)
+                job = await self._prepare(
+                    turn.user, turn.agent, history, job, can_confirm=turn.can_confirm, early=early
+                )
         except BaseException:
-            await self._abandon(job, client_id)
+            await self._abandon(job, turn.client_id)
             raise
-        # The reply's upstream request leaves now, while the turn is stored;
-        # the reply writes nothing until ``stored`` says the turn is in Postgres.
-        stored: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self.replies.start(job, stored)
+        return job
+
+    async def _check_input(self, agent: Agent, text: str) -> InputVerdict:
+        with self.tracing.span("parley.rules", {"parley.rules.id": agent.rules.id}) as span:
+            verdict = await _off_the_loop(len(text), agent.rules.check_input, text)
+            span.set("parley.rules.actions", [event.action for event in verdict.events])
+        return verdict
+
+    async def _store_turn(self, job: ReplyJob, client_id: str, verdict: InputVerdict) -> Accepted:
+        """Store the user message and the reply's placeholder while the reply's
+        upstream request is already on its way; the reply writes nothing before."""
+        pending = self.replies.start(job)
         turn = NewTurn(
-            conversation_id=conversation.id,
+            conversation_id=job.conversation_id,
             client_id=client_id,
             text=verdict.text,
             user_status="blocked" if verdict.blocked_reply is not None else "accepted",
             redacted=verdict.redacted,
-            reply_id=UUID(reply_id),
-            catalog_version=agent.catalog_version,
+            reply_id=UUID(job.reply_id),
+            catalog_version=job.agent.catalog_version,
             model=str(job.models[0]) if job.models else None,
             sources=job.sources,
         )
@@ -317,14 +398,17 @@ class ChatService:
             with self.tracing.storage("insert_turn"):
                 ids = await self.conversations.insert_turn(turn)
         except BaseException:
-            stored.set_result(False)
+            pending.dropped()
             await self._abandon(job, client_id)
             raise
-        stored.set_result(ids is not None)
         if ids is None:  # this client_id was used before: a resend
+            pending.dropped()
             await self._abandon(job, client_id)
-            return await self._earlier(conversation, client_id)
-        return _accepted(client_id, ids)
+            return await self._earlier(job.conversation_id, client_id)
+        pending.stored()
+        return Accepted(
+            client_id, ids.message_id, str(ids.reply_id), verdict.text, verdict.redacted
+        )
 
     async def _prepare(
         self,
@@ -334,11 +418,12 @@ class ChatService:
         job: ReplyJob,
         *,
         can_confirm: bool = True,
+        early: _EarlySearch | None = None,
     ) -> ReplyJob:
         """Fit the prompt to the model's window and reserve the token budget."""
         models = self._models(agent)
         system = agent.system_prompt(user_name=user.name, today=datetime.now(UTC).date())
-        retrieval = await self._retrieve(agent, history, job, models[0])
+        retrieval = await self._retrieve(agent, history, job, models[0], early)
         if retrieval is not None:
             system = with_passages(system, retrieval.passages)
             job = replace(job, sources=retrieval.sources)
@@ -369,7 +454,12 @@ class ChatService:
         )
 
     async def _retrieve(
-        self, agent: Agent, history: list[ChatMessage], job: ReplyJob, model: ModelRef
+        self,
+        agent: Agent,
+        history: list[ChatMessage],
+        job: ReplyJob,
+        model: ModelRef,
+        early: _EarlySearch | None = None,
     ) -> Retrieval | None:
         """The agent's passages for this turn, within their share of the model's window."""
         if self.knowledge is None or not agent.knowledge:
@@ -386,6 +476,7 @@ class ChatService:
                 count=tokens.count,
                 conversation_id=str(job.conversation_id),
                 asker=Asker(job.user_id, job.conversation_id, UUID(job.reply_id)),
+                early=early,
             )
 
     async def _caller_history(
@@ -409,14 +500,22 @@ class ChatService:
             verdict=verdict,
             catalog_version=agent.catalog_version,
         )
-        return Accepted(client_id, message_id, reply_id)
+        return Accepted(client_id, message_id, reply_id, verdict.text, verdict.redacted)
 
-    async def _earlier(self, conversation: Conversation, client_id: str) -> Accepted:
+    async def _earlier(self, conversation_id: UUID, client_id: str) -> Accepted:
         """The first acceptance of a resent ``client_id``; else the conversation is busy."""
-        existing = await self.conversations.find_turn(conversation.id, client_id)
-        if existing is None:
+        earlier = await self.conversations.find_turn(conversation_id, client_id)
+        if earlier is None:
             raise Busy()
-        return _accepted(client_id, existing, duplicate=True)
+        ids = earlier.ids
+        return Accepted(
+            client_id,
+            ids.message_id,
+            str(ids.reply_id),
+            earlier.text,
+            earlier.redacted,
+            duplicate=True,
+        )
 
     def _models(self, agent: Agent) -> tuple[ModelRef, ...]:
         """The agent's models this server can reach, else the default model."""
@@ -424,9 +523,9 @@ class ChatService:
         return usable or (self.default_model,)
 
     async def _abandon(self, job: ReplyJob, client_id: str) -> None:
-        await self.reply_log.abandon(job.reply_id, str(job.conversation_id), client_id)
-        if job.reservation is not None:
-            await self.budget.settle(job.reservation, 0)
+        await self.replies.abandon(
+            job.reply_id, str(job.conversation_id), client_id, job.reservation
+        )
 
 
 async def _off_the_loop(size: int, check: Callable[[_In], _Out], argument: _In) -> _Out:
@@ -443,6 +542,11 @@ async def _screen_history(
     """Redact what only the user's turns together reveal, e.g. a card number split
     across two messages: the history going upstream and the new message (as stored)."""
     turns = [index for index, message in enumerate(history) if message.role == "user"]
+    if not turns:
+        # The new message alone: check_input has just screened it with the same
+        # redaction rules, and there is no other turn for it to combine with.
+        # (A conversation's first message skipped about 0.1 ms of scanning.)
+        return history, verdict
     texts = [history[index].content for index in turns] + [verdict.text]
     screened, events = await _off_the_loop(sum(map(len, texts)), rules.redact_history, texts)
     if not events:
@@ -489,7 +593,3 @@ def _offered(tools: dict[str, Tool], *, can_confirm: bool) -> dict[str, Tool]:
     if can_confirm:
         return tools
     return {name: tool for name, tool in tools.items() if not tool.confirm}
-
-
-def _accepted(client_id: str, ids: TurnIds, *, duplicate: bool = False) -> Accepted:
-    return Accepted(client_id, ids.message_id, str(ids.reply_id), duplicate)

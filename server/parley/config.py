@@ -15,11 +15,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from parley.llm.base import ModelRef
 from parley.llm.models import PriceTable
+from parley.storage.redis import CLUSTER_SCHEMES, cluster_seeds, is_cluster_url
 
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DATABASE_SCHEMES = ("postgresql", "postgres")
-REDIS_SCHEMES = ("redis", "rediss", "unix")
+REDIS_SCHEMES = ("redis", "rediss", "unix", *CLUSTER_SCHEMES)
 
 
 def _default_dir(name: str) -> Path:
@@ -37,8 +38,9 @@ class Settings(BaseSettings):
 
     database_url: str | None = Field(default=None, validation_alias=_env("DATABASE_URL"))
     redis_url: str | None = Field(default=None, validation_alias=_env("REDIS_URL"))
-    # Every Redis key starts with this: deployments (or test runs) sharing one
-    # Redis database must each have their own, or their sweepers meet.
+    # Every Redis key starts with this (storage/keys.py): deployments (or test
+    # runs) sharing one Redis database must each have their own, or their
+    # sweepers, budgets and rate limits meet.
     redis_prefix: str = Field(default="parley", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -65,6 +67,8 @@ class Settings(BaseSettings):
 
     catalog: Path = Field(default_factory=lambda: _default_dir("."))
     web_dir: Path = Field(default_factory=lambda: _default_dir("web"))
+    # The JavaScript client (clients/js/src), served at /static/client/.
+    client_dir: Path = Field(default_factory=lambda: _default_dir("clients/js/src"))
 
     connect_timeout: float = Field(default=10.0, gt=0)
     first_token_timeout: float = Field(default=60.0, gt=0)
@@ -82,6 +86,13 @@ class Settings(BaseSettings):
     rest_rate_limit: str = "120/minute"
     # Off by default: a Redis outage must not switch the limit off unnoticed.
     rate_limit_fail_open: bool = False
+    # Guests: anonymous visitors of agents that take them (docs/clients.md, "Widget").
+    # The secret signs their ids and tokens; unset, one is made and shared through Redis.
+    guest_secret: str | None = None
+    guest_token_ttl_seconds: int = Field(default=900, ge=60, le=86_400)
+    # POST /v1/guest per client address, and per embedding site (Origin).
+    guest_rate_limit_ip: str = "20/minute"
+    guest_rate_limit_site: str = "600/minute"
     # A client gets this long to send a request's line and headers (slowloris).
     header_timeout_seconds: float = Field(default=10.0, gt=0)
     reply_retention_seconds: int = Field(default=900, ge=600)
@@ -173,7 +184,12 @@ class Settings(BaseSettings):
     @classmethod
     def _check_redis_url(cls, value: str | None) -> str | None:
         if value is not None and urlsplit(value).scheme not in REDIS_SCHEMES:
-            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+            raise ValueError(
+                "must be a redis://, rediss:// or unix:// URL, or a Redis Cluster's"
+                " redis+cluster://host:port[,host:port…]"
+            )
+        if value is not None and is_cluster_url(value):
+            cluster_seeds(value)  # its ValueError says which node is malformed
         return value
 
     @field_validator("jwt_secret")
@@ -188,6 +204,24 @@ class Settings(BaseSettings):
     def _check_prices_file(cls, value: Path | None) -> Path | None:
         if value is not None:
             PriceTable.load(value)  # its ValueError names the file and the problem
+        return value
+
+    @field_validator("guest_secret")
+    @classmethod
+    def _check_guest_secret(cls, value: str | None) -> str | None:
+        if value is not None and len(value.encode()) < 32:
+            raise ValueError("must be at least 32 bytes")
+        return value
+
+    @field_validator("guest_rate_limit_ip", "guest_rate_limit_site")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate limit such as 20/minute") from None
         return value
 
     @field_validator("log_format", mode="before")
@@ -210,7 +244,7 @@ class Settings(BaseSettings):
         if self.openai_api_key:
             return ModelRef("openai", "gpt-4o-mini")
         if self.anthropic_api_key:
-            # claude-sonnet-4-5 reaches end-of-life on 2026-11-30.
+            # claude-sonnet-4-5 reached its end of life on 2026-11-30.
             return ModelRef("anthropic", "claude-sonnet-4-6")
         return ModelRef("demo", "echo")
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
+from parley.protocol import ErrorFrame
+
 
 class ErrorCode(StrEnum):
     BAD_REQUEST = "bad_request"
@@ -120,3 +122,24 @@ class Internal(ParleyError):
 def error_body(error: ParleyError, **extra: Any) -> dict[str, Any]:
     """The ``{"code", "message"}`` object shared by every transport."""
     return {"code": error.code.value, "message": error.message, **extra}
+
+
+def error_frame(
+    error: ParleyError,
+    *,
+    reply_id: str | None = None,
+    client_id: str | None = None,
+    call_id: str | None = None,
+    message_id: str | None = None,
+    request: str | None = None,
+) -> ErrorFrame:
+    """The ``error`` frame of ``error``, naming the request or reply it is about."""
+    return ErrorFrame(
+        reply_id=reply_id,
+        code=error.code.value,
+        message=error.message,
+        client_id=client_id,
+        call_id=call_id,
+        message_id=message_id,
+        request=request,
+    )

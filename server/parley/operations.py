@@ -24,7 +24,7 @@ from parley.operators.webhook import WebhookTarget
 from parley.replies.job import ReplyJob
 from parley.replies.service import ReplyService
 from parley.review import ReviewStore
-from parley.rules.budget import TokenBudget
+from parley.storage.budget import TokenBudget
 from parley.storage.conversations import ConversationStore
 from parley.storage.ledger import FinishedReply
 from parley.titles import TitleWriter

@@ -13,8 +13,10 @@ import socket
 
 import asyncpg
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from parley.config import Settings
+from parley.storage.redis import RedisClient, cluster_client, is_cluster_url
 
 PROBE_TIMEOUT_SECONDS = 5.0
 
@@ -46,16 +48,29 @@ async def database_problem(url: str) -> str | None:
 
 async def redis_problem(url: str) -> str | None:
     """Why Redis at ``url`` cannot be used, if it cannot."""
+    client: RedisClient
     try:
-        client = Redis.from_url(
-            url,
-            socket_connect_timeout=PROBE_TIMEOUT_SECONDS,
-            socket_timeout=PROBE_TIMEOUT_SECONDS,
-        )
+        if is_cluster_url(url):
+            client = cluster_client(
+                url,
+                socket_connect_timeout=PROBE_TIMEOUT_SECONDS,
+                socket_timeout=PROBE_TIMEOUT_SECONDS,
+            )
+        else:
+            client = Redis.from_url(
+                url,
+                socket_connect_timeout=PROBE_TIMEOUT_SECONDS,
+                socket_timeout=PROBE_TIMEOUT_SECONDS,
+            )
     except Exception as error:  # a URL redis cannot parse
         return f"REDIS_URL: {_reason(error)}"
     try:
-        await client.ping()
+        if isinstance(client, RedisCluster):  # every node must answer, one at a time
+            await client.initialize()
+            for node in client.get_nodes():
+                await client.ping(target_nodes=node)
+        else:
+            await client.ping()
     except Exception as error:  # as for Postgres: any failure means the setting does not work
         return f"REDIS_URL: cannot connect ({_reason(error)})"
     finally:

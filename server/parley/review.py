@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -90,10 +90,18 @@ class ReviewFilter:
 
 
 def parse_cursor(raw: str) -> tuple[datetime, UUID]:
+    """The ``(updated_at, id)`` of a ``next_before`` cursor; ``bad_request`` for anything else.
+
+    The time is in UTC, as cursors are written: a time only another offset keeps
+    within years 1 to 9999 cannot be compared with Postgres' (it used to be a 500).
+    """
     when, _, ident = raw.partition("|")
     try:
-        return datetime.fromisoformat(when), UUID(ident)
-    except ValueError:
+        moment = datetime.fromisoformat(when)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC), UUID(ident)
+    except (ValueError, OverflowError):
         raise BadRequest("before must be a cursor from an earlier page.") from None
 
 

@@ -6,37 +6,40 @@ handlers find this container on ``app.state.services``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from dataclasses import dataclass
 
 import asyncpg
-from redis.asyncio import Redis
 
 from parley.auth.tokens import TokenVerifier
 from parley.catalog import Catalog, CatalogStore, load_catalog
 from parley.chat import ChatService
 from parley.config import Settings
+from parley.guests import ChatVerifier, Guests
 from parley.knowledge.service import Knowledge
 from parley.llm.moderation import ModerationClient
 from parley.llm.router import LLMRouter
+from parley.message_limits import MessageLimits
 from parley.observability.tracing import NO_TRACING, Tracing
 from parley.operations import Operations
 from parley.replies.appender import Appender
 from parley.replies.confirmations import Confirmations
 from parley.replies.feed import LocalFeeds
 from parley.replies.job import ReplyDeps
-from parley.replies.keys import Keys
 from parley.replies.log import ReplyLog
 from parley.replies.memory import ConversationMemory
 from parley.replies.screening import Classifiers
 from parley.replies.service import ReplyService
 from parley.replies.tool_runner import ToolDeps
-from parley.rules.budget import TokenBudget
 from parley.sessions import SessionStore
+from parley.storage.budget import TokenBudget
 from parley.storage.conversations import ConversationStore
 from parley.storage.database import create_pool, migrate
+from parley.storage.keys import Keys
 from parley.storage.ledger import Ledger
+from parley.storage.redis import RedisClient
 from parley.storage.redis import connect as connect_redis
 from parley.storage.tool_calls import ToolCallStore
 from parley.tools.registry import ToolRegistry
@@ -49,7 +52,7 @@ class Services:
     settings: Settings
     verifier: TokenVerifier
     pool: asyncpg.Pool
-    redis: Redis
+    redis: RedisClient
     catalog: CatalogStore
     router: LLMRouter
     tools: ToolRegistry
@@ -59,6 +62,8 @@ class Services:
     chat: ChatService
     instance_id: str
     operations: Operations
+    guests: Guests
+    chat_verifier: ChatVerifier  # the chat WebSocket's: users' tokens and guests'
     tracing: Tracing = NO_TRACING
     knowledge: Knowledge | None = None
 
@@ -72,6 +77,7 @@ class Services:
         await migrate(pool)
         redis = connect_redis(settings.redis_url)
         await redis.ping()
+        guests = await Guests.start(settings, redis)
         router = LLMRouter.from_settings(settings, tracing=tracing)
         await router.warm_up()
         knowledge = await Knowledge.start(pool, settings, router.cost_usd)
@@ -90,7 +96,7 @@ class Services:
             retention_seconds=settings.reply_retention_seconds,
         )
         memory = ConversationMemory(redis, keys, conversations, size=settings.history_cache_size)
-        budget = TokenBudget(redis, prefix=keys.prefix)
+        budget = TokenBudget(redis, keys)
         deps = ReplyDeps(
             log=reply_log,
             ledger=ledger,
@@ -125,11 +131,11 @@ class Services:
             sessions=SessionStore(redis, keys, ttl_seconds=settings.session_ttl_seconds),
             memory=memory,
             replies=replies,
-            reply_log=reply_log,
             router=router,
             budget=budget,
             tools=tools,
             default_model=settings.default_model,
+            limits=MessageLimits(settings.max_message_chars),
             tracing=tracing,
             held=operations.desk,
             knowledge=knowledge,
@@ -155,6 +161,8 @@ class Services:
             chat=chat,
             instance_id=instance_id,
             operations=operations,
+            guests=guests,
+            chat_verifier=ChatVerifier(verifier, guests.tokens),
             tracing=tracing,
             knowledge=knowledge,
         )
@@ -171,8 +179,9 @@ class Services:
             await sync_knowledge(self.knowledge)
         return catalog
 
-    async def close(self) -> None:
-        await self.replies.shutdown(self.settings.shutdown_grace_seconds)
+    async def close(self, *, stop_now: asyncio.Event | None = None) -> None:
+        """Stop, letting running replies finish first unless ``stop_now`` is set."""
+        await self.replies.shutdown(self.settings.shutdown_grace_seconds, stop_now=stop_now)
         await self.operations.close()  # after the replies: their hooks may still queue handoffs
         await self.tools.aclose()
         if self.knowledge is not None:

@@ -9,11 +9,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
 from parley.errors import NotFound
-from parley.replies.keys import Keys
-from parley.storage.redis import as_text
+from parley.storage.keys import Keys
+from parley.storage.redis import RedisClient, as_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +22,7 @@ class Session:
 
 
 class SessionStore:
-    def __init__(self, redis: Redis, keys: Keys, *, ttl_seconds: int) -> None:
+    def __init__(self, redis: RedisClient, keys: Keys, *, ttl_seconds: int) -> None:
         self.redis = redis
         self.keys = keys
         self.ttl_seconds = ttl_seconds

@@ -30,8 +30,8 @@ from parley.llm.router import CallFinished, LLMRouter
 from parley.operators.events import OperationsBus
 from parley.replies.job import ReplyJob
 from parley.rules import RuleSet
-from parley.rules.budget import TokenBudget
 from parley.rules.normalize import normalize
+from parley.storage.budget import TokenBudget
 from parley.storage.conversations import TITLE_LENGTH
 from parley.storage.ledger import FinishedReply
 

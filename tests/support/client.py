@@ -1,15 +1,22 @@
-"""A small WebSocket client for end-to-end tests, built on ``websockets``."""
+"""A WebSocket client for end-to-end tests, on Parley's own client (``parley.client``).
+
+The tests drive the protocol frame by frame and check every frame, so this
+works on :class:`parley.client.Connection` (one socket, frames as the server
+wrote them); the reconnecting :class:`parley.client.ParleyClient` is tested
+on its own (tests/test_python_client.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
+
+from parley.client import Connection
 
 Frame = dict[str, Any]
 RECEIVE_TIMEOUT_SECONDS = 20
@@ -44,28 +51,24 @@ class Reply:
 
 
 class ChatClient:
-    def __init__(self, connection: ClientConnection) -> None:
-        self.connection = connection
+    def __init__(self, connection: ClientConnection | Connection) -> None:
+        self.parley = connection if isinstance(connection, Connection) else Connection(connection)
         self.conversation_frames: list[Frame] = []
+
+    @property
+    def connection(self) -> ClientConnection:
+        """The WebSocket itself, to send what a well-behaved client would not."""
+        return self.parley.websocket
 
     @classmethod
     async def connect(cls, url: str, token: str | None, *, origin: str | None = None) -> ChatClient:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        connection = await connect(
-            url,
-            additional_headers=headers,
-            origin=origin,
-            max_size=None,  # type: ignore[arg-type]
-        )
-        return cls(connection)
+        return cls(await Connection.open(url, token, origin=origin, max_size=None))
 
     async def send(self, frame: Frame) -> None:
-        await self.connection.send(json.dumps(frame))
+        await self.parley.send(frame)
 
     async def receive(self) -> Frame:
-        raw = await asyncio.wait_for(self.connection.recv(), RECEIVE_TIMEOUT_SECONDS)
-        frame: Frame = json.loads(raw)
-        return frame
+        return await asyncio.wait_for(self.parley.receive_json(), RECEIVE_TIMEOUT_SECONDS)
 
     async def expect(self, kind: str) -> Frame:
         frame = await self.receive()
@@ -130,7 +133,7 @@ class ChatClient:
         return await self.reply(accepted["reply_id"])
 
     async def close(self) -> None:
-        await self.connection.close()
+        await self.parley.close()
 
     async def __aenter__(self) -> ChatClient:
         return self

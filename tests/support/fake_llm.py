@@ -36,7 +36,8 @@ the servers Parley has to cut off itself.
 uvicorn runs the app on its own thread and event loop; everything shared with
 the test thread is guarded by one :class:`threading.Condition`.
 
-Standalone (for benchmarks): ``python -m tests.support.fake_llm --port 9100``.
+Standalone, to point a server at by hand: ``python -m tests.support.fake_llm --port 9100``
+(the benchmark has its own, cheaper upstream: ``bench/stub.py``).
 """
 
 from __future__ import annotations

@@ -72,6 +72,14 @@ class ParleyServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def wait_for_log(self, text: str, *, timeout: float = 30) -> None:
+        """Return once the server has logged ``text``; fail after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name} never logged {text!r}:\n{self.log()}")
+            time.sleep(0.05)  # polling a file for a line, not synchronising on time
+
     def stop(self) -> None:
         self._signal(signal.SIGTERM, wait=30)
 

@@ -1,7 +1,10 @@
 """Finding the caller's token in a request, and the Origin check that guards cookies.
 
 A token comes from the ``Authorization`` header or the session cookie, never
-from the URL (URLs end up in access logs and browser history). Browsers send
+from the URL (URLs end up in access logs and browser history). A WebSocket
+client that cannot set headers (a browser on another origin, Node's
+WebSocket) offers it as a subprotocol instead: ``parley.token.<jwt>`` beside
+``parley.v1``, of which the server selects only ``parley.v1``. Browsers send
 the cookie on cross-site requests too, so anything that relies on it and
 changes state (an unsafe method, or a WebSocket) must come from an allowed
 Origin.
@@ -14,10 +17,13 @@ from urllib.parse import urlsplit
 
 from starlette.requests import HTTPConnection
 
-from parley.auth.tokens import Principal, TokenVerifier, VerifiedToken
+from parley.auth.tokens import Principal, VerifiedToken, Verifier
 from parley.errors import Forbidden, Unauthorized
 
 SESSION_COOKIE = "parley_session"
+# The WebSocket subprotocol of this protocol, and the prefix of the one that carries a token.
+WS_SUBPROTOCOL = "parley.v1"
+TOKEN_SUBPROTOCOL_PREFIX = "parley.token."
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
@@ -35,6 +41,22 @@ def bearer_token(headers: Mapping[str, str]) -> str | None:
     if scheme.lower() != "bearer" or not token:
         return None
     return token
+
+
+def subprotocol_token(subprotocols: Sequence[str]) -> str | None:
+    """The token of a ``parley.token.<jwt>`` WebSocket subprotocol, if one was offered."""
+    for offered in subprotocols:
+        if offered.startswith(TOKEN_SUBPROTOCOL_PREFIX):
+            return offered.removeprefix(TOKEN_SUBPROTOCOL_PREFIX) or None
+    return None
+
+
+def selected_subprotocol(subprotocols: Sequence[str]) -> str | None:
+    """The subprotocol to accept a WebSocket with: ``parley.v1`` if offered.
+
+    Never the token's: the response header must not echo a credential.
+    """
+    return WS_SUBPROTOCOL if WS_SUBPROTOCOL in subprotocols else None
 
 
 def token_from_headers(headers: Mapping[str, str], cookies: Mapping[str, str]) -> str | None:
@@ -63,7 +85,7 @@ def origin_allowed(origin: str | None, *, host_header: str | None, allowed: Sequ
 
 async def authenticate(
     connection: HTTPConnection,
-    verifier: TokenVerifier,
+    verifier: Verifier,
     *,
     allowed_origins: Sequence[str] = (),
 ) -> Principal:
@@ -79,12 +101,14 @@ async def authenticate(
 
 async def authenticate_token(
     connection: HTTPConnection,
-    verifier: TokenVerifier,
+    verifier: Verifier,
     *,
     allowed_origins: Sequence[str] = (),
 ) -> VerifiedToken:
     """Like :func:`authenticate`, with the token's expiry (a WebSocket closes at it)."""
     token = bearer_token(connection.headers)
+    if token is None and connection.scope["type"] == "websocket":
+        token = subprotocol_token(connection.scope.get("subprotocols", ()))
     if token is None:
         token = connection.cookies.get(SESSION_COOKIE) or None
         if token is None:

@@ -2,7 +2,10 @@
 
 - ``POST /auth/session``: verify a bearer token (header or ``{"token"}``), set the cookie.
 - ``DELETE /auth/session``: clear the cookie.
-- ``GET /auth/me``: the current user.
+- ``GET /auth/me``: the current user (401 when signed out).
+- ``GET /auth/session``: whether this browser is signed in, always 200:
+  ``{"signed_in": true, "user": {...}}`` or ``{"signed_in": false, "user": null}``.
+  The chat page probes this on load, so a signed-out visit logs no failed request.
 - ``POST /auth/dev-login``: sign in by name; only when dev login is enabled.
 
 The cookie is httpOnly (page scripts can't read it) and SameSite=Strict, and
@@ -35,6 +38,7 @@ from parley.errors import (
     Unauthorized,
     error_body,
 )
+from parley.transport.bodies import Session, SessionState, User, respond
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 def auth_routes(verifier: TokenVerifier, settings: Settings, dev_secret: str | None) -> list[Route]:
     endpoints = _AuthEndpoints(verifier, settings, _dev_signing_secret(settings, dev_secret))
     return [
+        Route("/auth/session", _json_errors(endpoints.session), methods=["GET"]),
         Route("/auth/session", _json_errors(endpoints.create_session), methods=["POST"]),
         Route("/auth/session", _json_errors(endpoints.delete_session), methods=["DELETE"]),
         Route("/auth/me", _json_errors(endpoints.me), methods=["GET"]),
@@ -84,11 +89,20 @@ class _AuthEndpoints:
         )
         return response
 
+    async def session(self, request: Request) -> Response:
+        try:
+            principal = await authenticate(
+                request, self._verifier, allowed_origins=self._settings.allowed_origins
+            )
+        except Unauthorized:
+            return respond(SessionState(signed_in=False, user=None))
+        return respond(SessionState(signed_in=True, user=_user(principal)))
+
     async def me(self, request: Request) -> Response:
         principal = await authenticate(
             request, self._verifier, allowed_origins=self._settings.allowed_origins
         )
-        return JSONResponse({"user": _user(principal)})
+        return respond(Session(user=_user(principal)))
 
     async def dev_login(self, request: Request) -> Response:
         if self._dev_secret is None or not self._settings.dev_login_enabled:
@@ -116,7 +130,7 @@ class _AuthEndpoints:
         return self._signed_in(principal, token, DEV_TOKEN_TTL_SECONDS)
 
     def _signed_in(self, principal: Principal, token: str, max_age: int) -> Response:
-        response = JSONResponse({"user": _user(principal)})
+        response = respond(Session(user=_user(principal)))
         response.set_cookie(
             SESSION_COOKIE,
             token,
@@ -178,5 +192,5 @@ def _token_field(body: dict[str, Any]) -> str | None:
     return token.strip()
 
 
-def _user(principal: Principal) -> dict[str, Any]:
-    return {"id": principal.user_id, "name": principal.name, "admin": principal.admin}
+def _user(principal: Principal) -> User:
+    return User(id=principal.user_id, name=principal.name, admin=principal.admin)

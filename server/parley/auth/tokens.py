@@ -15,7 +15,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 
@@ -30,6 +30,8 @@ MAX_TOKEN_CHARS = 8192
 MAX_SUBJECT_CHARS = 255
 MAX_NAME_CHARS = 128
 DEV_SECRET_FILE = "jwt-secret"
+# Subjects Parley gives guests (parley.guests); a token from anyone else may not claim one.
+GUEST_SUBJECT_PREFIX = "guest:"
 # Tokens are accepted this long past their ``exp``: the issuer's clock may run ahead of ours.
 CLOCK_SKEW_SECONDS = 30.0
 
@@ -41,6 +43,8 @@ class Principal:
     user_id: str
     name: str
     admin: bool
+    # A guest (docs/clients.md, "Widget") may chat with this agent only, nothing else.
+    guest_agent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,15 @@ class VerifiedToken:
 
     principal: Principal
     expires_at: int
+
+
+class Verifier(Protocol):
+    """What checks a token: :class:`TokenVerifier`, or one that also knows guest tokens."""
+
+    @property
+    def leeway(self) -> float: ...
+
+    async def verify_claims(self, token: str) -> VerifiedToken: ...
 
 
 class TokenVerifier:
@@ -201,6 +214,8 @@ def _principal(claims: dict[str, Any]) -> Principal:
     subject = claims["sub"]
     if not isinstance(subject, str) or not subject or len(subject) > MAX_SUBJECT_CHARS:
         raise Unauthorized("invalid subject")
+    if subject.startswith(GUEST_SUBJECT_PREFIX):
+        raise Unauthorized("invalid subject")  # reserved: it would be some guest's identity
     name = claims.get("name")
     if not isinstance(name, str) or not name.strip():
         name = subject

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
+from parley.errors import Forbidden
 from parley.llm.base import ModelRef
 from parley.rules.ruleset import RuleSet
 from parley.rules.templates import PromptContext, PromptTemplate
@@ -28,6 +29,15 @@ class Personality:
         return {"id": self.id, "name": self.name, "tone": self.tone, "traits": list(self.traits)}
 
 
+@dataclass(frozen=True)
+class GuestAccess:
+    """Who may chat with an agent without an account: visitors of ``sites`` (origins)
+    through the widget, each with ``daily_token_budget`` tokens a day."""
+
+    sites: tuple[str, ...]
+    daily_token_budget: int
+
+
 @dataclass(frozen=True, eq=False)
 class Agent:
     """A personality bound to a rule set, with the effective model settings."""
@@ -44,10 +54,20 @@ class Agent:
     composed: bool = False  # built from an allowed pair rather than named in agents.yaml
     tools: tuple[str, ...] = ()  # tool ids it may call: the rule set's, narrowed by agents.yaml
     knowledge: tuple[str, ...] = ()  # collections it searches: the rule set's, narrowed likewise
+    guests: GuestAccess | None = None  # None: signed-in users only
+    serving_guest: bool = False  # this copy answers a guest: the guests' budget applies
 
     @property
     def daily_token_budget(self) -> int | None:
+        if self.serving_guest and self.guests is not None:
+            return self.guests.daily_token_budget
         return self.rules.limits.daily_token_budget
+
+    def for_guest(self) -> Agent:
+        """This agent as it answers a guest; ``Forbidden`` unless it takes guests (now)."""
+        if self.guests is None:
+            raise Forbidden("This agent does not take guests.")
+        return replace(self, serving_guest=True)
 
     def system_prompt(self, *, user_name: str, today: date) -> str:
         context = PromptContext(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import TypeVar
 
-from parley.catalog.agent import Agent, Personality
+from parley.catalog.agent import Agent, GuestAccess, Personality
+from parley.catalog.catalog import composed_id
 from parley.catalog.files import Document, describe
 from parley.catalog.schema import AgentEntry, AgentsFile
 from parley.llm.base import ModelRef
@@ -86,6 +87,7 @@ class AgentBinder:
             temperature=limits.temperature if entry.temperature is None else entry.temperature,
             tools=self._tools(entry, rules, where),
             knowledge=self._knowledge(entry, rules, where),
+            guests=_guests(entry),
         )
 
     def _tools(self, entry: AgentEntry, rules: RuleSet, where: Loc) -> tuple[str, ...]:
@@ -118,7 +120,7 @@ class AgentBinder:
         personality = self._personalities[personality_id]
         rules = self._rule_sets[rules_id]
         return Agent(
-            id=f"{personality_id}+{rules_id}",  # "+" never appears in a named agent's id
+            id=composed_id(personality_id, rules_id),
             name=f"{rules.name} ({personality.name})",
             description=rules.description,
             personality=personality,
@@ -147,3 +149,12 @@ class AgentBinder:
 
     def _problem(self, loc: Loc, reason: str) -> None:
         self._problems.append(describe(self._document, loc, reason))
+
+
+def _guests(entry: AgentEntry) -> GuestAccess | None:
+    if entry.guests is None:
+        return None
+    return GuestAccess(
+        sites=tuple(dict.fromkeys(entry.guests.sites)),
+        daily_token_budget=entry.guests.daily_token_budget,
+    )

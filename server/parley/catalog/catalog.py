@@ -10,6 +10,15 @@ from parley.catalog.agent import Agent, Personality
 from parley.errors import UnknownAgent
 from parley.rules.ruleset import RuleSet
 
+# A composed agent (an allowed personality + rules pair) has the id
+# "personality+rules", so a conversation with one resolves to it again.
+# Named agents' ids cannot hold the separator (catalog/schema.py).
+COMPOSED_SEPARATOR = "+"
+
+
+def composed_id(personality: str, rules: str) -> str:
+    return f"{personality}{COMPOSED_SEPARATOR}{rules}"
+
 
 class Catalog:
     """Every agent, personality and rule set from one consistent set of files."""
@@ -35,6 +44,13 @@ class Catalog:
         except KeyError:
             raise UnknownAgent(f"No agent named {agent_id!r}.") from None
 
+    def resolve(self, agent_id: str) -> Agent:
+        """The agent a conversation names: a named agent, or a composed pair's."""
+        personality, separator, rules = agent_id.partition(COMPOSED_SEPARATOR)
+        if separator:
+            return self.compose(personality, rules)
+        return self.agent(agent_id)
+
     def compose(self, personality: str, rules: str) -> Agent:
         """An agent for an operator-allowed personality + rules pair."""
         try:
@@ -44,8 +60,19 @@ class Catalog:
                 f"The pair personality={personality!r}, rules={rules!r} is not available."
             ) from None
 
-    def allowed_pairs(self) -> list[dict[str, str]]:
-        return [{"personality": p, "rules": r} for p, r in sorted(self._composed)]
+    def guest_agent(self, agent_id: str) -> Agent:
+        """A named agent that takes guests; ``UnknownAgent`` for any other id (no hint
+        whether the agent exists)."""
+        agent = self.agents.get(agent_id)
+        if agent is None or agent.guests is None:
+            raise UnknownAgent(f"No agent named {agent_id!r} takes guests.")
+        return agent
+
+    def guest_sites(self) -> frozenset[str]:
+        """Every origin that may embed some agent's widget."""
+        return frozenset(
+            site for agent in self.agents.values() if agent.guests for site in agent.guests.sites
+        )
 
     def public_agents(self) -> list[dict[str, Any]]:
         """What ``GET /v1/agents`` lists: named agents, in file order."""

@@ -36,7 +36,11 @@ def load_catalog(root: Path) -> Catalog:
     version = catalog_version([*personality_docs.values(), *rules_docs.values(), agents_doc])
     personalities = _load_personalities(personality_docs, problems)
     rule_sets = _load_rule_sets(
-        rules_docs, declared_tool_ids(root), declared_collections(root), problems
+        rules_docs,
+        _stems(root / "rules"),
+        declared_tool_ids(root),
+        declared_collections(root),
+        problems,
     )
     agents: dict[str, Agent] = {}
     composed: dict[tuple[str, str], Agent] = {}
@@ -117,8 +121,13 @@ def _load_personalities(
 
 
 def _load_rule_sets(
-    documents: dict[str, Document], tool_ids: set[str], collections: set[str], problems: list[str]
+    documents: dict[str, Document],
+    stems: set[str],
+    tool_ids: set[str],
+    collections: set[str],
+    problems: list[str],
 ) -> dict[str, RuleSet]:
+    """Rule sets merged with their fragments; ``stems`` names every file of ``rules/``."""
     specs: dict[str, tuple[RulesFile, Document]] = {}
     for stem, document in documents.items():
         spec = validate(document, RulesFile, problems)
@@ -127,11 +136,16 @@ def _load_rule_sets(
             _check_tool_ids(document, spec, tool_ids, problems)
             _check_collections(document, spec, collections, problems)
     fragments = {key: spec for key, (spec, _) in specs.items() if spec.is_fragment}
+    # Files already reported as broken: a rule set including one is left out
+    # unreported, rather than every includer calling it an unknown fragment.
+    broken = stems - specs.keys()
     loaded: dict[str, RuleSet] = {}
     for key, (spec, document) in specs.items():
         if spec.is_fragment:
             if spec.include:
                 problems.append(describe(document, ("include",), "fragments cannot include"))
+            continue
+        if broken.intersection(spec.include):
             continue
         try:
             loaded[key] = build_ruleset(spec, fragments)

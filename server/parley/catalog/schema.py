@@ -12,6 +12,15 @@ from parley.rules.templates import TemplateSource
 Slug = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 AgentId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
 Wildcard = Annotated[str, Field(pattern=r"^(\*|[a-z][a-z0-9_]{0,63})$")]
+# A web origin as browsers send it: scheme, lower-case host, optional port, no path.
+# Nothing else can pass, so the value is safe to put in a CSP or a CORS header.
+SiteOrigin = Annotated[
+    str,
+    Field(
+        pattern=r"^https?://(?:[a-z0-9](?:[a-z0-9.-]{0,252})|\[[0-9a-f:.]{2,45}\])(?::[0-9]{1,5})?$"
+    ),
+]
+DEFAULT_GUEST_DAILY_TOKENS = 20_000
 
 
 class _Strict(BaseModel):
@@ -28,6 +37,18 @@ class PersonalityFile(_Strict):
     prompt: TemplateSource = Field(min_length=1, description="a Jinja2 fragment")
 
 
+class GuestsEntry(_Strict):
+    """Anonymous visitors may chat with the agent through the embeddable widget."""
+
+    sites: list[SiteOrigin] = Field(
+        default_factory=list,
+        description="origins that may embed the widget, besides this server's own pages",
+    )
+    daily_token_budget: int = Field(
+        default=DEFAULT_GUEST_DAILY_TOKENS, ge=1, description="per guest per day"
+    )
+
+
 class AgentEntry(_Strict):
     id: AgentId
     name: str = Field(min_length=1)
@@ -42,6 +63,9 @@ class AgentEntry(_Strict):
     )
     knowledge: list[Slug] | None = Field(
         default=None, description="narrows the rule set's collections; cannot add to them"
+    )
+    guests: GuestsEntry | None = Field(
+        default=None, description="anonymous visitors (the widget); off when absent"
     )
 
 

@@ -12,6 +12,7 @@ so it can show cited answers without a model.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +47,10 @@ class Passage:
     text: str
 
 
+# Every turn formats its candidate passages twice (to fit them in the budget,
+# then for the prompt), and the same chunks come back turn after turn: the
+# scan was 10 regex passes over whole chunks before each upstream request.
+@functools.lru_cache(maxsize=512)
 def neutralise(text: str) -> str:
     """The text with every marker-like run of brackets defused (``<<<`` becomes two
     single guillemets, which no marker uses)."""

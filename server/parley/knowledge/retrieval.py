@@ -58,6 +58,16 @@ def search_queries(history: Sequence[ChatMessage], newest: str) -> list[str]:
     return [alone[-QUERY_CHARS:], together]
 
 
+def first_query(newest: str) -> str | None:
+    """The query :func:`search_queries` puts first whatever the history holds, if
+    there is one: the newest message alone, unless it refers back.
+
+    Known before the history is read, so its search can run alongside that read.
+    """
+    alone = " ".join(newest.split())
+    return None if _REFERRING.search(alone) else alone[-QUERY_CHARS:]
+
+
 def fuse(rankings: Sequence[Sequence[Hit]], limit: int) -> list[Hit]:
     """Reciprocal rank fusion of several rankings of chunks; ``score`` becomes the fused one."""
     scores: dict[int, float] = {}

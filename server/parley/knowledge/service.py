@@ -7,8 +7,9 @@ pgvector, ``full-text`` otherwise, and says which (and why) in the log.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from parley.knowledge.embeddings import Embedder, EmbeddingCall
 from parley.knowledge.folders import KNOWLEDGE_DIR, declared_collections
 from parley.knowledge.ingest import Ingestor, IngestReport, usage_row
 from parley.knowledge.prompt import Passage
-from parley.knowledge.retrieval import Retriever, search_queries
+from parley.knowledge.retrieval import Retriever, first_query, search_queries
 from parley.knowledge.store import Hit, KnowledgeStore
 from parley.knowledge.vectors import VectorIndex
 from parley.llm.base import ChatMessage, ModelRef
@@ -161,15 +162,21 @@ class Knowledge:
         count: Callable[[str], int],
         conversation_id: str,
         asker: Asker,
+        early: tuple[str, Awaitable[list[Hit]]] | None = None,
     ) -> Retrieval:
         """The passages for the newest message, within the prompt's token share.
 
+        ``early`` is a search already under way (:meth:`search_early`) and its
+        query: used if that query is one to search, else left alone.
         A failed search costs the reply its passages, not the user their answer.
         """
         hits: list[Hit] = []
         try:
             for query in search_queries(history, newest):
-                hits = await self.search(collections, query, self.top_k * 2, asker)
+                if early is not None and query == early[0]:
+                    hits = await early[1]
+                else:
+                    hits = await self.search(collections, query, self.top_k * 2, asker)
                 if hits:
                     break
         except Exception:
@@ -180,6 +187,23 @@ class Knowledge:
             passages=tuple(passage(n, hit) for n, hit in enumerate(chosen, 1)),
             sources=tuple(source_entry(n, hit, conversation_id) for n, hit in enumerate(chosen, 1)),
         )
+
+    def search_early(
+        self, collections: Sequence[str], newest: str, asker: Asker
+    ) -> tuple[str, asyncio.Task[list[Hit]]] | None:
+        """Start the search :meth:`retrieve` will make first, before the history it
+        needs is read (None when the query depends on the history).
+
+        The search was one more round trip to Postgres after the history's on the
+        way to the first token; started with the reply's other reads, it hides
+        behind them. Whoever does not pass it to :meth:`retrieve` cancels it.
+        """
+        query = first_query(newest)
+        if query is None or not query.strip():
+            return None
+        task = asyncio.create_task(self.search(collections, query, self.top_k * 2, asker))
+        task.add_done_callback(_retrieved)
+        return query, task
 
     def budget(self, context_window: int, reply_tokens: int) -> int:
         return int(max(context_window - reply_tokens, 0) * self.context_share)
@@ -206,3 +230,10 @@ class Knowledge:
             )
         except Exception as error:  # accounting must not cost the user their answer
             log.warning("could not store the usage of a question's embedding: %s", error)
+
+
+def _retrieved(task: asyncio.Task[list[Hit]]) -> None:
+    """An early search nobody awaited (cancelled, or its reply never opened) must not
+    be logged as a forgotten exception; retrieve logs the failures it uses."""
+    if not task.cancelled():
+        task.exception()

@@ -22,7 +22,7 @@ from parley.llm.base import (
 )
 from parley.llm.http import VendorHTTP
 from parley.llm.sse import sse_json
-from parley.llm.toolwire import AnthropicToolUse, arguments_object, json_value
+from parley.llm.toolwire import AnthropicToolUse, arguments_object, spec_schema
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
@@ -222,7 +222,7 @@ def _tool(spec: ToolSpec) -> dict[str, Any]:
     return {
         "name": spec.name,
         "description": spec.description,
-        "input_schema": json_value(spec.parameters),
+        "input_schema": spec_schema(spec),  # cached per tool
     }
 
 

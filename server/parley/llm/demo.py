@@ -49,7 +49,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 
 def demo_reply(messages: Sequence[ChatMessage]) -> str:
     """The deterministic text reply: a summary of tool results just received, else an
-    echo with setup help."""
+    echo with setup help (in Markdown: bold, a list, a table, a code block, a link)."""
     results = _trailing_results(messages)
     if results:
         return f"{LABEL} " + " ".join(_result_sentence(messages, r) for r in results)
@@ -58,12 +58,26 @@ def demo_reply(messages: Sequence[ChatMessage]) -> str:
         return cited
     last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
     echo = f"You said: “{summarise(last_user)}”." if last_user.strip() else "You said nothing."
-    return (
-        f"{LABEL} {echo} This is a canned reply so you can try Parley without a language model. "
-        "To talk to a real model, set OPENAI_API_KEY or ANTHROPIC_API_KEY, or point "
-        "OPENAI_BASE_URL at an OpenAI-compatible server such as Ollama, vLLM or LM Studio, "
-        "then restart Parley."
-    )
+    return f"{LABEL} {echo}\n\n{SETUP_HELP}"
+
+
+# The canned reply's help, in the Markdown the chat UI renders (bold, a list,
+# a table, a code block, a link), so a first run shows what real replies look like.
+SETUP_HELP = (
+    "This is a **canned reply**, so you can try Parley without a language model. "
+    "To talk to a real one:\n\n"
+    "1. Set one of these:\n\n"
+    "   | Variable | Talks to |\n"
+    "   | --- | --- |\n"
+    "   | `OPENAI_API_KEY` | OpenAI |\n"
+    "   | `ANTHROPIC_API_KEY` | Anthropic |\n"
+    "   | `OPENAI_BASE_URL` | an OpenAI-compatible server: [Ollama](https://ollama.com), "
+    "vLLM, LM Studio |\n\n"
+    "2. Restart Parley:\n\n"
+    "   ```sh\n"
+    "   parley serve\n"
+    "   ```"
+)
 
 
 def _cited_answer(messages: Sequence[ChatMessage]) -> str | None:

@@ -134,7 +134,7 @@ class VendorHTTP:
                 failure = await self._status_error(response)
                 complete = response.content.at_eof()
                 raise failure
-            yield response.content.iter_any()
+            yield _arrived(response.content)
             complete = await _drained(response.content)
         except TimeoutError as error:  # aiohttp's connect and read timeouts
             raise self.error(
@@ -240,6 +240,28 @@ async def _split_lines(chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, No
             yield line
     if partial:
         yield b"".join(partial)
+
+
+async def _arrived(content: aiohttp.StreamReader) -> AsyncGenerator[bytes, None]:
+    """The body as it arrives, up to the last byte received before any break.
+
+    aiohttp's readers raise a broken connection's error before handing over
+    the data that arrived just ahead of it (``readany`` checks for the error
+    first), so the vendor's last events before a break, text and usage, would
+    be lost whenever both land in one turn of the event loop.
+    """
+    while True:
+        try:
+            chunk = await content.readany()
+        except aiohttp.ClientError:
+            # The buffer is private; if a version renames it we only lose the tail again.
+            buffered = b"".join(getattr(content, "_buffer", ()))
+            if received := buffered[getattr(content, "_buffer_offset", 0) :]:
+                yield received
+            raise
+        if not chunk:
+            return
+        yield chunk
 
 
 async def _drained(content: aiohttp.StreamReader) -> bool:

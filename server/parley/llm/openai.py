@@ -24,7 +24,7 @@ from parley.llm.base import (
 from parley.llm.failures import vendor_message
 from parley.llm.http import VendorHTTP
 from parley.llm.sse import sse_json
-from parley.llm.toolwire import OpenAIToolCalls, json_value
+from parley.llm.toolwire import OpenAIToolCalls, spec_schema
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -178,7 +178,7 @@ def _tool(spec: ToolSpec) -> dict[str, Any]:
         "function": {
             "name": spec.name,
             "description": spec.description,
-            "parameters": json_value(spec.parameters),
+            "parameters": spec_schema(spec),  # cached per tool
         },
     }
 

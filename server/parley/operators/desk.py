@@ -1,14 +1,17 @@
 """The operator desk: conversations handed to a person, taken over, and handed back.
 
 While an operator holds a conversation, the agent is paused: the
-conversation is in Redis's set of held conversations, which the reply log
-checks in the same script that opens a reply, so no reply (and no model
-call, and no budget) can start. The user's messages are stored and shown to
-the operator; the operator's messages are replies of their own, written
-through the reply log like an agent's (``seq``, ``resume`` on any instance,
-history), with the operator as author. Postgres is the record of who holds
-what; the Redis set is re-derived from it every ``RECONCILE_SECONDS``, so a
-Redis that lost its data cannot leave the agent talking over a person.
+conversation has a held flag in Redis (:meth:`Keys.held`, beside its other
+keys in one hash slot), which the reply log checks in the same script that
+opens a reply, so no reply (and no model call, and no budget) can start.
+The user's messages are stored and shown to the operator; the operator's
+messages are replies of their own, written through the reply log like an
+agent's (``seq``, ``resume`` on any instance, history), with the operator
+as author. Postgres is the record of who holds what; the flags are
+re-derived from it every ``RECONCILE_SECONDS``, so a Redis that lost its
+data cannot leave the agent talking over a person. A set of the flagged
+conversations (:attr:`Keys.held_conversations`) lets that reconciling find
+flags Postgres no longer knows as taken.
 """
 
 from __future__ import annotations
@@ -16,26 +19,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
-
-from redis.asyncio import Redis
 
 from parley.auth.tokens import Principal
 from parley.errors import Busy, Conflict, NotFound
 from parley.operators.deliveries import WebhookDeliveries
 from parley.operators.events import OperationsBus
 from parley.operators.store import HandoffRequest, HandoffStore
+from parley.protocol import Author, DeltaFrame, HandoffState, ReplyStatus
 from parley.replies.events import Event
 from parley.replies.service import ReplyService
 from parley.replies.task import done_frame
 from parley.replies.writer import ReplyWriter
 from parley.rules import InputVerdict
 from parley.storage.conversations import ConversationStore
+from parley.storage.keys import new_reply_id
 from parley.storage.ledger import FinishedReply, ReplyTotals
 from parley.storage.records import Conversation, operator_author
-from parley.storage.redis import as_text
+from parley.storage.redis import RedisClient, as_text
 from parley.tools.ids import HANDOFF
 
 log = logging.getLogger(__name__)
@@ -61,7 +64,8 @@ class TakeoverDesk:
         self.replies = replies
         self.deliveries = deliveries
         self.bus = bus
-        self._redis: Redis = replies.redis
+        self._redis: RedisClient = replies.redis
+        self._keys = replies.keys
         self._held = replies.keys.held_conversations
         self._reconciling: asyncio.Task[None] | None = None
 
@@ -91,7 +95,7 @@ class TakeoverDesk:
 
     async def ask_for_person(
         self, user: Principal, conversation_id: str, reason: str | None = None
-    ) -> dict[str, Any]:
+    ) -> HandoffState:
         """The user's own "talk to a person"; returns the conversation's handoff state."""
         conversation = await self.conversations.get(user.user_id, conversation_id)
         if conversation.handoff_state == "none":
@@ -124,7 +128,7 @@ class TakeoverDesk:
         conversation = change.conversation
         # Held first, then the running reply stopped: a reply opening meanwhile
         # either sees the conversation held or is the one found running here.
-        await self._redis.sadd(self._held, str(conversation.id))
+        await self._hold({str(conversation.id)})
         if change.changed:
             running = await self.replies.log.running_reply(str(conversation.id))
             if running is not None:
@@ -137,7 +141,7 @@ class TakeoverDesk:
 
     async def release(self, operator: Principal, conversation_id: str) -> Conversation:
         change = await self.store.release(_uuid(conversation_id), operator)
-        await self._redis.srem(self._held, str(change.conversation.id))
+        await self._unhold({str(change.conversation.id)})
         if change.changed:
             await self.replies.deps.memory.forget(change.conversation.id)
             await self._announce(
@@ -184,16 +188,13 @@ class TakeoverDesk:
         if conversation.taken_by != operator.user_id:
             raise Conflict("Take the conversation over before writing in it.")
         key = OPERATOR_CLIENT_PREFIX + client_id
-        reply_id = str(uuid.uuid4())
-        log_ = self.replies.log
-        opened = await log_.open(
+        reply_id = new_reply_id(conversation.id)
+        opened = await self.replies.open(
             reply_id=reply_id,
             user_id=conversation.owner_id,  # the user follows and resumes it as any reply
             conversation_id=str(conversation.id),
             client_id=key,
             agent_id=conversation.agent_id,
-            owner=self.replies.deps.owner,
-            lease_ms=self.replies.deps.lease_ms,
             by_operator=True,
         )
         if not opened:
@@ -203,10 +204,10 @@ class TakeoverDesk:
                 conversation.id, UUID(reply_id), key, operator
             )
         except BaseException:
-            await log_.abandon(reply_id, str(conversation.id), key)
+            await self.replies.abandon(reply_id, str(conversation.id), key)
             raise
         if message_id is None:  # sent before, longer ago than Redis remembers
-            await log_.abandon(reply_id, str(conversation.id), key)
+            await self.replies.abandon(reply_id, str(conversation.id), key)
             return await self._earlier(conversation, key)
         author = operator_author(operator.name)
         await self._write(conversation, reply_id, message_id, text, author)
@@ -232,14 +233,14 @@ class TakeoverDesk:
         reply_id: str,
         message_id: UUID,
         text: str,
-        author: dict[str, str],
+        author: Author,
     ) -> None:
         """The whole text as one delta, stored, then ``done``: what every client path reads."""
         deps = self.replies.deps
         feed = deps.feeds.open(reply_id, conversation.owner_id)
         try:
             writer = ReplyWriter(deps.log, feed, reply_id)
-            writer.numbered({"type": "delta", "text": text, "author": author})
+            writer.numbered(DeltaFrame(reply_id=reply_id, seq=0, text=text, author=author))
             await writer.drain()
             reply = FinishedReply(
                 reply_id=UUID(reply_id),
@@ -250,8 +251,8 @@ class TakeoverDesk:
                 status="complete",
             )
             await deps.ledger.finish(reply)
-            frame = done_frame(reply_id, message_id, "complete", ReplyTotals.of(()))
-            done = Event.of({**frame, "author": author}, at=writer.seq)
+            frame = done_frame(reply_id, message_id, ReplyStatus.COMPLETE, ReplyTotals.of(()))
+            done = Event.of(replace(frame, author=author), at=writer.seq)
             await deps.log.close(reply_id, str(conversation.id), done)
             feed.publish([done])
         finally:
@@ -260,24 +261,47 @@ class TakeoverDesk:
     # -- keeping Redis honest ------------------------------------------------------------
 
     async def reconcile(self) -> None:
-        """Make the held set match Postgres, without undoing a take or release in flight.
+        """Make the held flags match Postgres, without undoing a take or release in flight.
 
-        Redis is read before Postgres: a conversation in the set that Postgres
+        Redis is read before Postgres: a flagged conversation that Postgres
         knows as not taken was released (its removal is only repeated); one
         Postgres does not know is left alone (another deployment may share this
-        Redis). One taken but not in the set is added, then checked again: a
-        release that committed meanwhile removed it before we added it back,
-        so it is removed once more.
+        Redis). One taken but without its flag is flagged, then checked again:
+        a release that committed meanwhile removed the flag before we set it
+        again, so it is removed once more.
         """
         held = {as_text(member) for member in await self._redis.smembers(self._held)}
         taken = await self.store.taken()
         if stale := await self.store.released(held - taken):
-            await self._redis.srem(self._held, *stale)
-        if missing := taken - held:
+            await self._unhold(stale)
+        if missing := taken - await self._flagged(taken):
             log.warning("re-holding %d conversation(s) Redis had forgotten", len(missing))
-            await self._redis.sadd(self._held, *missing)
+            await self._hold(missing)
             if released := missing - await self.store.taken():
-                await self._redis.srem(self._held, *released)
+                await self._unhold(released)
+
+    async def _hold(self, conversation_ids: set[str]) -> None:
+        """Flag the conversations held; the set of flagged ones first, so that
+        reconciling finds every flag."""
+        await self._redis.sadd(self._held, *conversation_ids)
+        for conversation_id in conversation_ids:
+            await self._redis.set(self._keys.held(conversation_id), 1)
+
+    async def _unhold(self, conversation_ids: set[str]) -> None:
+        """Remove the flags, then the conversations from the set of flagged ones."""
+        await self._redis.delete(*(self._keys.held(c) for c in conversation_ids))
+        await self._redis.srem(self._held, *conversation_ids)
+
+    async def _flagged(self, conversation_ids: set[str]) -> set[str]:
+        """Those of the conversations whose held flag is set."""
+        if not conversation_ids:
+            return set()
+        ordered = list(conversation_ids)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for conversation_id in ordered:
+                pipe.exists(self._keys.held(conversation_id))
+            found = await pipe.execute()
+        return {c for c, exists in zip(ordered, found, strict=True) if exists}
 
     async def _reconcile_forever(self) -> None:
         while True:

@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from redis.asyncio import Redis
+from parley.storage.redis import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ RETRY_SECONDS = 1.0
 
 
 class OperationsBus:
-    def __init__(self, redis: Redis, channel: str) -> None:
+    def __init__(self, redis: RedisClient, channel: str) -> None:
         self._redis = redis
         self._channel = channel
         self._by_conversation: dict[str, set[Watcher]] = defaultdict(set)

@@ -4,11 +4,14 @@ A reply with frames to write asks :class:`Appender` to collect them. The
 appender sends one batch at a time: it takes every waiting reply's frames
 at the moment the batch leaves (so a reply's text that arrived meanwhile is
 already merged into one delta) and appends them all with a single script
-call, one command however many frames. A quiet instance sends at once; a
-busy one leaves at least ``interval`` between batches, turning thousands of
-frames a second into a few hundred round trips. Each reply hears back once
-its frames are stored, and only then shows them to anyone: a frame a client
-has seen survives the death of this instance.
+call, one command however many frames. (On a Redis Cluster a script's keys
+must share a hash slot: there it is one call per slot, all in one pipeline,
+which redis-py sends as one round trip per node, to the nodes at once.)
+A quiet instance sends at once; a busy one leaves at least ``interval``
+between batches, turning thousands of frames a second into a few hundred
+round trips. Each reply hears back once its frames are stored, and only
+then shows them to anyone: a frame a client has seen survives the death of
+this instance.
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ from typing import Any, Protocol
 
 import hiredis
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection
+from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 from parley.replies.events import Event
+from parley.storage.redis import RedisClient
 
 # ARGV holds four values per frame: the index of its stream in KEYS, then the
 # stream entry's fields.
@@ -55,8 +61,9 @@ class FrameSource(Protocol):
 
 
 class Appender:
-    def __init__(self, redis: Redis, *, interval: float) -> None:
+    def __init__(self, redis: RedisClient, *, interval: float) -> None:
         self._redis = redis
+        self._cluster = redis if isinstance(redis, RedisCluster) else None
         self._sha = hashlib.sha1(_APPEND.encode()).hexdigest()
         # The appender's own connection: borrowing one from the pool for every
         # batch cost more CPU than the rest of the write.
@@ -86,9 +93,13 @@ class Appender:
 
     async def _send(self, batch: list[tuple[FrameSource, list[Event]]]) -> None:
         error: BaseException | None = None
+        failed: dict[FrameSource, BaseException] = {}  # a cluster's calls answered by errors
         try:
-            for keys, args in _script_calls(batch):
-                await self._append(keys, args)
+            if self._cluster is None:
+                for keys, args in _script_calls(batch):
+                    await self._append(keys, args)
+            else:
+                failed = await self._append_by_slot(self._cluster, batch)
         except asyncio.CancelledError:  # shutting down: nobody may wait forever
             error = ConnectionError("the reply log writer stopped")
             raise
@@ -96,7 +107,29 @@ class Appender:
             error = failure
         finally:
             for source, events in batch:
-                source.written(events, error)
+                source.written(events, error or failed.get(source))
+
+    async def _append_by_slot(
+        self, cluster: RedisCluster, batch: list[tuple[FrameSource, list[Event]]]
+    ) -> dict[FrameSource, BaseException]:
+        """The batch as one script call per hash slot, in one pipeline; the sources
+        whose call failed, with its error. EVAL, not EVALSHA: no node can lack the script."""
+        by_slot: dict[int, list[tuple[FrameSource, list[Event]]]] = {}
+        for source, events in batch:
+            by_slot.setdefault(key_slot(source.stream.encode()), []).append((source, events))
+        calls: list[list[tuple[FrameSource, list[Event]]]] = []
+        async with cluster.pipeline(transaction=False) as pipe:
+            for group in by_slot.values():
+                for keys, args in _script_calls(group):
+                    pipe.eval(_APPEND, len(keys), *keys, *args)
+                    calls.append(group)
+            results = await pipe.execute(raise_on_error=False)
+        return {
+            source: result
+            for group, result in zip(calls, results, strict=True)
+            if isinstance(result, BaseException)
+            for source, _ in group
+        }
 
     async def _append(self, keys: list[str], args: list[str | int]) -> None:
         # hiredis packs in C: redis-py's own packing showed in the profile.
@@ -128,6 +161,7 @@ class Appender:
 
     async def _connected(self) -> AbstractConnection:
         if self._connection is None:
+            assert isinstance(self._redis, Redis), "a cluster's batches go by _append_by_slot"
             connection: AbstractConnection = (
                 self._redis.connection_pool.make_connection()  # type: ignore[no-untyped-call]
             )

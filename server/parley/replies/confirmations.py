@@ -17,10 +17,8 @@ import enum
 import json
 import logging
 
-from redis.asyncio import Redis
-
-from parley.replies.keys import Keys
-from parley.storage.redis import as_text
+from parley.storage.keys import Keys
+from parley.storage.redis import RedisClient, as_text
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +50,7 @@ class Decision(enum.Enum):
 
 
 class Confirmations:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: RedisClient, keys: Keys) -> None:
         self._redis = redis
         self._keys = keys
         self._answer = redis.register_script(_ANSWER)

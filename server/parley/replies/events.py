@@ -6,7 +6,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-Frame = dict[str, Any]
+from parley.protocol import ServerFrame
+
+Frame = dict[str, Any]  # a frame as decoded from JSON
 
 # Frames numbered by ``seq``, in one sequence with no gaps: resume replays
 # those after the client's last seq exactly once.
@@ -18,21 +20,20 @@ class Event:
     kind: str  # the frame's type: delta, tool_call, tool_result, notice, error, done or resync
     at: int  # a numbered frame's seq; for other frames, the seq of the frame before them
     json: str
-    text: str = ""  # a delta's text, when this instance wrote it (else read ``frame``)
 
     @classmethod
-    def of(cls, frame: Frame, at: int) -> Event:
-        return cls(frame["type"], at, _encode(frame))
+    def of(cls, frame: ServerFrame, at: int) -> Event:
+        return cls(frame.type, at, _encode(frame.to_dict()))
 
     @classmethod
     def delta(cls, reply_id: str, seq: int, text: str) -> Event:
         # Built by hand: one per token, and json.dumps of the frame cost more
-        # than the rest of making it. Same bytes as _encode(frame).
+        # than the rest of making it. Same bytes as _encode(DeltaFrame(...).to_dict()).
         encoded = (
             f'{{"type":"delta","reply_id":{_string(reply_id)},"seq":{seq:d},'
             f'"text":{_string(text)}}}'
         )
-        return cls("delta", seq, encoded, text)
+        return cls("delta", seq, encoded)
 
     @property
     def frame(self) -> Frame:

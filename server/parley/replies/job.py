@@ -12,6 +12,7 @@ from parley.catalog import Agent
 from parley.llm.base import ChatMessage, ModelRef
 from parley.llm.router import LLMRouter
 from parley.observability.tracing import NO_TRACING, Tracing
+from parley.protocol import ReplyStatus
 from parley.replies.feed import LocalFeeds
 from parley.replies.hooks import ReplyHooks
 from parley.replies.log import ReplyLog
@@ -19,11 +20,11 @@ from parley.replies.memory import ConversationMemory
 from parley.replies.screening import Classifiers
 from parley.replies.tool_runner import ToolDeps
 from parley.rules import RuleEvent
-from parley.rules.budget import Reservation, TokenBudget
+from parley.storage.budget import Reservation, TokenBudget
 from parley.storage.ledger import Ledger
 from parley.tools.base import Tool
 
-StopReason = Literal["cancelled", "interrupted", "blocked"]
+StopReason = Literal[ReplyStatus.CANCELLED, ReplyStatus.INTERRUPTED, ReplyStatus.BLOCKED]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,7 @@ class StopSignal:
     classifier rule's verdict ("blocked")."""
 
     event: asyncio.Event = field(default_factory=asyncio.Event)
-    reason: StopReason = "cancelled"
+    reason: StopReason = ReplyStatus.CANCELLED
 
     def set(self, reason: StopReason) -> None:
         if not self.event.is_set():

@@ -13,12 +13,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
 from parley.replies.appender import Appender
 from parley.replies.events import Event
-from parley.replies.keys import Keys
-from parley.storage.redis import as_text
+from parley.storage.keys import Keys, shard_of
+from parley.storage.redis import RedisClient, as_text
 
 # How long a reader blocks on XREAD before re-checking the reply's state.
 READ_BLOCK_MS = 5_000
@@ -27,12 +25,13 @@ READ_BATCH = 256
 # Marks the conversation busy and registers the reply, in one round trip.
 # Changes nothing if the message was accepted before (a resend) or another
 # reply holds the marker, and returns 2 if a person has taken the
-# conversation over (it is in the set KEYS[6], when given): checked in the
-# same script that sets the marker, so a takeover (which adds to the set,
+# conversation over (its held flag KEYS[6], when given, exists): checked in
+# the same script that sets the marker, so a takeover (which sets the flag,
 # then stops the running reply) and an opening reply never both miss each other.
+# Every key is in the conversation's shard (Keys.opening): one hash slot.
 _OPEN = """
 if redis.call('EXISTS', KEYS[5]) == 1 then return 0 end
-if KEYS[6] and redis.call('SISMEMBER', KEYS[6], ARGV[4]) == 1 then return 2 end
+if KEYS[6] and redis.call('EXISTS', KEYS[6]) == 1 then return 2 end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
 redis.call('HSET', KEYS[2], 'user_id', ARGV[3], 'conversation_id', ARGV[4],
            'agent_id', ARGV[5], 'status', 'streaming')
@@ -47,7 +46,7 @@ return 1
 CLIENT_MESSAGE_TTL_SECONDS = 3600
 
 # Appends ``done`` (ARGV[4..]) and closes the reply; the conversation's busy
-# marker goes only if it still names this reply.
+# marker goes only if it still names this reply. One slot (Keys.closing).
 _CLOSE = """
 redis.call('XADD', KEYS[1], '*', unpack(ARGV, 4))
 redis.call('HSET', KEYS[2], 'status', ARGV[2])
@@ -85,7 +84,7 @@ class ReplyState:
 
 class ReplyLog:
     def __init__(
-        self, redis: Redis, keys: Keys, appender: Appender, *, retention_seconds: int
+        self, redis: RedisClient, keys: Keys, appender: Appender, *, retention_seconds: int
     ) -> None:
         self.redis = redis
         self.appender = appender
@@ -111,19 +110,13 @@ class ReplyLog:
         Returns ``False`` (and changes nothing) if another reply is running in
         the conversation or ``client_id`` was accepted there before. Raises
         :class:`ConversationHeld` if a person has taken the conversation over,
-        unless the reply is that person's (``by_operator``).
+        unless the reply is that person's (``by_operator``). ``reply_id`` must
+        be minted for the conversation (:func:`~parley.storage.keys.new_reply_id`).
         """
-        keys = [
-            self.keys.conversation_reply(conversation_id),
-            self.keys.state(reply_id),
-            self.keys.lease(reply_id),
-            self.keys.active_replies,
-            self.keys.client_message(conversation_id, client_id),
-        ]
-        if not by_operator:
-            keys.append(self.keys.held_conversations)
+        if shard_of(reply_id) != shard_of(conversation_id):
+            raise ValueError(f"reply {reply_id} was not minted for conversation {conversation_id}")
         opened = await self._open(
-            keys=keys,
+            keys=self.keys.opening(reply_id, conversation_id, client_id, held=not by_operator),
             args=[
                 reply_id,
                 lease_ms,
@@ -146,7 +139,7 @@ class ReplyLog:
             self.keys.lease(reply_id),
             self.keys.client_message(conversation_id, client_id),
         )
-        await self.redis.srem(self.keys.active_replies, reply_id)
+        await self.redis.srem(self.keys.active_replies_of(reply_id), reply_id)
 
     async def running_reply(self, conversation_id: str) -> str | None:
         value = await self.redis.get(self.keys.conversation_reply(conversation_id))
@@ -190,14 +183,7 @@ class ReplyLog:
         """Append ``done``, free the conversation, and let the log expire after
         the resume window: one round trip."""
         await self._close(
-            keys=[
-                self.keys.events(reply_id),
-                self.keys.state(reply_id),
-                self.keys.lease(reply_id),
-                self.keys.cancel(reply_id),
-                self.keys.active_replies,
-                self.keys.conversation_reply(conversation_id),
-            ],
+            keys=self.keys.closing(reply_id, conversation_id),
             args=[
                 reply_id,
                 done.frame["status"],

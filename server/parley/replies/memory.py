@@ -11,18 +11,17 @@ import json
 from collections.abc import Sequence
 from uuid import UUID
 
-from redis.asyncio import Redis
-
 from parley.llm.base import ChatMessage
-from parley.replies.keys import Keys
 from parley.storage.conversations import ConversationStore
+from parley.storage.keys import Keys
+from parley.storage.redis import RedisClient
 
 CACHE_TTL_SECONDS = 24 * 3600
 
 
 class ConversationMemory:
     def __init__(
-        self, redis: Redis, keys: Keys, conversations: ConversationStore, *, size: int
+        self, redis: RedisClient, keys: Keys, conversations: ConversationStore, *, size: int
     ) -> None:
         self.redis = redis
         self.keys = keys

@@ -22,8 +22,8 @@ from parley.llm.base import CallRecord, ChatMessage, TextDelta, ToolCall
 from parley.llm.router import RouterEvent
 from parley.replies.writer import ReplyWriter
 from parley.rules import RuleEvent
-from parley.rules.budget import Reservation
 from parley.rules.stream import OutputFilter
+from parley.storage.budget import Reservation
 
 log = logging.getLogger(__name__)
 

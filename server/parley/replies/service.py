@@ -1,9 +1,12 @@
 """Running replies on this instance, and looking after everyone's.
 
-:class:`ReplyService` starts reply tasks, routes cancels that arrive on any
-instance to the task that owns the reply (over one Redis pub/sub channel),
-and sweeps replies whose owner died: a reply whose lease has expired is
-stored as ``interrupted`` with the text it had, and its log is closed.
+:class:`ReplyService` owns a reply's life: it opens the reply (marking its
+conversation busy), starts its task once the turn is on its way to Postgres
+(:class:`PendingReply` is that handshake), abandons a reply whose turn was
+never stored, routes cancels that arrive on any instance to the task that
+owns the reply (over one Redis pub/sub channel), and sweeps replies whose
+owner died: a reply whose lease has expired is stored as ``interrupted``
+with the text it had, and its log is closed.
 """
 
 from __future__ import annotations
@@ -12,37 +15,62 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
-from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from parley.errors import Conflict, NotFound
 from parley.llm.base import CallRecord, ChatMessage, ModelRef
 from parley.observability import metrics
-from parley.replies.events import Event, Frame
+from parley.protocol import ActiveReply, ReplyStatus, ResyncFrame, ToolResultFrame
+from parley.replies.events import Event
 from parley.replies.job import ReplyDeps, ReplyJob, StopSignal
-from parley.replies.keys import Keys
 from parley.replies.task import done_frame, run_reply
+from parley.storage.budget import Reservation
 from parley.storage.conversations import ConversationStore
+from parley.storage.keys import SHARDS, Keys
 from parley.storage.ledger import FinishedReply
 from parley.storage.records import Message, ToolStep
-from parley.storage.redis import as_text
+from parley.storage.redis import RedisClient, as_text
 
 log = logging.getLogger(__name__)
 
 # Postgres rows still "streaming" this long after they started, with no live
 # reply in Redis, were orphaned (e.g. Redis lost its data): close them.
 ORPHAN_AGE_SECONDS = 300
+# Shards' active sets read per pipeline when sweeping a cluster (~2 ms of CPU each).
+SWEEP_SLICE = 128
+# How long interrupted replies get to store themselves at shutdown; any left
+# are closed by another instance's sweeper once their leases expire.
+STORE_INTERRUPTED_SECONDS = 10
+
+
+class PendingReply:
+    """A reply whose task already calls the model while its turn is being stored.
+
+    The task writes nothing until it hears :meth:`stored`; after :meth:`dropped`
+    it vanishes without a trace (the turn was a resend, or could not be stored).
+    """
+
+    def __init__(self, turn_stored: asyncio.Future[bool]) -> None:
+        self._turn_stored = turn_stored
+
+    def stored(self) -> None:
+        self._turn_stored.set_result(True)
+
+    def dropped(self) -> None:
+        if not self._turn_stored.done():
+            self._turn_stored.set_result(False)
 
 
 class ReplyService:
     def __init__(
         self,
         *,
-        redis: Redis,
+        redis: RedisClient,
         keys: Keys,
         deps: ReplyDeps,
         conversations: ConversationStore,
@@ -53,21 +81,63 @@ class ReplyService:
         self.log = deps.log
         self.conversations = conversations
         self._running: dict[str, tuple[asyncio.Task[None], StopSignal]] = {}
+        self._active_sets = [keys.active_replies(shard) for shard in range(SHARDS)]
         self._background: list[asyncio.Task[None]] = []
 
-    # -- starting and stopping -------------------------------------------------
+    # -- opening, starting and stopping --------------------------------------
 
-    def start(self, job: ReplyJob, stored: asyncio.Future[bool]) -> None:
-        """Start the reply; it calls the model at once but writes nothing
-        until ``stored`` is true (the turn is in Postgres), and vanishes if false."""
+    async def open(
+        self,
+        *,
+        reply_id: str,
+        user_id: str,
+        conversation_id: str,
+        client_id: str,
+        agent_id: str,
+        by_operator: bool = False,
+    ) -> bool:
+        """Register a reply owned by this instance and mark its conversation busy.
+
+        ``False`` if the conversation is busy or ``client_id`` was accepted
+        there before; raises :class:`~parley.replies.log.ConversationHeld` if a
+        person holds the conversation (unless the reply is theirs).
+        """
+        return await self.log.open(
+            reply_id=reply_id,
+            user_id=user_id,
+            conversation_id=conversation_id,
+            client_id=client_id,
+            agent_id=agent_id,
+            owner=self.deps.owner,
+            lease_ms=self.deps.lease_ms,
+            by_operator=by_operator,
+        )
+
+    async def abandon(
+        self,
+        reply_id: str,
+        conversation_id: str,
+        client_id: str,
+        reservation: Reservation | None = None,
+    ) -> None:
+        """Forget an opened reply whose turn was never stored, and return its budget."""
+        await self.log.abandon(reply_id, conversation_id, client_id)
+        if reservation is not None:
+            await self.deps.budget.settle(reservation, 0)
+
+    def start(self, job: ReplyJob) -> PendingReply:
+        """Start the opened reply's task: it calls the model at once, and writes
+        nothing until the returned handshake says its turn is stored."""
+        turn_stored: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         stop = StopSignal()
         feed = self.deps.feeds.open(job.reply_id, job.user_id)
         task = asyncio.create_task(
-            run_reply(job, self.deps, stop, feed, stored), name=f"reply-{job.reply_id}"
+            run_reply(job, self.deps, stop, feed, turn_stored), name=f"reply-{job.reply_id}"
         )
         self._running[job.reply_id] = (task, stop)
         metrics.reply_started()
         task.add_done_callback(lambda _: self._ended(job.reply_id))
+        return PendingReply(turn_stored)
 
     def _ended(self, reply_id: str) -> None:
         self._running.pop(reply_id, None)
@@ -97,9 +167,19 @@ class ReplyService:
     def _stop_local(self, reply_id: str) -> None:
         running = self._running.get(reply_id)
         if running is not None:
-            running[1].set("cancelled")
+            running[1].set(ReplyStatus.CANCELLED)
 
     # -- reading ---------------------------------------------------------------
+
+    async def running_in(self, conversation_id: str) -> ActiveReply | None:
+        """The reply running in the conversation, and the last frame it numbered."""
+        reply_id = await self.log.running_reply(conversation_id)
+        if reply_id is None:
+            return None
+        state = await self.log.state(reply_id)
+        if state is None or not state.running:
+            return None
+        return {"reply_id": reply_id, "last_seq": await self.log.last_seq(reply_id)}
 
     async def follow(self, reply_id: str, user_id: str, after_seq: int = 0) -> AsyncIterator[Event]:
         """The reply's events after ``after_seq``, live, until ``done``; or one
@@ -128,14 +208,14 @@ class ReplyService:
                     return
         yield Event.of(await self.resync_frame(reply_id, user_id), at=after_seq)
 
-    async def resync_frame(self, reply_id: str, user_id: str) -> Frame:
+    async def resync_frame(self, reply_id: str, user_id: str) -> ResyncFrame:
         message = await self.conversations.message_for_reply(reply_id)
         if message is None:
             raise NotFound("No such reply.")
         await self.conversations.get(user_id, message.conversation_id)  # ownership
         steps = await self.deps.tools.store.for_reply(UUID(reply_id))
         message = replace(message, tool_steps=tuple(steps))
-        return {"type": "resync", "reply_id": reply_id, "message": message.public()}
+        return ResyncFrame(reply_id=reply_id, message=message.public())
 
     # -- background work -------------------------------------------------------
 
@@ -145,17 +225,28 @@ class ReplyService:
             asyncio.create_task(self._sweep_forever(sweep_interval), name="reply-sweeper"),
         ]
 
-    async def shutdown(self, grace_seconds: float) -> None:
-        """Let running replies finish for a while, then interrupt the rest."""
+    async def shutdown(
+        self, grace_seconds: float, *, stop_now: asyncio.Event | None = None
+    ) -> None:
+        """Let running replies finish for up to ``grace_seconds`` (or until
+        ``stop_now`` is set), then store the rest as ``interrupted``."""
         for task in self._background:
             task.cancel()
         tasks = [task for task, _ in self._running.values()]
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=grace_seconds)
+        if not tasks:
+            return
+        log.warning(
+            "waiting for %s to finish (up to %g s); press Ctrl-C again to stop now",
+            _replies(len(tasks)),
+            grace_seconds,
+        )
+        await _first_of(asyncio.wait(tasks), stop_now, seconds=grace_seconds)
+        pending = [task for task in tasks if not task.done()]
+        if pending:
+            log.warning("interrupting %s; the text so far is kept", _replies(len(pending)))
             for _, stop in list(self._running.values()):
-                stop.set("interrupted")
-            if pending:
-                await asyncio.wait(pending, timeout=10)
+                stop.set(ReplyStatus.INTERRUPTED)
+            await asyncio.wait(pending, timeout=STORE_INTERRUPTED_SECONDS)
 
     async def _listen_for_cancels(self) -> None:
         while True:
@@ -198,9 +289,7 @@ class ReplyService:
     async def sweep(self, *, include_orphans: bool = False) -> list[str]:
         """Close replies whose owner died; returns the ids it closed."""
         closed = []
-        members = await self.redis.smembers(self.keys.active_replies)
-        for raw in members:
-            reply_id = as_text(raw)
+        for reply_id in await self._active_replies():
             if reply_id in self._running or await self.redis.exists(self.keys.lease(reply_id)):
                 continue
             if await self._interrupt(reply_id):
@@ -209,7 +298,7 @@ class ReplyService:
             for reply_uuid in await self.deps.ledger.stale_streaming(ORPHAN_AGE_SECONDS):
                 reply_id = str(reply_uuid)
                 orphaned = reply_id not in self._running and not await self.log.exists(reply_id)
-                if orphaned and await self._interrupt(reply_id):
+                if orphaned and await self._interrupt(reply_id, orphan=True):
                     closed.append(reply_id)
         return closed
 
@@ -241,32 +330,56 @@ class ReplyService:
         frames = []
         for step in steps:
             seq += 1
-            frame = {"type": "tool_result", "reply_id": reply_id, "seq": seq, **step.result()}
+            frame = ToolResultFrame(reply_id=reply_id, seq=seq, **step.result())
             frames.append(Event.of(frame, at=seq))
         await self.log.append(reply_id, frames)
         return seq
 
-    async def _still_active(self, reply_id: str) -> bool:
-        return bool(await self.redis.sismember(self.keys.active_replies, reply_id))
+    async def _active_replies(self) -> list[str]:
+        """Every running reply, as the shards' active sets say.
 
-    async def _interrupt(self, reply_id: str) -> bool:
+        One SUNION of them all on a single Redis; on a cluster (where a command's
+        keys must share a slot) a pipeline of SMEMBERS, one round trip per node,
+        in slices that leave the event loop to running replies in between.
+        """
+        if not isinstance(self.redis, RedisCluster):
+            return [as_text(member) for member in await self.redis.sunion(self._active_sets)]
+        found: list[str] = []
+        for start in range(0, SHARDS, SWEEP_SLICE):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in self._active_sets[start : start + SWEEP_SLICE]:
+                    pipe.smembers(key)
+                shards: list[set[bytes]] = await pipe.execute()
+            found += (as_text(member) for members in shards for member in members)
+        return found
+
+    async def _still_active(self, reply_id: str) -> bool:
+        return bool(await self.redis.sismember(self.keys.active_replies_of(reply_id), reply_id))
+
+    async def _interrupt(self, reply_id: str, *, orphan: bool = False) -> bool:
+        """Store a reply whose owner died as ``interrupted`` and close its log.
+
+        An ``orphan`` is a reply Redis no longer knows (its state was lost
+        with a Redis restart): only Postgres says it is still streaming.
+        """
         claimed = await self.redis.set(self.keys.reaping(reply_id), self.deps.owner, nx=True, ex=60)
         # The sweep works from a snapshot of the active set: a reply that ended
         # normally since then has left the set and must not be closed again.
-        if not claimed or not await self._still_active(reply_id):
+        # (An orphan was never in it; storing it below is conditional anyway.)
+        if not claimed or not (orphan or await self._still_active(reply_id)):
             return False
         message = await self.conversations.message_for_reply(reply_id)
         if message is None:  # opened but never stored: nothing to keep
-            await self.redis.srem(self.keys.active_replies, reply_id)
+            await self.redis.srem(self.keys.active_replies_of(reply_id), reply_id)
             return False
         text, last_seq = await self.log.written(reply_id)
         reply = await self._lost_reply(message, text)
-        status = "interrupted"
+        status = ReplyStatus.INTERRUPTED
         if await self.deps.ledger.finish(reply) is None:  # its owner stored it after all
-            if not await self._still_active(reply_id):
+            if orphan or not await self._still_active(reply_id):
                 return False  # ...and closed its log too
             final = await self.conversations.message_for_reply(reply_id)
-            status = final.status if final is not None else status
+            status = ReplyStatus(final.status) if final is not None else status
         else:
             metrics.reply_stored(reply, self.deps.router.cost_usd)
             steps = await self.deps.tools.store.interrupt(reply.reply_id)
@@ -275,6 +388,17 @@ class ReplyService:
         done = Event.of(done_frame(reply_id, message.id, status, reply.totals), at=last_seq)
         await self.log.close(reply_id, str(message.conversation_id), done)
         return True
+
+    async def _owner_and_agent(self, message: Message) -> tuple[str, str]:
+        """Whose reply it was and which agent wrote it: as the reply was opened, else
+        (an orphan whose Redis state is gone) as its conversation says."""
+        state = await self.log.state(str(message.reply_id))
+        if state is not None:
+            return state.user_id, state.agent_id
+        conversation = await self.conversations.find(message.conversation_id)
+        if conversation is None:
+            raise NotFound("The reply's conversation is gone.")
+        return conversation.owner_id, conversation.agent_id
 
     async def _lost_reply(self, message: Message, text: str) -> FinishedReply:
         """The final state of a reply whose instance died, with all its usage rows.
@@ -287,14 +411,32 @@ class ReplyService:
         busy_with_tools = await self.deps.tools.store.unfinished(reply_id)
         in_flight = () if busy_with_tools else await self._lost_call(message, text)
         stored = await self.deps.ledger.calls_of(reply_id)
-        conversation = await self.conversations.find(message.conversation_id)
+        user_id, agent_id = await self._owner_and_agent(message)
         return FinishedReply(
             reply_id=reply_id,
-            user_id=conversation.owner_id if conversation else "",
+            user_id=user_id,
             conversation_id=message.conversation_id,
-            agent_id=conversation.agent_id if conversation else "",
+            agent_id=agent_id,
             text=text,
             status="interrupted",
             calls=(*stored, *in_flight),
             stored_calls=len(stored),
         )
+
+
+async def _first_of(
+    work: Awaitable[object], stop_now: asyncio.Event | None, *, seconds: float
+) -> None:
+    """Wait for ``work``, for at most ``seconds``, and no longer than ``stop_now`` is unset."""
+    waiting = [asyncio.ensure_future(work)]
+    if stop_now is not None:
+        waiting.append(asyncio.ensure_future(stop_now.wait()))
+    try:
+        await asyncio.wait(waiting, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for future in waiting:
+            future.cancel()
+
+
+def _replies(count: int) -> str:
+    return f"{count} reply" if count == 1 else f"{count} replies"

@@ -13,13 +13,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
+from typing import cast
 from uuid import UUID
 
 from parley.errors import BudgetExceeded, ParleyError, UpstreamUnavailable
 from parley.llm.base import ChatMessage
 from parley.llm.router import CallFinished
 from parley.observability import context, metrics
+from parley.protocol import DoneFrame, ReplyStatus, SourcesFrame, Usage
 from parley.replies.events import Event
 from parley.replies.feed import ReplyFeed
 from parley.replies.host import ReplyRounds, settle, upstream_events
@@ -84,27 +85,32 @@ async def _run_reply(
         return
     writer = ReplyWriter(deps.log, feed, job.reply_id)
     lease = asyncio.create_task(_keep_lease(job, deps, stop))
-    status = "failed"
+    status = ReplyStatus.FAILED
     try:
+        # The input notices and the sources go with the first text (see hold).
+        writer.hold()
         for event in job.input_events:
             writer.notice(event)
         if job.blocked_reply is not None:
             writer.delta(job.blocked_reply)
-            status = "blocked"
+            status = ReplyStatus.BLOCKED
         else:
             assert upstream is not None
             if screening is not None and await _gate(screening, upstream, stop, writer, progress):
-                status = "blocked"
+                status = ReplyStatus.BLOCKED
             else:
                 if job.sources:  # numbered before any text, so resume replays it first
-                    writer.numbered({"type": "sources", "sources": list(job.sources)})
+                    sources = SourcesFrame(reply_id=job.reply_id, seq=0, sources=list(job.sources))
+                    writer.numbered(sources)
+                writer.release()
                 status = await _generate(job, deps, upstream, stop, writer, progress)
         await writer.drain()
     except Exception as error:
         log.exception("reply %s failed", job.reply_id)
         if (backend := metrics.backend_of(error)) is not None:
             metrics.storage_error(backend, "write_reply")
-        status = "interrupted" if stop.event.is_set() and stop.reason == "interrupted" else "failed"
+        interrupted = stop.event.is_set() and stop.reason == ReplyStatus.INTERRUPTED
+        status = ReplyStatus.INTERRUPTED if interrupted else ReplyStatus.FAILED
         with contextlib.suppress(Exception):
             writer.error(ParleyError("The reply stopped because of a server error."))
             await writer.drain()
@@ -135,7 +141,7 @@ async def _gate(
         writer.notice(event)
     if screened.verdict.reply is None:
         return False
-    stop.set("blocked")
+    stop.set(ReplyStatus.BLOCKED)
     await _drain(upstream, progress)
     writer.delta(screened.verdict.reply)
     return True
@@ -161,35 +167,35 @@ async def _generate(
     stop: StopSignal,
     writer: ReplyWriter,
     progress: Progress,
-) -> str:
+) -> ReplyStatus:
     output = job.agent.rules.output_filter()
     host = ReplyRounds(job, deps, stop, writer, progress)
     try:
         await run_rounds(host, first, job.messages, output, writer, progress)
     except (UpstreamUnavailable, BudgetExceeded) as error:
         writer.error(error)
-        return "failed"
+        return ReplyStatus.FAILED
     status = _status(progress, stop)
     tail, events = output.finish()
     # A reply stopped before its first word gets no disclaimer on its own.
-    if writer.parts or status == "complete":
+    if writer.parts or status == ReplyStatus.COMPLETE:
         for event in events:
             writer.notice(event)
         writer.delta(tail)
-    if status == "failed":
+    if status == ReplyStatus.FAILED:
         # The model broke off after its first words (never retried then: that
         # would repeat them). The client is told, as when no model could start.
         writer.error(UpstreamUnavailable(BROKE_OFF))
     return status
 
 
-def _status(progress: Progress, stop: StopSignal) -> str:
+def _status(progress: Progress, stop: StopSignal) -> ReplyStatus:
     calls = [call for call in progress.calls if call.purpose == "reply"]
     if stop.event.is_set() and (
         progress.stopped_in_tools or not calls or calls[-1].status == "cancelled"
     ):
         return stop.reason
-    return calls[-1].status if calls else "failed"
+    return ReplyStatus(calls[-1].status) if calls else ReplyStatus.FAILED
 
 
 async def _keep_lease(job: ReplyJob, deps: ReplyDeps, stop: StopSignal) -> None:
@@ -205,11 +211,11 @@ async def _keep_lease(job: ReplyJob, deps: ReplyDeps, stop: StopSignal) -> None:
             metrics.storage_error("redis", "renew_lease")
             continue
         if not alive:
-            stop.set("cancelled")
+            stop.set(ReplyStatus.CANCELLED)
 
 
 async def _finish(
-    job: ReplyJob, deps: ReplyDeps, writer: ReplyWriter, progress: Progress, status: str
+    job: ReplyJob, deps: ReplyDeps, writer: ReplyWriter, progress: Progress, status: ReplyStatus
 ) -> None:
     ended = time.monotonic()
     reply = FinishedReply(
@@ -234,10 +240,12 @@ async def _finish(
         reply,
         deps.router.cost_usd,
         # A blocked turn's text is a rule's, even when a classifier let a model call start.
-        first_text_seconds=None if status == "blocked" else _first_text_seconds(progress, writer),
+        first_text_seconds=None
+        if status == ReplyStatus.BLOCKED
+        else _first_text_seconds(progress, writer),
         duration_seconds=ended - progress.started_at,
     )
-    if status != "blocked" and reply.text:
+    if status != ReplyStatus.BLOCKED and reply.text:
         turn = (ChatMessage("user", job.user_text), ChatMessage("assistant", reply.text))
         with contextlib.suppress(Exception):
             await deps.memory.append(job.conversation_id, turn)
@@ -285,12 +293,11 @@ async def _store(deps: ReplyDeps, reply: FinishedReply) -> UUID | None:
 
 
 def done_frame(
-    reply_id: str, message_id: UUID | None, status: str, totals: ReplyTotals
-) -> dict[str, Any]:
-    return {
-        "type": "done",
-        "reply_id": reply_id,
-        "message_id": str(message_id) if message_id else None,
-        "status": status,
-        "usage": totals.public(),
-    }
+    reply_id: str, message_id: UUID | None, status: ReplyStatus, totals: ReplyTotals
+) -> DoneFrame:
+    return DoneFrame(
+        reply_id=reply_id,
+        message_id=str(message_id) if message_id else None,
+        status=status,
+        usage=cast(Usage, totals.public()),
+    )

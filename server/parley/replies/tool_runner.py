@@ -31,6 +31,7 @@ from uuid import UUID
 from parley.llm.base import ChatMessage, ToolCall
 from parley.observability import metrics
 from parley.observability.tracing import NO_TRACING, Tracing
+from parley.protocol import ToolCallFrame, ToolResultFrame
 from parley.replies.confirmations import Confirmations, Decision
 from parley.replies.writer import ReplyWriter
 from parley.rules import RuleEvent
@@ -213,13 +214,14 @@ class ToolRunner:
         if storing != "keep":
             await self._store(replace(row, status=status), storing, summary, result.content)
         self._writer.numbered(
-            {
-                "type": "tool_result",
-                "call_id": row.call_id,
-                "tool": row.tool,
-                "status": status,
-                "summary": summary,
-            }
+            ToolResultFrame(
+                reply_id=self._context.reply_id,
+                seq=0,  # the writer numbers it
+                call_id=row.call_id,
+                tool=row.tool,
+                status=status,
+                summary=summary,
+            )
         )
         if status == "ok" and result.handoff_reason is not None:
             self._writer.notice(
@@ -273,13 +275,14 @@ class ToolRunner:
 
     def _frame_call(self, row: ToolCallRow, status: str) -> None:
         self._writer.numbered(
-            {
-                "type": "tool_call",
-                "call_id": row.call_id,
-                "tool": row.tool,
-                "arguments": _map_strings(row.arguments, self._shown),
-                "status": status,
-            }
+            ToolCallFrame(
+                reply_id=self._context.reply_id,
+                seq=0,  # the writer numbers it
+                call_id=row.call_id,
+                tool=row.tool,
+                arguments=_map_strings(row.arguments, self._shown),
+                status=status,
+            )
         )
 
     def _row(

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Actions a RuleEvent can carry. "truncated" is reserved for callers that cut a
-# reply short (for example at max_reply_tokens) and want to log it alongside.
-ACTIONS = ("redacted", "blocked", "replaced", "disclaimer", "handoff", "truncated")
-
 
 @dataclass(frozen=True)
 class RuleEvent:
     """One rule firing. ``detail`` never contains the matched text itself."""
 
     rule: str
-    action: str
+    action: str  # redacted, blocked, replaced, disclaimer, handoff or refused
     detail: str
 
 

@@ -12,10 +12,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from parley.errors import TooLarge
 from parley.llm.base import ModelRef
 from parley.rules.classifier import ClassifierRule
-from parley.rules.closing import append_text
 from parley.rules.events import InputVerdict, RuleEvent
 from parley.rules.history import redact_turns
 from parley.rules.matcher import PatternSet, Rule
@@ -59,12 +57,9 @@ class RuleSet:
     classifiers: tuple[ClassifierRule, ...] = ()
 
     def check_input(self, text: str) -> InputVerdict:
-        """Redact, then decide whether the turn may reach the model at all."""
-        if len(text) > self.max_length:
-            raise TooLarge(
-                f"The message has {len(text)} characters; this agent accepts at most "
-                f"{self.max_length}."
-            )
+        """Redact, then decide whether the turn may reach the model at all.
+
+        Its length was checked before (``parley.message_limits``)."""
         view = normalize(text)
         redacted, events = self.redact.rewrite(text, view)
         # Block and escalation look at the original words, not the redaction labels.
@@ -91,15 +86,6 @@ class RuleSet:
 
     def output_filter(self) -> OutputFilter:
         return OutputFilter(self.output, self.disclaimer)
-
-    def apply_output(self, text: str) -> tuple[str, list[RuleEvent]]:
-        """The whole-reply equivalent of ``output_filter()``: feed everything, finish."""
-        rewritten, events = self.output.apply(text)
-        if self.disclaimer:
-            suffix, event = append_text(rewritten, self.disclaimer)
-            rewritten += suffix
-            events.append(event)
-        return rewritten, events
 
     def render_instructions(self, context: PromptContext) -> str:
         return self.instructions.render(context)

@@ -20,7 +20,6 @@ from jinja2.exceptions import SecurityError, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import AfterValidator
 
-TEMPLATE_VARIABLES = ("user_name", "date", "agent", "domain")
 MAX_RENDERED_CHARS = 20_000
 _MAX_REPEAT = 10_000
 

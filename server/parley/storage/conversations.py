@@ -46,6 +46,15 @@ class TurnIds:
     reply_id: UUID
 
 
+@dataclass(frozen=True, slots=True)
+class EarlierTurn:
+    """A stored turn, found again by its message's ``client_id``."""
+
+    ids: TurnIds
+    text: str  # the user message as stored
+    redacted: bool
+
+
 class ConversationStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
@@ -69,6 +78,28 @@ class ConversationStore:
             agent_id,
             personality_id,
             rules_id,
+        )
+        return Conversation.from_row(row)
+
+    async def create_for(
+        self, owner_id: str, owner_name: str, agent_id: str, personality_id: str, rules_id: str
+    ) -> Conversation:
+        """:meth:`ensure_user` and :meth:`create` in one statement, so one round trip:
+        a new conversation is on the way to the first token of REST chats and of
+        ``start``. (The conversation's foreign key is checked at the statement's
+        end, when the user's row is there.)"""
+        row = await self.pool.fetchrow(
+            "WITH owner AS ("
+            "  INSERT INTO users (id, name) VALUES ($2, $6) ON CONFLICT (id) DO UPDATE"
+            "  SET name = EXCLUDED.name, last_seen_at = now() RETURNING id)"
+            " INSERT INTO conversations (id, owner_id, agent_id, personality_id, rules_id)"
+            " SELECT $1, owner.id, $3, $4, $5 FROM owner RETURNING *",
+            uuid.uuid4(),
+            owner_id,
+            agent_id,
+            personality_id,
+            rules_id,
+            owner_name,
         )
         return Conversation.from_row(row)
 
@@ -167,10 +198,11 @@ class ConversationStore:
         )
         return Message.from_row(row) if row is not None else None
 
-    async def find_turn(self, conversation_id: UUID, client_id: str) -> TurnIds | None:
+    async def find_turn(self, conversation_id: UUID, client_id: str) -> EarlierTurn | None:
         """The turn an earlier message with this ``client_id`` started, if any."""
         row = await self.pool.fetchrow(
-            "SELECT u.id AS message_id, a.id AS reply_message_id, a.reply_id"
+            "SELECT u.id AS message_id, a.id AS reply_message_id, a.reply_id,"
+            " u.content, u.redacted"
             " FROM messages u JOIN messages a ON a.reply_to = u.id"
             " WHERE u.conversation_id = $1 AND u.client_id = $2",
             conversation_id,
@@ -178,7 +210,8 @@ class ConversationStore:
         )
         if row is None:
             return None
-        return TurnIds(row["message_id"], row["reply_message_id"], row["reply_id"])
+        ids = TurnIds(row["message_id"], row["reply_message_id"], row["reply_id"])
+        return EarlierTurn(ids, row["content"], row["redacted"])
 
     async def insert_turn(self, turn: NewTurn) -> TurnIds | None:
         """Write the user message and the streaming reply placeholder at once.

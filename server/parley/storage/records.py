@@ -10,6 +10,8 @@ from uuid import UUID
 
 import asyncpg
 
+from parley.protocol import Author, HandoffState
+
 
 @dataclass(frozen=True, slots=True)
 class Conversation:
@@ -38,9 +40,9 @@ class Conversation:
             return "taken"
         return "waiting" if self.needs_human else "none"
 
-    def handoff(self) -> dict[str, Any]:
+    def handoff(self) -> HandoffState:
         """The ``handoff`` object of the session frame: the state and who holds it."""
-        shape: dict[str, Any] = {"state": self.handoff_state}
+        shape: HandoffState = {"state": self.handoff_state}
         if self.taken_by is not None:
             shape["by"] = operator_author(self.taken_by_name or self.taken_by)
         return shape
@@ -184,7 +186,7 @@ class Message:
         return shape
 
 
-def operator_author(name: str) -> dict[str, str]:
+def operator_author(name: str) -> Author:
     """How clients see a person who took a conversation over (never their user id)."""
     return {"kind": "operator", "name": name}
 

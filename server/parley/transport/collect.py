@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from parley.errors import BudgetExceeded, Internal, ParleyError, UpstreamUnavailable
+from parley.protocol import ServerFrame
 from parley.replies.events import Event
 
 AWAITING = "awaiting_confirmation"
@@ -126,9 +127,9 @@ def sse_event(kind: str, data: str) -> str:
     return f"event: {kind}\ndata: {data}\n\n"
 
 
-async def sse_frames(events: AsyncIterator[Event], *first: dict[str, Any]) -> AsyncIterator[str]:
+async def sse_frames(events: AsyncIterator[Event], *first: ServerFrame) -> AsyncIterator[str]:
     """Frames as Server-Sent Events named after their type (``first`` ones before them)."""
     for frame in first:
-        yield sse_event(frame["type"], json.dumps(frame, separators=(",", ":")))
+        yield sse_event(frame.type, json.dumps(frame.to_dict(), separators=(",", ":")))
     async for event in events:
         yield sse_event(event.kind, event.json)

@@ -27,13 +27,18 @@ def _no_control_characters(value: str) -> str:
     return value
 
 
+# The same rule for the API's description (GET /openapi.json), as a JSON Schema pattern.
+_PLAIN = Field(json_schema_extra={"pattern": "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f]*$"})
+
 Identifier = Annotated[
-    str, Field(min_length=1, max_length=128), AfterValidator(_no_control_characters)
+    str, Field(min_length=1, max_length=128), _PLAIN, AfterValidator(_no_control_characters)
 ]
-UserText = Annotated[str, Field(min_length=1), AfterValidator(_no_control_characters)]
+UserText = Annotated[str, Field(min_length=1), _PLAIN, AfterValidator(_no_control_characters)]
 # A short note from a user (a feedback comment, why they want a person).
-Comment = Annotated[str, Field(max_length=2000), AfterValidator(_no_control_characters)]
+Comment = Annotated[str, Field(max_length=2000), _PLAIN, AfterValidator(_no_control_characters)]
 # A conversation's title as a user names it: one line.
-Title = Annotated[str, Field(min_length=1, max_length=80), AfterValidator(_no_control_characters)]
+Title = Annotated[
+    str, Field(min_length=1, max_length=80), _PLAIN, AfterValidator(_no_control_characters)
+]
 # Any text of a conversation a caller keeps itself and sends whole (it may be empty).
-Text = Annotated[str, AfterValidator(_no_control_characters)]
+Text = Annotated[str, _PLAIN, AfterValidator(_no_control_characters)]

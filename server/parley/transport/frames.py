@@ -1,18 +1,18 @@
 """Client-to-server WebSocket frames, validated at the edge.
 
-The full protocol, server frames included, is documented in
-``docs/protocol.md``.
+Server frames are typed in :mod:`parley.protocol`; the full protocol is
+documented in ``docs/protocol.md``.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from parley.auth.tokens import MAX_TOKEN_CHARS
-from parley.errors import BadRequest, ParleyError, error_body
+from parley.errors import BadRequest
 from parley.transport.fields import Comment, Identifier, UserText
 
 
@@ -128,8 +128,3 @@ def _explain(error: ValidationError) -> str:
     if first["type"] == "union_tag_invalid":
         return "Unknown frame type."
     return f"{where}: {first['msg']}".removeprefix("frame: ")
-
-
-def error_frame(error: ParleyError, client_id: str | None = None) -> dict[str, Any]:
-    extra = {"client_id": client_id} if client_id is not None else {}
-    return {"type": "error", **error_body(error, **extra)}

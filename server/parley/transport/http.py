@@ -17,9 +17,19 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from parley.auth.http import authenticate
 from parley.auth.tokens import Principal
-from parley.errors import BadRequest, Internal, NotFound, ParleyError, Unauthorized, error_body
+from parley.errors import (
+    BadRequest,
+    Forbidden,
+    Internal,
+    NotFound,
+    ParleyError,
+    Unauthorized,
+    error_body,
+)
 from parley.observability import context
 from parley.transport.failures import client_error
+
+GUEST_REFUSED = "A guest token only opens a chat with its agent, over the WebSocket."
 
 
 class PrincipalMiddleware:
@@ -35,11 +45,14 @@ class PrincipalMiddleware:
                 try:
                     principal = await authenticate(
                         connection,
-                        services.verifier,
+                        services.chat_verifier,  # knows guest tokens, to refuse them by name
                         allowed_origins=services.settings.allowed_origins,
                     )
                 except ParleyError as error:
                     scope.setdefault("state", {})["auth_error"] = error
+                if principal is not None and principal.guest_agent is not None:
+                    principal = None  # a guest chats over the WebSocket only
+                    scope.setdefault("state", {})["auth_error"] = Forbidden(GUEST_REFUSED)
             if principal is not None:
                 context.bind(user_id=principal.user_id)  # for this request's log lines
             scope.setdefault("state", {})["principal"] = principal

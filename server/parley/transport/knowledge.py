@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from parley.auth.tokens import Principal
@@ -19,7 +19,9 @@ from parley.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge
 from parley.knowledge.citations import source_title
 from parley.knowledge.documents import KINDS, UnreadableDocument
 from parley.knowledge.service import Knowledge
+from parley.transport.bodies import Collections, Documents, Uploaded, respond
 from parley.transport.http import current_user
+from parley.transport.params import whole_number
 from parley.transport.rest import services_of
 
 # An uploaded document's name: one path segment with a supported extension.
@@ -78,7 +80,7 @@ async def list_collections(request: Request) -> Response:
                 "agents": sorted(a.id for a in agents if name in a.knowledge),
             }
         )
-    return JSONResponse({"mode": knowledge.mode, "collections": collections})
+    return respond(Collections.model_validate({"mode": knowledge.mode, "collections": collections}))
 
 
 async def list_documents(request: Request) -> Response:
@@ -86,7 +88,11 @@ async def list_documents(request: Request) -> Response:
     knowledge = _knowledge(request)
     collection = _collection(request, knowledge)
     documents = await knowledge.store.documents(collection)
-    return JSONResponse({"collection": collection, "documents": [d.public() for d in documents]})
+    return respond(
+        Documents.model_validate(
+            {"collection": collection, "documents": [d.public() for d in documents]}
+        )
+    )
 
 
 async def upload_document(request: Request) -> Response:
@@ -111,7 +117,7 @@ async def upload_document(request: Request) -> Response:
     body = {"document": document.public(), "changed": report.changed}
     if report.embedding_error:
         body["embedding_error"] = report.embedding_error
-    return JSONResponse(body, status_code=201 if existing is None else 200)
+    return respond(Uploaded.model_validate(body), status_code=201 if existing is None else 200)
 
 
 async def delete_document(request: Request) -> Response:
@@ -119,7 +125,8 @@ async def delete_document(request: Request) -> Response:
     knowledge = _knowledge(request)
     collection = _collection(request, knowledge)
     name = request.path_params["name"]
-    existing = await knowledge.store.document(collection, name)
+    # Postgres text holds no NUL: a name with one names no document.
+    existing = await knowledge.store.document(collection, name) if "\x00" not in name else None
     if existing is None:
         raise NotFound(f"No document {name!r} in {collection!r}.")
     if existing.origin == "catalog":
@@ -136,8 +143,8 @@ async def view_source(request: Request) -> Response:
     conversation = await services.conversations.get(
         user.user_id, request.path_params["conversation_id"]
     )
-    raw = request.path_params["chunk_id"]
-    chunk = await knowledge.store.chunk(int(raw)) if raw.isdigit() and len(raw) < 19 else None
+    chunk_id = whole_number(request.path_params["chunk_id"])
+    chunk = await knowledge.store.chunk(chunk_id) if chunk_id is not None else None
     agent = services.chat.resolve_agent(conversation.agent_id)
     # The same answer for a missing chunk and a forbidden one: ids reveal nothing.
     if chunk is None or chunk.collection not in agent.knowledge:

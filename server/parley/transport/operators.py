@@ -17,15 +17,17 @@ from collections.abc import AsyncIterator
 
 from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from parley.auth.tokens import Principal
-from parley.errors import BadRequest, Forbidden, TooLarge
+from parley.errors import Forbidden, TooLarge
 from parley.operators.events import OperationsEvent
+from parley.transport.bodies import Deliveries, HandoffState, Posted, Queue, respond
 from parley.transport.collect import sse_event
 from parley.transport.fields import Identifier, UserText
 from parley.transport.http import current_user
+from parley.transport.params import query_int
 from parley.transport.rest import parse_body, services_of
 
 # The event stream ends after this long (EventSource reconnects at once,
@@ -49,28 +51,21 @@ def require_admin(request: Request) -> Principal:
     return user
 
 
-def query_int(request: Request, name: str, *, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise BadRequest(f"{name} must be an integer from {low} to {high}.")
-    return int(raw)
-
-
 async def queue(request: Request) -> Response:
     require_admin(request)
     limit = query_int(request, "limit", default=100, low=1, high=500)
     review = services_of(request).operations.review
-    return JSONResponse({"queue": await review.queue(limit=limit)})
+    return respond(Queue.model_validate({"queue": await review.queue(limit=limit)}))
 
 
 async def take_over(request: Request) -> Response:
     operator = require_admin(request)
     desk = services_of(request).operations.desk
     conversation = await desk.take(operator, request.path_params["conversation_id"])
-    return JSONResponse(
-        {"conversation_id": str(conversation.id), "handoff": conversation.handoff()}
+    return respond(
+        HandoffState.model_validate(
+            {"conversation_id": str(conversation.id), "handoff": conversation.handoff()}
+        )
     )
 
 
@@ -78,8 +73,10 @@ async def release(request: Request) -> Response:
     operator = require_admin(request)
     desk = services_of(request).operations.desk
     conversation = await desk.release(operator, request.path_params["conversation_id"])
-    return JSONResponse(
-        {"conversation_id": str(conversation.id), "handoff": conversation.handoff()}
+    return respond(
+        HandoffState.model_validate(
+            {"conversation_id": str(conversation.id), "handoff": conversation.handoff()}
+        )
     )
 
 
@@ -95,7 +92,7 @@ async def post_message(request: Request) -> Response:
         text=body.text,
         client_id=body.client_id or str(uuid.uuid4()),
     )
-    return JSONResponse(posted)
+    return respond(Posted.model_validate(posted))
 
 
 async def events(request: Request) -> Response:
@@ -136,7 +133,7 @@ async def webhook_deliveries(request: Request) -> Response:
     require_admin(request)
     limit = query_int(request, "limit", default=50, low=1, high=500)
     deliveries = services_of(request).operations.deliveries
-    return JSONResponse({"deliveries": await deliveries.recent(limit=limit)})
+    return respond(Deliveries(deliveries=await deliveries.recent(limit=limit)))
 
 
 def operator_routes() -> list[BaseRoute]:

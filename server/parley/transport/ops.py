@@ -5,22 +5,24 @@ from __future__ import annotations
 import asyncio
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+
+from parley.transport.bodies import Health, NotReady, Ready, respond
 
 PROBE_TIMEOUT_SECONDS = 2.0
 
 
 async def health(request: Request) -> Response:
     """The process is alive and serving HTTP."""
-    return JSONResponse({"status": "ok"})
+    return respond(Health(status="ok"))
 
 
 async def ready(request: Request) -> Response:
     """Postgres, Redis and the catalog are all usable; 503 names what is not."""
     services = getattr(request.app.state, "services", None)
     if services is None:
-        return JSONResponse({"status": "starting", "failing": ["startup"]}, status_code=503)
+        return respond(NotReady(status="starting", failing=["startup"]), status_code=503)
     checks = {
         "postgres": services.pool.fetchval("SELECT 1"),
         "redis": services.redis.ping(),
@@ -34,8 +36,8 @@ async def ready(request: Request) -> Response:
     if not services.catalog.current.agents:
         failing.append("catalog")
     if failing:
-        return JSONResponse({"status": "unavailable", "failing": failing}, status_code=503)
-    return JSONResponse({"status": "ready", "catalog_version": services.catalog.current.version})
+        return respond(NotReady(status="unavailable", failing=failing), status_code=503)
+    return respond(Ready(status="ready", catalog_version=services.catalog.current.version))
 
 
 def ops_routes() -> list[BaseRoute]:

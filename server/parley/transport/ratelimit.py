@@ -15,18 +15,22 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Mapping
 from enum import Enum
+from typing import Any
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import RedisStorage
+from limits.aio.storage import RedisClusterStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from starlette.requests import HTTPConnection
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from parley.auth.tokens import Principal
-from parley.errors import RateLimited
+from parley.errors import ParleyError, RateLimited
 from parley.observability import metrics
+from parley.storage.redis import is_cluster_url
 from parley.transport.http import error_response
 
 log = logging.getLogger(__name__)
@@ -66,26 +70,21 @@ class Verdict(Enum):
 class UserRateLimiter:
     """``limit`` (e.g. ``"120/minute"``) per user, counted in Redis."""
 
-    def __init__(self, redis_url: str, limit: str, *, fail_open: bool = False) -> None:
+    def __init__(
+        self, redis_url: str, limit: str, *, namespace: str, fail_open: bool = False
+    ) -> None:
         self.item: RateLimitItem = parse(limit)
+        self.namespace = namespace  # Keys.rate_limits
         self.fail_open = fail_open
         # limits builds its own client; its default pool (100) is too small
         # for hundreds of concurrent requests and would fail every check.
-        storage = RedisStorage(
-            _limits_uri(redis_url),
-            implementation="redispy",
-            wrap_exceptions=True,
-            max_connections=POOL_SIZE,
-            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-            socket_timeout=REDIS_TIMEOUT_SECONDS,
-        )
-        self.limiter = MovingWindowRateLimiter(storage)
+        self.limiter = MovingWindowRateLimiter(limits_storage(redis_url, POOL_SIZE))
         self._failing = False
 
     async def check(self, key: str) -> Verdict:
         """Count a request of ``key`` against its limit."""
         try:
-            allowed = await self.limiter.hit(self.item, "parley-rest", key)
+            allowed = await self.limiter.hit(self.item, self.namespace, key)
         except StorageError as error:
             metrics.storage_error("redis", "rate_limit")
             self._note_outage(error.storage_error)
@@ -109,34 +108,64 @@ class UserRateLimiter:
         )
 
 
-def _limits_uri(redis_url: str) -> str:
+def limits_storage(redis_url: str, max_connections: int) -> RedisStorage:
+    """The ``limits`` library's storage on Parley's Redis (a single server or a cluster).
+
+    Each window is one key, so a cluster needs no hash tags for them.
+    """
+    storage = RedisClusterStorage if is_cluster_url(redis_url) else RedisStorage
+    tls: dict[str, Any] = {"ssl": True} if redis_url.startswith("rediss+cluster://") else {}
+    return storage(
+        limits_uri(redis_url),
+        implementation="redispy",
+        wrap_exceptions=True,
+        max_connections=max_connections,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        **tls,
+    )
+
+
+def limits_uri(redis_url: str) -> str:
+    """``REDIS_URL`` as ``limits`` names it (``redis+cluster://`` is its own scheme too)."""
     if redis_url.startswith("unix://"):
         return "async+redis+unix://" + redis_url.removeprefix("unix://")
+    if redis_url.startswith("rediss+cluster://"):  # limits takes TLS as an option
+        return "async+redis+cluster://" + redis_url.removeprefix("rediss+cluster://")
     return "async+" + redis_url
 
 
 class RateLimitMiddleware:
     """Applies the per-user limit to ``/v1/`` requests; needs PrincipalMiddleware first."""
 
-    def __init__(self, app: ASGIApp, limiter: UserRateLimiter) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limiter: UserRateLimiter,
+        error_shapes: Mapping[str, Callable[[ParleyError], Response]] | None = None,
+    ) -> None:
         self.app = app
         self.limiter = limiter
+        # Paths that answer errors in another shape (the OpenAI- and Anthropic-compatible
+        # APIs: parley.transport.compat.paths), so that their vendor's SDK reads them.
+        self.error_shapes = error_shapes or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         limited = scope["type"] == "http" and scope["path"].startswith(LIMITED_PREFIX)
         verdict = await self.limiter.check(_caller(HTTPConnection(scope))) if limited else None
+        if verdict is None or verdict is Verdict.ALLOWED:
+            await self.app(scope, receive, send)
+            return
+        render = self.error_shapes.get(scope["path"], error_response)
         if verdict is Verdict.LIMITED:
             metrics.rate_limited("rest")
-            response = error_response(RateLimited(f"Limit is {self.limiter.item}."))
-        elif verdict is Verdict.UNCHECKED:
+            response = render(RateLimited(f"Limit is {self.limiter.item}."))
+        else:
             metrics.rate_limited("rest", "unchecked")
-            response = error_response(
+            response = render(
                 RateLimited("Rate limits cannot be checked right now; retry shortly.")
             )
             response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        else:
-            await self.app(scope, receive, send)
-            return
         await response(scope, receive, send)
 
 

@@ -14,14 +14,16 @@ from collections.abc import AsyncIterator
 
 from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from parley.errors import BadRequest, error_body
+from parley.errors import error_body
 from parley.replies.events import Event
+from parley.transport.bodies import Confirmed, FollowedReply, FollowFailure, respond
 from parley.transport.collect import collect, sse_frames
 from parley.transport.fields import Identifier
 from parley.transport.http import current_user
+from parley.transport.params import query_int
 from parley.transport.rest import parse_body, services_of
 
 MAX_SEQ = 10_000_000
@@ -38,7 +40,7 @@ async def follow_reply(request: Request) -> Response:
     user = current_user(request)
     replies = services_of(request).replies
     reply_id = request.path_params["reply_id"]
-    after_seq = _after_seq(request)
+    after_seq = query_int(request, "after_seq", default=0, low=0, high=MAX_SEQ)
     events = replies.follow(reply_id, user.user_id, after_seq)
     if request.query_params.get("stream") in ("true", "1"):
         first = await anext(events)  # a foreign or unknown reply fails here, before the 200
@@ -51,8 +53,11 @@ async def follow_reply(request: Request) -> Response:
     body = {"reply_id": reply_id, "reply": collected.body(), "usage": collected.usage}
     failure = collected.failure()
     if failure is not None:
-        return JSONResponse({"error": error_body(failure), **body}, status_code=failure.http_status)
-    return JSONResponse(body)
+        return respond(
+            FollowFailure.model_validate({"error": error_body(failure), **body}),
+            status_code=failure.http_status,
+        )
+    return respond(FollowedReply.model_validate(body))
 
 
 async def confirm_call(request: Request) -> Response:
@@ -62,14 +67,7 @@ async def confirm_call(request: Request) -> Response:
     await services_of(request).replies.confirm(
         reply_id, body.call_id, user.user_id, approve=body.approve
     )
-    return JSONResponse({"reply_id": reply_id, "call_id": body.call_id, "approve": body.approve})
-
-
-def _after_seq(request: Request) -> int:
-    raw = request.query_params.get("after_seq", "0")
-    if not raw.isdigit() or int(raw) > MAX_SEQ:
-        raise BadRequest(f"after_seq must be an integer from 0 to {MAX_SEQ}.")
-    return int(raw)
+    return respond(Confirmed(reply_id=reply_id, call_id=body.call_id, approve=body.approve))
 
 
 async def _prepend(first: Event, events: AsyncIterator[Event]) -> AsyncIterator[Event]:

@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, model_validator
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from parley.auth.tokens import Principal
@@ -21,22 +21,37 @@ from parley.errors import (
     Busy,
     Conflict,
     Forbidden,
-    TooLarge,
     error_body,
 )
 from parley.replies.events import Event
 from parley.services import Services
 from parley.storage.records import Conversation
+from parley.transport.bodies import (
+    AgentList,
+    ChatAnswer,
+    ChatFailure,
+    ConversationDetail,
+    ConversationList,
+    HandoffList,
+    Reloaded,
+    UsageReport,
+    respond,
+)
 from parley.transport.collect import collect, sse_frames
 from parley.transport.fields import Identifier, UserText
 from parley.transport.http import current_user, error_response
+from parley.transport.params import query_int
 
 _identifier: TypeAdapter[str] = TypeAdapter(Identifier)
 Body = TypeVar("Body", bound=BaseModel)
 
 
 class ChatBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        # What ``_one_target`` checks, for the API's description.
+        json_schema_extra={"oneOf": [{"required": ["agent"]}, {"required": ["conversation_id"]}]},
+    )
 
     agent: Identifier | None = None
     conversation_id: Identifier | None = None
@@ -82,12 +97,20 @@ async def chat(request: Request) -> Response:
     user = current_user(request)
     services = services_of(request)
     body = await parse_body(request, ChatBody)
-    if len(body.message) > services.settings.max_message_chars:
-        raise TooLarge(f"Messages are limited to {services.settings.max_message_chars} characters.")
+    if body.agent is not None:  # refused before its new conversation is stored
+        services.chat.limits.check(body.message, services.chat.resolve_agent(body.agent))
     key = _idempotency_key(request) or body.client_id
     conversation = await _conversation_for(services, user, body, key)
+    # A conversation this request has just made (no key could have bound an
+    # older one) has no history: saying so spares reading it from Redis and
+    # Postgres on the way to the first token.
+    fresh = body.agent is not None and key is None
     accepted = await services.chat.send(
-        user, conversation, client_id=key or str(uuid.uuid4()), text=body.message
+        user,
+        conversation,
+        client_id=key or str(uuid.uuid4()),
+        text=body.message,
+        history=() if fresh else None,
     )
     if accepted.reply_id is None:
         return await _held(services, user, conversation, accepted, stream=body.stream)
@@ -152,16 +175,23 @@ async def _held(
             sse_frames(_nothing(), accepted.frame()), media_type="text/event-stream"
         )
     current = await services.conversations.get(user.user_id, conversation.id)
-    return JSONResponse(
-        {
-            "conversation_id": str(conversation.id),
-            "message_id": str(accepted.message_id),
-            "reply_id": None,
-            "reply": None,
-            "usage": None,
-            "handoff": current.handoff(),
-        }
+    return respond(
+        ChatAnswer.model_validate(
+            {
+                "conversation_id": str(conversation.id),
+                "message_id": str(accepted.message_id),
+                "message": _stored(accepted),
+                "reply_id": None,
+                "reply": None,
+                "usage": None,
+                "handoff": current.handoff(),
+            }
+        )
     )
+
+
+def _stored(accepted: Accepted) -> dict[str, object]:
+    return {"text": accepted.text, "redacted": accepted.redacted}
 
 
 async def _nothing() -> AsyncIterator[Event]:
@@ -176,14 +206,18 @@ async def _collect(
     body = {
         "conversation_id": str(conversation.id),
         "message_id": str(accepted.message_id),
+        "message": _stored(accepted),
         "reply_id": accepted.reply_id,
         "reply": collected.body(),
         "usage": collected.usage,
     }
     failure = collected.failure()
     if failure is not None:
-        return JSONResponse({"error": error_body(failure), **body}, status_code=failure.http_status)
-    return JSONResponse(body)
+        return respond(
+            ChatFailure.model_validate({"error": error_body(failure), **body}),
+            status_code=failure.http_status,
+        )
+    return respond(ChatAnswer.model_validate(body))
 
 
 # -- reading -----------------------------------------------------------------------
@@ -191,13 +225,16 @@ async def _collect(
 
 async def list_agents(request: Request) -> Response:
     current_user(request)
-    return JSONResponse({"agents": services_of(request).catalog.current.public_agents()})
+    agents = services_of(request).catalog.current.public_agents()
+    return respond(AgentList.model_validate({"agents": agents}))
 
 
 async def list_conversations(request: Request) -> Response:
     user = current_user(request)
     conversations = await services_of(request).conversations.owned_by(user.user_id)
-    return JSONResponse({"conversations": [c.public() for c in conversations]})
+    return respond(
+        ConversationList.model_validate({"conversations": [c.public() for c in conversations]})
+    )
 
 
 async def get_conversation(request: Request) -> Response:
@@ -205,8 +242,10 @@ async def get_conversation(request: Request) -> Response:
     store = services_of(request).conversations
     conversation = await store.get(user.user_id, request.path_params["conversation_id"])
     messages = await store.messages(conversation.id)
-    return JSONResponse(
-        {"conversation": conversation.public(), "messages": [m.public() for m in messages]}
+    return respond(
+        ConversationDetail.model_validate(
+            {"conversation": conversation.public(), "messages": [m.public() for m in messages]}
+        )
     )
 
 
@@ -216,7 +255,7 @@ async def delete_conversation(request: Request) -> Response:
     conversation = await services.conversations.get(
         user.user_id, request.path_params["conversation_id"]
     )
-    if await services.chat.reply_log.running_reply(str(conversation.id)) is not None:
+    if await services.replies.running_in(str(conversation.id)) is not None:
         raise Busy("A reply is still running; stop it before deleting the conversation.")
     await services.conversations.delete(user.user_id, conversation.id)
     await services.chat.memory.forget(conversation.id)
@@ -225,9 +264,9 @@ async def delete_conversation(request: Request) -> Response:
 
 async def usage(request: Request) -> Response:
     user = current_user(request)
-    days = _int_param(request, "days", default=30, low=1, high=366)
+    days = query_int(request, "days", default=30, low=1, high=366)
     report = await services_of(request).ledger.usage_report(user.user_id, days=days)
-    return JSONResponse({"usage": report})
+    return respond(UsageReport.model_validate({"usage": report}))
 
 
 # -- admin ---------------------------------------------------------------------------
@@ -242,8 +281,9 @@ def _admin(request: Request) -> Principal:
 
 async def handoffs(request: Request) -> Response:
     _admin(request)
-    limit = _int_param(request, "limit", default=100, low=1, high=1000)
-    return JSONResponse({"handoffs": await services_of(request).ledger.handoffs(limit=limit)})
+    limit = query_int(request, "limit", default=100, low=1, high=1000)
+    handoffs = await services_of(request).ledger.handoffs(limit=limit)
+    return respond(HandoffList.model_validate({"handoffs": handoffs}))
 
 
 async def reload_catalog(request: Request) -> Response:
@@ -254,16 +294,7 @@ async def reload_catalog(request: Request) -> Response:
         return error_response(
             BadRequest("The new catalog is invalid; the old one stays."), problems=error.problems
         )
-    return JSONResponse({"version": catalog.version, "agents": sorted(catalog.agents)})
-
-
-def _int_param(request: Request, name: str, *, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise BadRequest(f"{name} must be an integer from {low} to {high}.")
-    return int(raw)
+    return respond(Reloaded(version=catalog.version, agents=sorted(catalog.agents)))
 
 
 def rest_routes() -> list[BaseRoute]:

@@ -13,11 +13,13 @@ import json
 from collections.abc import AsyncIterator
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from parley.review import ReviewFilter, parse_cursor
-from parley.transport.operators import query_int, require_admin
+from parley.transport.bodies import ReviewPage, Transcript, respond
+from parley.transport.operators import require_admin
+from parley.transport.params import query_identifier, query_int
 from parley.transport.rest import services_of
 
 EXPORT_LIMIT = 100_000
@@ -27,11 +29,11 @@ def _filter(request: Request) -> ReviewFilter:
     params = request.query_params
     before = params.get("before")
     return ReviewFilter(
-        agent=params.get("agent") or None,
+        agent=query_identifier(request, "agent"),
         status=params.get("status") or None,
         feedback=params.get("feedback") or None,
         action=params.get("action") or None,
-        user=params.get("user") or None,
+        user=query_identifier(request, "user"),
         before=parse_cursor(before) if before else None,
     )
 
@@ -41,13 +43,14 @@ async def list_conversations(request: Request) -> Response:
     where = _filter(request)
     limit = query_int(request, "limit", default=50, low=1, high=200)
     page, cursor = await services_of(request).operations.review.list(where, limit=limit)
-    return JSONResponse({"conversations": page, "next_before": cursor})
+    return respond(ReviewPage.model_validate({"conversations": page, "next_before": cursor}))
 
 
 async def get_conversation(request: Request) -> Response:
     require_admin(request)
     review = services_of(request).operations.review
-    return JSONResponse(await review.transcript(request.path_params["conversation_id"]))
+    transcript = await review.transcript(request.path_params["conversation_id"])
+    return respond(Transcript.model_validate(transcript))
 
 
 async def export(request: Request) -> Response:

@@ -12,10 +12,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from parley.errors import BadRequest
+from parley.transport.bodies import FeedbackGiven, HandoffState, Renamed, respond
 from parley.transport.fields import Comment, Title
 from parley.transport.http import current_user
 from parley.transport.rest import parse_body, services_of
@@ -50,7 +51,7 @@ async def rename(request: Request) -> Response:
     conversation = await conversations.rename(
         user.user_id, request.path_params["conversation_id"], title
     )
-    return JSONResponse({"conversation": conversation.public()})
+    return respond(Renamed.model_validate({"conversation": conversation.public()}))
 
 
 async def ask_for_person(request: Request) -> Response:
@@ -59,8 +60,10 @@ async def ask_for_person(request: Request) -> Response:
     body = HandoffBody() if not raw.strip() else await parse_body(request, HandoffBody)
     desk = services_of(request).operations.desk
     state = await desk.ask_for_person(user, request.path_params["conversation_id"], body.reason)
-    return JSONResponse(
-        {"conversation_id": request.path_params["conversation_id"], "handoff": state}
+    return respond(
+        HandoffState.model_validate(
+            {"conversation_id": request.path_params["conversation_id"], "handoff": state}
+        )
     )
 
 
@@ -70,7 +73,7 @@ async def give_feedback(request: Request) -> Response:
     feedback = await services_of(request).operations.feedback.give(
         user.user_id, request.path_params["message_id"], body.rating, body.comment
     )
-    return JSONResponse({"feedback": feedback.public()})
+    return respond(FeedbackGiven.model_validate({"feedback": feedback.public()}))
 
 
 def user_action_routes() -> list[BaseRoute]:

@@ -13,22 +13,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from parley.operators.events import OperationsBus, OperationsEvent
+from parley.protocol import HandoffFrame, HandoffState, ServerFrame, TitleFrame
 
 log = logging.getLogger(__name__)
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+Send = Callable[[ServerFrame], Awaitable[None]]
 
 
-def handoff_frame(conversation_id: str, state: dict[str, Any]) -> dict[str, Any]:
-    """``{"type": "handoff", "conversation_id", "state", "by"?}`` for a handoff state."""
-    frame = {"type": "handoff", "conversation_id": conversation_id, "state": state["state"]}
-    if state.get("by") is not None:
-        frame["by"] = state["by"]
-    return frame
+def handoff_frame(conversation_id: str, state: Mapping[str, Any]) -> HandoffFrame:
+    """The ``handoff`` frame of a handoff state (or of an operations event)."""
+    return HandoffFrame(conversation_id=conversation_id, state=state["state"], by=state.get("by"))
 
 
 class ConversationWatch:
@@ -38,7 +36,7 @@ class ConversationWatch:
         *,
         send: Send,
         follow: Callable[[str], None],
-        current_state: Callable[[str], Awaitable[dict[str, Any]]],
+        current_state: Callable[[str], Awaitable[HandoffState]],
     ) -> None:
         self._bus = bus
         self._send = send
@@ -73,7 +71,7 @@ class ConversationWatch:
         elif kind == "handoff":
             self._later(self._send(handoff_frame(conversation_id, event)))
         elif kind == "title" and isinstance(event.get("title"), str):
-            frame = {"type": "title", "conversation_id": conversation_id, "title": event["title"]}
+            frame = TitleFrame(conversation_id=conversation_id, title=event["title"])
             self._later(self._send(frame))
         elif kind == "resync":
             self._later(self._resync(conversation_id))

@@ -17,15 +17,28 @@ import contextlib
 import json
 import logging
 import time
-from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from parley.auth.http import authenticate_token, origin_allowed
+from parley.auth.http import authenticate_token, origin_allowed, selected_subprotocol
 from parley.auth.tokens import VerifiedToken
 from parley.chat import SessionView
-from parley.errors import BadRequest, Forbidden, ParleyError, RateLimited, TooLarge, Unauthorized
+from parley.errors import (
+    BadRequest,
+    Forbidden,
+    ParleyError,
+    RateLimited,
+    Unauthorized,
+    error_frame,
+)
 from parley.observability import context, metrics
+from parley.protocol import (
+    AuthenticatedFrame,
+    FeedbackSavedFrame,
+    HandoffState,
+    PongFrame,
+    ServerFrame,
+)
 from parley.services import Services
 from parley.transport.failures import client_error
 from parley.transport.frames import (
@@ -39,7 +52,6 @@ from parley.transport.frames import (
     RequestHumanFrame,
     ResumeFrame,
     StartFrame,
-    error_frame,
     parse_client_frame,
 )
 from parley.transport.ratelimit import TokenBucket
@@ -64,14 +76,14 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         return
     try:
         token = await authenticate_token(
-            websocket, services.verifier, allowed_origins=settings.allowed_origins
+            websocket, services.chat_verifier, allowed_origins=settings.allowed_origins
         )
     except ParleyError as error:
         log.info("websocket refused: %s", error.message)
         await _refuse(websocket, error.message)
         return
     context.bind(user_id=token.principal.user_id)
-    await websocket.accept()
+    await websocket.accept(subprotocol=_subprotocol(websocket))
     metrics.websocket_opened()
     try:
         await ChatConnection(websocket, services, token).serve()
@@ -81,8 +93,13 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
 
 async def _refuse(websocket: WebSocket, reason: str) -> None:
     """Close with 1008 before any frame is exchanged."""
-    await websocket.accept()
+    # With the subprotocol selected, a browser sees the 1008 rather than a failed handshake.
+    await websocket.accept(subprotocol=_subprotocol(websocket))
     await websocket.close(code=POLICY_VIOLATION, reason=reason[:120])
+
+
+def _subprotocol(websocket: WebSocket) -> str | None:
+    return selected_subprotocol(websocket.scope.get("subprotocols", ()))
 
 
 class ChatConnection:
@@ -144,24 +161,18 @@ class ChatConnection:
     async def _handle(self, raw: str) -> None:
         if not raw:
             return
-        client_id = None
         frame: ClientFrame | None = None
         try:
             frame = parse_client_frame(raw)
-            client_id = frame.client_id if isinstance(frame, MessageFrame) else None
             await self._dispatch(frame)
         except Exception as error:
-            failure = error_frame(client_error(error, context="ws frame"), client_id)
-            if isinstance(frame, ConfirmFrame):  # names the call it answers
-                failure["call_id"] = frame.call_id
-            elif isinstance(frame, FeedbackFrame):  # names the message it rates
-                failure["message_id"] = frame.message_id
-            await self.send(failure)
+            failure = client_error(error, context="ws frame")
+            await self.send(_refusal(failure, frame))
 
     async def _dispatch(self, frame: ClientFrame) -> None:
         match frame:
             case PingFrame():
-                await self.send({"type": "pong"})
+                await self.send(PongFrame())
             case StartFrame():
                 await self._start(frame)
             case MessageFrame():
@@ -180,7 +191,7 @@ class ChatConnection:
                 feedback = await self.services.operations.feedback.give(
                     self.user.user_id, frame.message_id, frame.rating, frame.comment
                 )
-                await self.send({"type": "feedback_saved", **feedback.public()})
+                await self.send(FeedbackSavedFrame(**feedback.public()))
             case RequestHumanFrame():
                 await self._request_human(frame)
 
@@ -199,10 +210,6 @@ class ChatConnection:
     async def _message(self, frame: MessageFrame) -> None:
         if self.view is None:
             raise BadRequest('Send a "start" frame first.')
-        if len(frame.text) > self.services.settings.max_message_chars:
-            raise TooLarge(
-                f"Messages are limited to {self.services.settings.max_message_chars} characters."
-            )
         accepted = await self.services.chat.send(
             self.user, self.view.conversation, client_id=frame.client_id, text=frame.text
         )
@@ -218,7 +225,7 @@ class ChatConnection:
         state = await desk.ask_for_person(self.user, conversation_id, frame.reason)
         await self.send(handoff_frame(conversation_id, state))
 
-    async def _handoff_state(self, conversation_id: str) -> dict[str, Any]:
+    async def _handoff_state(self, conversation_id: str) -> HandoffState:
         conversation = await self.services.conversations.get(self.user.user_id, conversation_id)
         return conversation.handoff()
 
@@ -251,18 +258,23 @@ class ChatConnection:
             raise
         except Exception as error:
             with contextlib.suppress(Exception):
-                await self.send(error_frame(client_error(error, context="ws follow")))
+                failure = client_error(error, context="ws follow")
+                request = "cancel" if ending_only else "resume"
+                await self.send(error_frame(failure, reply_id=reply_id, request=request))
 
     # -- the token's lifetime ---------------------------------------------------
 
     async def _reauthenticate(self, frame: AuthFrame) -> None:
         """Swap in a fresh token; a bad one is refused and the current one stays."""
-        token = await self.services.verifier.verify_claims(frame.token)
-        if token.principal.user_id != self.user.user_id:
+        token = await self.services.chat_verifier.verify_claims(frame.token)
+        if (token.principal.user_id, token.principal.guest_agent) != (
+            self.user.user_id,
+            self.user.guest_agent,
+        ):
             raise Forbidden("That token is for another user.")
         self.user = token.principal
         self._expire_with(token)
-        await self.send({"type": "authenticated", "expires_at": token.expires_at})
+        await self.send(AuthenticatedFrame(expires_at=token.expires_at))
 
     def _expire_with(self, token: VerifiedToken) -> None:
         """(Re)arm the connection's one timer for ``token``'s end."""
@@ -270,7 +282,7 @@ class ChatConnection:
             self._expiry.cancel()
         # The verifier accepts a token until its leeway past ``exp``; the socket
         # lives as long, so a handshake is never accepted only to close at once.
-        remaining = token.expires_at + self.services.verifier.leeway - time.time()
+        remaining = token.expires_at + self.services.chat_verifier.leeway - time.time()
         self._expiry = asyncio.get_running_loop().call_later(max(0.0, remaining), self._expired)
 
     def _expired(self) -> None:
@@ -291,11 +303,29 @@ class ChatConnection:
                 self._closed = True
                 await self.websocket.close(code=code, reason=reason)
 
-    async def send(self, frame: dict[str, Any]) -> None:
-        await self.send_encoded(json.dumps(frame, separators=(",", ":")))
+    async def send(self, frame: ServerFrame) -> None:
+        await self.send_encoded(json.dumps(frame.to_dict(), separators=(",", ":")))
 
     async def send_encoded(self, text: str) -> None:
         async with self._send_lock:
             if self._closed:
                 return  # nothing may follow a close frame
             await self.websocket.send_text(text)
+
+
+def _refusal(error: ParleyError, frame: ClientFrame | None) -> ServerFrame:
+    """The ``error`` frame for a refused client frame, naming what it answers
+    (nothing, if the frame could not be read)."""
+    match frame:
+        case MessageFrame():
+            return error_frame(error, client_id=frame.client_id)
+        case CancelFrame() | ResumeFrame():  # ``request`` tells it from the reply's own error
+            return error_frame(error, reply_id=frame.reply_id, request=frame.type)
+        case ConfirmFrame():
+            return error_frame(error, reply_id=frame.reply_id, call_id=frame.call_id)
+        case FeedbackFrame():
+            return error_frame(error, message_id=frame.message_id)
+        case None:
+            return error_frame(error)
+        case _:  # start, auth, request_human, ping: one of each at a time
+            return error_frame(error, request=frame.type)

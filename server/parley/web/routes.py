@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
-import jinja2
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import NotModifiedResponse, StaticFiles
 from starlette.types import Scope
+
+from parley.web.pages import page_templates
 
 # A Host header we are willing to echo into the CSP: a DNS name, IPv4 or
 # bracketed IPv6 literal, with an optional port. Anything else (spaces, ';',
@@ -34,8 +36,17 @@ SECURITY_HEADERS: dict[str, str] = {
 }
 
 
-def content_security_policy(host: str | None) -> str:
-    """The page's CSP. ``host`` is the request's Host header, used for ``ws:``/``wss:``."""
+def content_security_policy(
+    host: str | None,
+    *,
+    frame_ancestors: Sequence[str] = ("'none'",),
+    frame_src: str = "'none'",
+) -> str:
+    """The page's CSP. ``host`` is the request's Host header, used for ``ws:``/``wss:``.
+
+    Pages may be framed by nobody, except the widget's page (``frame_ancestors``:
+    its agent's sites, :mod:`parley.web.widget`); only the widget's demo page frames.
+    """
     connect = ["'self'"]
     if host and _HOST.fullmatch(host):
         connect += [f"ws://{host}", f"wss://{host}"]
@@ -51,9 +62,9 @@ def content_security_policy(host: str | None) -> str:
         f"connect-src {' '.join(connect)}",
         "media-src 'none'",
         "object-src 'none'",
-        "frame-src 'none'",
+        f"frame-src {frame_src}",
         "worker-src 'none'",
-        "frame-ancestors 'none'",
+        f"frame-ancestors {' '.join(frame_ancestors)}",
         "base-uri 'none'",
         "form-action 'self'",
         "manifest-src 'self'",
@@ -90,27 +101,41 @@ class _StaticFiles(StaticFiles):
         return response
 
 
+class _PublicModules(_StaticFiles):
+    """Static files any origin may load: the client's modules, for the widget on other sites.
+
+    Module scripts are fetched in CORS mode, and these hold no secrets.
+    """
+
+    def file_response(
+        self,
+        full_path: str | os.PathLike[str],
+        stat_result: os.stat_result,
+        scope: Scope,
+        status_code: int = 200,
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
+        return response
+
+
 def web_routes(
     web_dir: Path,
     *,
     dev_login_enabled: bool,
     max_message_chars: int | None = None,
+    client_dir: Path | None = None,
 ) -> list[BaseRoute]:
     """Routes for the chat UI: ``GET /`` (the page) and ``/static`` (its assets).
 
     ``max_message_chars`` is optional; when given the composer refuses longer
     messages before sending them (the server enforces its own limit regardless).
+    ``client_dir`` holds the JavaScript client's modules (``clients/js/src``),
+    served as they are at ``/static/client/`` for the UI and the widget to import.
     """
     web_dir = Path(web_dir)
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(web_dir / "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    for page in ("index.html", "console.html"):
-        environment.get_template(page)  # fail at start-up, not on first request
+    environment = page_templates(web_dir / "templates", pages=("index.html", "console.html"))
 
     def render(request: Request, page: str) -> Response:
         html = environment.get_template(page).render(
@@ -131,8 +156,14 @@ def web_routes(
         """The operator console (admins; its data comes from the admin endpoints)."""
         return render(request, "console.html")
 
+    client = (
+        [Mount("/static/client", app=_PublicModules(directory=client_dir), name="static_client")]
+        if client_dir is not None
+        else []
+    )
     return [
         Route("/", index, methods=["GET"], name="web_index"),
         Route("/console", console, methods=["GET"], name="web_console"),
+        *client,  # before /static, which would otherwise take its paths
         Mount("/static", app=_StaticFiles(directory=web_dir / "static"), name="static"),
     ]

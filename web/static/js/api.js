@@ -51,6 +51,8 @@ async function request(method, path, { body, headers = {}, timeout = TIMEOUT_MS 
 
 export const api = {
   me: () => request('GET', '/auth/me'),
+  // Always 200 ({signed_in, user}): asking while signed out logs no failed request.
+  session: () => request('GET', '/auth/session'),
   devLogin: (name) => request('POST', '/auth/dev-login', { body: { name } }),
   // The token goes straight into one request header and is not kept anywhere.
   tokenLogin: (token) => request('POST', '/auth/session', { headers: { Authorization: `Bearer ${token}` } }),

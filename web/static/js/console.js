@@ -251,7 +251,8 @@ async function send(event) {
 
 async function checkAuth() {
   try {
-    const { user } = await api.me();
+    const { user } = await api.session(); // 200 signed in or not: no failed request logged
+    if (!user) throw new Error('signed out');
     if (!user.admin) {
       showScreen('forbidden');
       $('signin-text').textContent = `${user.name} is signed in, but the console needs the admin role.`;
@@ -295,7 +296,8 @@ function wire() {
 async function boot() {
   wire();
   try {
-    state.me = (await api.me()).user;
+    state.me = (await api.session()).user;
+    if (!state.me) throw new Error('signed out');
   } catch {
     showScreen('signin');
     return;

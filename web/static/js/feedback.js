@@ -1,14 +1,9 @@
 // Feedback under a finished reply: thumbs up / down and an optional comment.
 // Built and updated from the reply's item; the comment is plain text, never HTML.
-// Saving is the app's job (app.js: REST), the state lives on the item:
+// Saving is actions.js's job (REST), the state lives on the item:
 // item.feedback = {rating, comment} | null, item.feedbackPending while saving.
 
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
+import { el } from './dom.js';
 
 /** The rating buttons (in the reply's footer). */
 export function buildFeedback() {

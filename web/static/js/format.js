@@ -93,11 +93,18 @@ const ERROR_TEXT = {
   network: "Can't reach the server. Check your connection.",
 };
 
+// Codes whose sentence says all a user can act on: the server's own message for
+// them repeats it in other words ("The language model is unavailable; try again shortly.").
+const SELF_EXPLANATORY = new Set([
+  'unauthorized', 'not_found', 'rate_limited', 'busy', 'budget_exceeded', 'upstream_unavailable',
+  'internal', 'network',
+]);
+
 /** A readable sentence for an error code, plus the server's own message when it adds something. */
 export function errorText(code, message) {
   const base = ERROR_TEXT[code] || 'Something went wrong.';
   const extra = typeof message === 'string' ? message.trim() : '';
-  if (!extra || extra === base || code === 'internal' || extra.length > 300) return base;
+  if (!extra || extra === base || SELF_EXPLANATORY.has(code) || extra.length > 300) return base;
   return `${base} (${extra})`;
 }
 
@@ -147,6 +154,29 @@ export function toolStatusText(status) {
   return TOOL_STATUS[status] || String(status || '');
 }
 
+// What a notice means, in plain words, where the server's detail is rule jargon
+// ("ended the turn with its reply"); other notices show the server's detail.
+const NOTICE_EXPLAINED = {
+  blocked: "The assistant doesn't help with this topic.",
+  replaced: 'Reworded to follow this service’s guidelines.',
+  escalated: 'Flagged for a person to look at.',
+  flagged: 'Flagged for review.',
+  truncated: 'Cut short at the length limit.',
+};
+
+/** The words shown after a notice's label (never a rule's id). */
+export function noticeDetail(notice) {
+  return NOTICE_EXPLAINED[notice.action] || String(notice.detail || '');
+}
+
+// Under a reply in the chat, for its user: what happened, not what the rule did.
+const USER_NOTICE_LABEL = { blocked: 'Standard answer' };
+
+/** A notice's label in the chat (the operator console keeps the rules' terms: noticeLabel). */
+export function userNoticeLabel(action) {
+  return USER_NOTICE_LABEL[action] || noticeLabel(action);
+}
+
 export function noticeLabel(action) {
   if (NOTICE_LABEL[action]) return NOTICE_LABEL[action];
   const text = String(action || 'notice').replace(/[_-]+/g, ' ');
@@ -159,9 +189,26 @@ export function initials(name) {
   return (letters.join('') || '?').toUpperCase();
 }
 
+/**
+ * A title as plain text: Markdown a model (or a person) wrote in it is dropped,
+ * e.g. "## **Router** `reset`" -> "Router reset". Never HTML: shown with textContent.
+ */
+export function plainTitle(text) {
+  return String(text ?? '')
+    .replace(/!\[([^\]]*)\]\([^)]*\)/g, '$1') // images: their alt text
+    .replace(/\[([^\]]*)\]\([^)]*\)/g, '$1') // links: their text
+    .replace(/^\s{0,3}(?:#{1,6}\s+|>\s*|[-*+]\s+|\d{1,9}[.)]\s+)/gm, '') // headings, quotes, lists
+    .replace(/\s+#+\s*$/gm, '') // closing hashes of a heading
+    .replace(/(\*\*|\*|~~|`+)(\S(?:.*?\S)?)\1/g, '$2') // emphasis, strike, code
+    .replace(/(^|[^\w])(__|_)(\S(?:.*?\S)?)\2(?=[^\w]|$)/g, '$1$3') // _emphasis_, not snake_case
+    .replace(/(?:^|\s)(?:\*\*|__|~~|`+)(?=\s|$)/g, ' ') // stray markers
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
 /** First line of a message, trimmed, as a provisional conversation title. */
 export function provisionalTitle(text) {
-  const line = String(text || '').trim().split('\n')[0].trim();
+  const line = plainTitle(String(text || '').trim().split('\n')[0]);
   const chars = Array.from(line);
   return chars.length > 60 ? `${chars.slice(0, 57).join('')}…` : line || 'New conversation';
 }

@@ -27,6 +27,7 @@ export function isSameOriginUrl(value) {
   }
 }
 
+const IMAGE_LINK = 'image-link';
 const COMMENT = /<!--[\s\S]*?(?:-->|$)/g;
 const LINE_BREAK_TAG = /^<br\s*\/?>$/i;
 
@@ -43,14 +44,14 @@ marked.use({
       const escaped = escapeHtml(block ? stripped.replace(/\n+$/, '') : stripped);
       return block ? `<p>${escaped.replace(/\n/g, '<br>')}</p>\n` : escaped;
     },
-    // Same-origin images render; anything else becomes a plain link to it.
+    // Same-origin images render; anything else becomes a plain link to it, marked
+    // as an image by a CSS icon (app.css: a.image-link), not an emoji a font may lack.
     image(token) {
       if (isSameOriginUrl(token.href)) return false; // default renderer
       const alt = token.tokens
         ? this.parser.parseInline(token.tokens, this.parser.textRenderer)
         : token.text;
-      const label = `🖼 ${alt || 'image'}`;
-      return `<a href="${escapeHtml(token.href)}">${escapeHtml(label)}</a>`;
+      return `<a class="${IMAGE_LINK}" href="${escapeHtml(token.href)}">${escapeHtml(alt || 'image')}</a>`;
     },
     // Task-list items: a glyph instead of a (form) checkbox.
     checkbox({ checked }) {
@@ -92,7 +93,9 @@ DOMPurify.addHook('uponSanitizeAttribute', (node, data) => {
   const name = data.attrName;
   const tag = node.nodeName;
   if (name === 'class') {
-    data.keepAttr = tag === 'CODE' && LANGUAGE_CLASS.test(data.attrValue);
+    // Raw HTML is escaped before this, so these classes come from the renderer only.
+    data.keepAttr = (tag === 'CODE' && LANGUAGE_CLASS.test(data.attrValue))
+      || (tag === 'A' && data.attrValue === IMAGE_LINK);
   } else if (name === 'src') {
     data.keepAttr = tag === 'IMG' && isSameOriginUrl(data.attrValue);
   } else if (name === 'align') {

@@ -9,6 +9,9 @@
 //     once the final text has been rendered; data-waiting="true" while a tool
 //     step waits for the user's answer.
 //   li.notice-chip[data-action]  .msg-usage  .msg-error
+//   article.msg-user[data-redacted="true"] with li.notice-chip[data-action="redacted"] under
+//     the bubble: the message was stored with redactions (the bubble shows what was stored)
+//   button.reply-retry under a failed or interrupted reply (asks its question again)
 //   article.msg-assistant[data-author-kind="operator"]: a person's reply (.msg-author is their name)
 //   article.msg-assistant[data-feedback="up"|"down"|""], with button.feedback-up /
 //     button.feedback-down (aria-pressed), .feedback-comment-toggle and form.feedback-form
@@ -20,30 +23,28 @@
 //     button.tool-decline then (disabled while the answer is on its way)
 
 import { renderMarkdown } from './markdown.js';
-import { errorText, formatUsage, noticeLabel, statusText, toolStatusText } from './format.js';
+import { el } from './dom.js';
+import { errorText, formatUsage, noticeDetail, statusText, userNoticeLabel } from './format.js';
+import { renderTools, waitingForUser } from './tool-steps.js';
+import { linkCitations, renderSources } from './sources.js';
+import { replyNotices } from './items.js';
 import { buildCommentBox, buildFeedback, openComment, renderFeedback } from './feedback.js';
 
 const NEAR_BOTTOM_PX = 96;
 
-const UNSETTLED_STEPS = new Set(['awaiting_confirmation', 'running']);
+const RETRYABLE = new Set(['failed', 'interrupted']);
 
-/** The status a step is shown with: a finished reply has no step still going. */
-function shownStatus(step, item) {
-  return item.final && UNSETTLED_STEPS.has(step.status) ? 'interrupted' : step.status;
-}
-
-/** A tool step of this reply waits for the user's answer. */
-function waitingForUser(item) {
-  if (item.final || !item.tools) return false;
-  for (const step of item.tools.values()) if (step.status === 'awaiting_confirmation') return true;
-  return false;
-}
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
+/** A notice as a chip: a plain-words label and detail (a rule's id is never shown). */
+function noticeChip(notice) {
+  const chip = el('li', 'notice-chip');
+  chip.dataset.action = String(notice.action || 'notice');
+  chip.append(el('span', 'notice-label', userNoticeLabel(notice.action)));
+  const detail = noticeDetail(notice);
+  if (detail) {
+    chip.append(el('span', 'notice-detail', detail));
+    chip.title = detail;
+  }
+  return chip;
 }
 
 /** A person's reply: written by an operator who took the conversation over. */
@@ -59,6 +60,7 @@ export class MessageView {
     this.live = live;
     this.agentName = agentName || (() => 'Assistant');
     this.connected = connected || (() => true);
+    this.viewKey = null; // whose items are shown (chat.js's view.key)
     this.elements = new Map(); // item -> element
     this.items = new WeakMap(); // element -> item
     this.rendered = new WeakMap(); // item -> text currently in its DOM
@@ -95,8 +97,12 @@ export class MessageView {
     else this.jumpButton.hidden = false;
   }
 
-  /** Show exactly these items, in order, reusing existing elements. */
-  setItems(items) {
+  /** Show exactly these items, in order, reusing existing elements (none of another view's). */
+  setItems(items, viewKey) {
+    if (viewKey !== this.viewKey) {
+      this.viewKey = viewKey;
+      this.clear();
+    }
     const wanted = new Set(items);
     for (const [item, node] of this.elements) {
       if (!wanted.has(item)) {
@@ -157,7 +163,7 @@ export class MessageView {
       return;
     }
     this._renderReplyMeta(node, item);
-    if (what === 'tools' || what === 'all' || item.final) this._renderTools(node, item);
+    if (what === 'tools' || what === 'all' || item.final) renderTools(node, item, (text) => this.announce(text), this.agentName);
     if (item.final || what === 'all' || what === 'tools') {
       // Synchronous: a final state is never ahead of the DOM, and a tool step's
       // seq (data-seq) only counts once the text before it is rendered too.
@@ -182,8 +188,11 @@ export class MessageView {
     const node = el('article', 'msg msg-user');
     const who = el('span', 'visually-hidden', 'You said:');
     const bubble = el('div', 'msg-bubble');
+    const notices = el('ul', 'msg-notices msg-user-notices');
+    notices.setAttribute('aria-label', 'Notices');
+    notices.hidden = true;
     const meta = el('div', 'msg-meta');
-    node.append(who, bubble, meta);
+    node.append(who, bubble, notices, meta);
     return node;
   }
 
@@ -205,7 +214,11 @@ export class MessageView {
     const copy = el('button', 'msg-copy', 'Copy');
     copy.type = 'button';
     copy.setAttribute('aria-label', 'Copy reply');
-    footer.append(status, usage, copy, buildFeedback());
+    const retry = el('button', 'link-btn reply-retry', 'Retry');
+    retry.type = 'button';
+    retry.setAttribute('aria-label', 'Ask again');
+    retry.hidden = true;
+    footer.append(status, retry, usage, copy, buildFeedback());
     node.append(who, tools, body, sources, notices, footer, ...buildCommentBox());
     return node;
   }
@@ -216,67 +229,6 @@ export class MessageView {
     if (node) openComment(node, item);
   }
 
-  /** A reply's tool steps, collapsed unless they wait for the user; updated in place
-   *  so a step the reader opened stays open. Arguments and results are text, never HTML. */
-  _renderTools(node, item) {
-    const box = node.querySelector('.msg-tools');
-    const steps = item.tools ? Array.from(item.tools.values()) : [];
-    box.hidden = steps.length === 0;
-    const existing = new Map(Array.from(box.children, (child) => [child.dataset.callId, child]));
-    const wanted = steps.map((step) => {
-      const details = existing.get(step.callId) || this._buildToolStep(step);
-      this._fillToolStep(details, step, item);
-      return details;
-    });
-    const same = wanted.length === box.children.length && wanted.every((n, i) => box.children[i] === n);
-    if (!same) box.replaceChildren(...wanted);
-  }
-
-  _buildToolStep(step) {
-    const details = el('details', 'tool-step');
-    details.dataset.callId = step.callId;
-    const summary = el('summary', 'tool-head');
-    summary.append(el('span', 'tool-name'), el('span', 'tool-status'));
-    const args = el('pre', 'tool-args');
-    const result = el('p', 'tool-summary');
-    const confirm = el('div', 'tool-confirm');
-    const question = el('p', 'tool-question');
-    const approve = el('button', 'btn btn-primary tool-approve', 'Approve');
-    const decline = el('button', 'btn btn-quiet tool-decline', 'Decline');
-    approve.type = decline.type = 'button';
-    confirm.append(question, approve, decline);
-    details.append(summary, confirm, args, result);
-    return details;
-  }
-
-  _fillToolStep(details, step, item) {
-    const waiting = step.status === 'awaiting_confirmation' && !item.final;
-    const status = shownStatus(step, item);
-    details.dataset.tool = step.tool;
-    details.dataset.status = status;
-    details.querySelector('.tool-name').textContent = step.tool;
-    details.querySelector('.tool-status').textContent = toolStatusText(status);
-    const args = JSON.stringify(step.arguments ?? {}, null, 2);
-    const pre = details.querySelector('.tool-args');
-    if (pre.textContent !== args) pre.textContent = args;
-    const result = details.querySelector('.tool-summary');
-    result.textContent = step.summary || '';
-    result.hidden = !step.summary;
-    const confirm = details.querySelector('.tool-confirm');
-    confirm.hidden = !waiting;
-    details.querySelector('.tool-question').textContent = `Allow ${step.tool} to run with these arguments?`;
-    for (const button of confirm.querySelectorAll('button')) button.disabled = !!step.answering;
-    if (waiting && details.dataset.asked !== 'true') {
-      details.open = true; // a question must be seen; the reader may close it again
-      details.dataset.asked = 'true';
-      // The reply is aria-busy while it runs, so its contents are not read out.
-      this.announce(`${this.agentName()} asks to run ${step.tool}. Approve or decline it.`);
-    } else if (!waiting && details.dataset.asked === 'true') {
-      details.open = false; // answered: collapsed like every other step
-      details.dataset.asked = 'answered';
-    }
-  }
-
   // --- rendering -----------------------------------------------------------
 
   _renderUser(node, item) {
@@ -285,6 +237,16 @@ export class MessageView {
     if (item.messageId) node.dataset.messageId = item.messageId;
     const bubble = node.querySelector('.msg-bubble');
     if (bubble.textContent !== item.text) bubble.textContent = item.text; // plain text, never HTML
+    const notices = node.querySelector('.msg-user-notices');
+    if (item.redacted) node.dataset.redacted = 'true';
+    else delete node.dataset.redacted;
+    if (item.redacted && !notices.firstChild) {
+      notices.append(noticeChip({
+        action: 'redacted',
+        detail: 'Personal details were removed.',
+      }));
+    }
+    notices.hidden = !item.redacted;
     const meta = node.querySelector('.msg-meta');
     meta.replaceChildren();
     if (item.state === 'pending') {
@@ -325,21 +287,18 @@ export class MessageView {
     renderSources(node, item);
 
     const notices = node.querySelector('.msg-notices');
-    if (notices.childElementCount !== item.notices.size) {
-      notices.replaceChildren(...Array.from(item.notices.values(), (notice) => {
-        const chip = el('li', 'notice-chip');
-        chip.dataset.action = String(notice.action || 'notice');
-        chip.append(el('span', 'notice-label', noticeLabel(notice.action)));
-        if (notice.detail) chip.append(el('span', 'notice-detail', String(notice.detail)));
-        chip.title = [notice.rule, notice.detail].filter(Boolean).join(': ');
-        return chip;
-      }));
-      notices.hidden = item.notices.size === 0;
+    const shown = replyNotices(item);
+    if (notices.dataset.count !== String(shown.length)) {
+      notices.dataset.count = String(shown.length);
+      notices.replaceChildren(...shown.map(noticeChip));
+      notices.hidden = shown.length === 0;
     }
 
     const status = node.querySelector('.msg-status');
-    let label = item.final ? statusText(item.status) : item.stopRequested ? 'Stopping…' : '';
-    let warn = item.final && item.status !== 'complete' && item.status !== 'cancelled';
+    // A blocked reply's chip says what happened: no second, red line about it.
+    const explained = item.status === 'blocked' && shown.some((notice) => notice.action === 'blocked');
+    let label = item.final && !explained ? statusText(item.status) : item.stopRequested && !item.final ? 'Stopping…' : '';
+    let warn = item.final && !explained && item.status !== 'complete' && item.status !== 'cancelled';
     if (item.error && item.status !== 'cancelled') {
       label = errorText(item.error.code, item.error.message); // e.g. the provider went away
       warn = true;
@@ -347,6 +306,8 @@ export class MessageView {
     }
     status.textContent = label;
     status.dataset.tone = warn ? 'warn' : '';
+    // A reply that failed can be asked for again (the last one only: CSS hides the others).
+    node.querySelector('.reply-retry').hidden = !(item.final && RETRYABLE.has(item.status) && item.prompt);
 
     const usage = node.querySelector('.msg-usage');
     const formatted = item.final && !byOperator(item) ? formatUsage(item.usage) : null;
@@ -361,7 +322,8 @@ export class MessageView {
     // No text yet: typing dots, unless the reply waits for the user (nothing is being written).
     const idle = !item.text && !item.final && waitingForUser(item);
     const cited = (item.sources || []).length;
-    const shown = idle ? '\u0000waiting' : `${item.text}\u0000${cited}`;
+    // `final` is part of the key: a reply that ends without text loses its typing dots.
+    const shown = idle ? '\u0000waiting' : `${item.text}\u0000${cited}\u0000${item.final}`;
     if (this.rendered.get(item) !== shown || (!body.firstChild && !idle)) {
       if (item.text) {
         body.replaceChildren(linkCitations(renderMarkdown(item.text), item.sources || []));
@@ -401,62 +363,4 @@ export class MessageView {
       this._keepPinned();
     });
   }
-}
-
-// -- knowledge sources ---------------------------------------------------------------
-
-function sourceLink(source, label) {
-  const link = el('a', 'citation', label);
-  link.href = source.uri; // a same-origin plain-text page (checked by sourcesOf)
-  link.target = '_blank';
-  link.rel = 'noopener noreferrer';
-  link.title = source.title;
-  return link;
-}
-
-/** The numbered list of a reply's sources, under its text. */
-function renderSources(node, item) {
-  const list = node.querySelector('.msg-sources');
-  const sources = item.sources || [];
-  if (list.dataset.count === String(sources.length)) return;
-  list.dataset.count = String(sources.length);
-  list.replaceChildren(...sources.map((source) => {
-    const entry = el('li', 'source');
-    entry.value = source.n;
-    entry.append(sourceLink(source, source.title || `Source ${source.n}`));
-    if (source.snippet) entry.append(el('span', 'source-snippet', source.snippet));
-    return entry;
-  }));
-  list.hidden = sources.length === 0;
-}
-
-const CITATION = /\[(\d{1,2})\]/g;
-
-/** `[n]` in the reply's text, for a source n it has, as a link to that source.
- * Built from text nodes (never HTML), skipping code and existing links. */
-function linkCitations(fragment, sources) {
-  if (!sources.length) return fragment;
-  const byNumber = new Map(sources.map((source) => [source.n, source]));
-  const walker = document.createTreeWalker(fragment, NodeFilter.SHOW_TEXT);
-  const found = [];
-  for (let text = walker.nextNode(); text; text = walker.nextNode()) {
-    if (text.parentElement && text.parentElement.closest('a, code, pre')) continue;
-    if (CITATION.test(text.data)) found.push(text);
-    CITATION.lastIndex = 0;
-  }
-  for (const text of found) {
-    const parts = [];
-    let last = 0;
-    for (const match of text.data.matchAll(CITATION)) {
-      const source = byNumber.get(Number(match[1]));
-      if (!source) continue;
-      parts.push(document.createTextNode(text.data.slice(last, match.index)));
-      parts.push(sourceLink(source, match[0]));
-      last = match.index + match[0].length;
-    }
-    if (!parts.length) continue;
-    parts.push(document.createTextNode(text.data.slice(last)));
-    text.replaceWith(...parts);
-  }
-  return fragment;
 }

@@ -6,8 +6,9 @@ on any number of instances can never spend past the limit together. After
 the call the reservation is settled to the real usage. Budgets fail closed:
 if Redis cannot be reached the turn is refused rather than left unmetered.
 
-Keys are ``{prefix}:budget:{domain}:{YYYY-MM-DD}:{user}`` (UTC days) and
+Counters are kept per user, domain and UTC day (:meth:`Keys.budget`) and
 expire two days later, so a settle just after midnight still finds its day.
+The limits themselves are the rule sets' (``limits.daily_token_budget``).
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from parley.errors import BudgetExceeded
 from parley.observability import metrics
+from parley.storage.keys import Keys
+from parley.storage.redis import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -74,20 +76,20 @@ def _utc_now() -> datetime:
 class TokenBudget:
     def __init__(
         self,
-        redis: Redis,
-        prefix: str = "parley",
+        redis: RedisClient,
+        keys: Keys,
         *,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self._redis = redis
-        self._prefix = prefix
+        self._keys = keys
         self._clock = clock
         self._reserve = redis.register_script(_RESERVE)
         self._settle = redis.register_script(_SETTLE)
 
     def key(self, user_id: str, domain: str) -> str:
         day = self._clock().astimezone(UTC).date().isoformat()
-        return f"{self._prefix}:budget:{domain}:{day}:{user_id}"
+        return self._keys.budget(domain, day, user_id)
 
     async def reserve(
         self, user_id: str, domain: str, tokens: int, limit: int | None
@@ -139,10 +141,6 @@ class TokenBudget:
         except (RedisError, OSError) as error:
             log.warning("token budget settle failed; the reservation stays counted: %s", error)
             metrics.storage_error("redis", "budget")
-
-    async def release(self, reservation: Reservation) -> None:
-        """Give the whole reservation back (the call failed before using tokens)."""
-        await self.settle(reservation, 0)
 
     async def used_today(self, user_id: str, domain: str) -> int:
         try:
