@@ -16,11 +16,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 import yaml
+from redis.asyncio import Redis
 
 from parley.auth.tokens import mint_token
 from parley.examples.background import BackgroundServer
 from parley.examples.orders import ORDERS_URL_ENV, start_orders_service
 from parley.storage.keys import Keys
+from parley.storage.redis import connect
 from support.classifiers import (
     CLASSIFIER_AGENTS,
     MODERATION_KEY,
@@ -293,6 +295,14 @@ def make_token() -> TokenFactory:
         return user_id, mint_token(JWT_SECRET, user_id=user_id, **options)  # type: ignore[arg-type]
 
     return make
+
+
+@pytest.fixture
+async def redis(storage: StorageURLs) -> AsyncIterator[Redis]:
+    """A direct connection to the test run's Redis (as Parley makes them)."""
+    client = connect(storage.redis_url)
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 from types import MappingProxyType
 
 import pytest
@@ -21,17 +20,9 @@ from parley.replies.log import ReplyLog
 from parley.replies.writer import ReplyWriter
 from parley.rules import RuleEvent
 from parley.storage.keys import Keys
-from parley.storage.redis import connect
-from support.storage import StorageURLs
+from support.reply_log import stored_frames
 
 # -- held opening frames go with the first text ---------------------------------------------
-
-
-@pytest.fixture
-async def redis(storage: StorageURLs) -> AsyncIterator[Redis]:
-    client = connect(storage.redis_url)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture
@@ -39,11 +30,6 @@ def reply_log(redis: Redis) -> ReplyLog:
     keys = Keys(prefix=f"test-{uuid.uuid4().hex[:8]}")
     # A long interval: a batch of its own ahead of the text would make the text wait it out.
     return ReplyLog(redis, keys, Appender(redis, interval=5.0), retention_seconds=600)
-
-
-async def stored(reply_log: ReplyLog, reply_id: str) -> list[dict[str, object]]:
-    entries = await reply_log.redis.xrange(reply_log.keys.events(reply_id))
-    return [json.loads(fields[b"f"]) for _, fields in entries]
 
 
 def sources(reply_id: str) -> SourcesFrame:
@@ -58,12 +44,16 @@ async def test_held_frames_go_in_the_first_texts_batch(reply_log: ReplyLog) -> N
     writer.notice(RuleEvent("password", "redacted", "input"))
     writer.numbered(sources(reply_id))
     writer.release()
+    # The model's first text comes later: give a batch of their own (which
+    # the appender would send at once) the time to go, then see none went.
     await asyncio.sleep(0.05)
-    assert await stored(reply_log, reply_id) == []  # nothing went on its own
+    assert await stored_frames(reply_log, reply_id) == []
     writer.delta("Hello")
-    async with asyncio.timeout(1):  # one batch: the interval is never waited out
+    # The next batch may only leave 5 s after a first one: had the held
+    # frames gone on their own, the text would wait that out.
+    async with asyncio.timeout(1):
         await writer.drain()
-    frames = await stored(reply_log, reply_id)
+    frames = await stored_frames(reply_log, reply_id)
     assert [(f["type"], f.get("seq")) for f in frames] == [
         ("notice", None),
         ("sources", 1),
@@ -79,7 +69,7 @@ async def test_held_frames_are_written_by_drain_when_no_text_comes(reply_log: Re
     writer.numbered(sources(reply_id))
     async with asyncio.timeout(1):
         await writer.drain()
-    assert [f["type"] for f in await stored(reply_log, reply_id)] == ["sources"]
+    assert [f["type"] for f in await stored_frames(reply_log, reply_id)] == ["sources"]
 
 
 async def test_after_release_frames_are_sent_at_once(reply_log: ReplyLog) -> None:
@@ -90,7 +80,7 @@ async def test_after_release_frames_are_sent_at_once(reply_log: ReplyLog) -> Non
     writer.notice(RuleEvent("tools", "refused", "no such tool"))  # e.g. a tool step
     async with asyncio.timeout(1):
         await writer.drain()
-    assert [f["type"] for f in await stored(reply_log, reply_id)] == ["notice"]
+    assert [f["type"] for f in await stored_frames(reply_log, reply_id)] == ["notice"]
 
 
 # -- the knowledge search that can start before the history is read ---------------------------

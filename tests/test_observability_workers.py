@@ -15,7 +15,7 @@ import contextlib
 import fcntl
 import os
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -34,7 +34,6 @@ from support.client import ChatClient
 from support.fake_llm import FakeLLM, Script
 from support.metrics import Scrape, scrape
 from support.server import ParleyServer, free_port
-from support.storage import StorageURLs
 
 METRICS_TOKEN = "workers-token-0123456789abcdef"
 MINI = "openai:gpt-4o-mini"
@@ -63,13 +62,6 @@ def workers(
     instance = ParleyServer(env, name="parley-workers", args=["--workers", "2"]).start()
     yield instance
     instance.stop()
-
-
-@pytest.fixture
-async def redis(storage: StorageURLs) -> AsyncIterator[Redis]:
-    client = Redis.from_url(storage.redis_url)
-    yield client
-    await client.aclose()
 
 
 async def test_one_scrape_counts_the_replies_of_both_workers(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from hypothesis import given
@@ -22,6 +21,7 @@ from parley.rules import RuleEvent
 from parley.storage.keys import Keys
 from parley.storage.redis import connect
 from support.private import PrivateRedis
+from support.reply_log import stored_frames
 from support.storage import StorageURLs
 
 USAGE: Usage = {
@@ -34,21 +34,9 @@ USAGE: Usage = {
 
 
 @pytest.fixture
-async def redis(storage: StorageURLs) -> AsyncIterator[Redis]:
-    client = connect(storage.redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 def reply_log(redis: Redis) -> ReplyLog:
     keys = Keys(prefix=f"test-{uuid.uuid4().hex[:8]}")
     return ReplyLog(redis, keys, Appender(redis, interval=0), retention_seconds=600)
-
-
-async def stored_frames(reply_log: ReplyLog, reply_id: str) -> list[dict[str, object]]:
-    entries = await reply_log.redis.xrange(reply_log.keys.events(reply_id))
-    return [json.loads(fields[b"f"]) for _, fields in entries]
 
 
 async def test_text_arriving_before_the_batch_leaves_is_merged_into_one_delta(
