@@ -3,6 +3,7 @@
 Each line on stdin is one JSON command; each command gets one JSON line back::
 
     {"op": "prepare", "kind": "ws", "url": "ws://…/ws", "count": 32, ...}
+    {"op": "prepare", ..., "urls": ["ws://…:A/ws", "ws://…:B/ws"]}  (round-robin)
     {"op": "fire", "timeout": 60, "offsets": [0.0, 0.013, …], "repeat": 1, "pause_s": 0}
                                            -> {"results": [StreamResult, ...]}
     {"op": "close"}
@@ -330,8 +331,15 @@ def bearer(command: Command, user: str) -> str:
     return mint_token(command["secret"], user_id=user, name="Bench", ttl_seconds=7200)
 
 
+def url_for(command: Command, index: int) -> str:
+    """Stream ``index``'s server: with ``urls`` (several instances behind one route)
+    the streams go to each in turn, so a round splits evenly across them."""
+    urls = command.get("urls") or [command["url"]]
+    return str(urls[index % len(urls)])
+
+
 async def open_turn(command: Command, index: int) -> Turn:
-    kind, url = command["kind"], command["url"]
+    kind, url = command["kind"], url_for(command, index)
     user = f"{command['users']}.{index}"
     if kind in ("ws", "ws-new"):
         deflate = bool(command.get("deflate", True))

@@ -61,6 +61,12 @@ class Route:
     kind: str  # openai | anthropic (the baseline) | ws | ws-new | sse | ws-anthropic | peer
     instance: Instance | None = None
     peer: Peer | None = None
+    # More instances sharing ``instance``'s storage: a round's streams go to each in turn.
+    others: tuple[Instance, ...] = ()
+
+    @property
+    def instances(self) -> tuple[Instance, ...]:
+        return (self.instance, *self.others) if self.instance is not None else ()
 
     @property
     def agent(self) -> str:
@@ -109,6 +115,7 @@ class Settings:
     stall_probe_up: bool = True  # probe above the ladder when every level was clean
     stall_max: int = 2048  # ... up to this many streams
     collapse_share: float = 0.5  # stop a ladder when this share of a level's streams fail
+    scaling_levels: tuple[int, ...] = ()  # the scaling phase's first probes (): its own
 
 
 @dataclass
@@ -146,14 +153,13 @@ class Harness:
     async def snapshot(self, route: Route) -> Snapshot:
         """CPU seconds so far of every process in the path (a snapshot, not a delta):
         the server, and for Parley its Redis and the Postgres processes of its database."""
-        server = route.server
         label = route.instance.source.label if route.instance is not None else None
         redis = self.redis.get(label) if label else None
         postgres = self.postgres.get(label) if label else None
         backends, shared = await postgres.snapshot() if postgres else (None, {})
         return Snapshot(
             wall=time.perf_counter(),
-            parley=server.child.cpu() if server is not None else math.nan,
+            parley=_server_cpu(route),
             stub=self.stub.cpu(),
             generator=self.generator.child.cpu(),
             redis=redis.cpu() if redis else math.nan,
@@ -185,6 +191,13 @@ class Harness:
         )
         self.live.append(instance)
         return instance
+
+
+def _server_cpu(route: Route) -> float:
+    """The CPU seconds of the route's server(s): every instance the streams are spread on."""
+    if route.instance is not None:
+        return sum(instance.child.cpu() for instance in route.instances)
+    return route.peer.child.cpu() if route.peer is not None else math.nan
 
 
 # -- quiet and drained ----------------------------------------------------------------------
@@ -242,6 +255,7 @@ async def run_round(
         "kind": path.protocol,
         "api_key": path.peer.api_key if path.peer is not None else None,
         "url": _url(h, path),
+        "urls": [_url(h, Route(path.label, path.kind, one)) for one in path.instances],
         "count": level,
         "users": h.users(f"{path.label}.{level}"),
         "agent": path.agent,
@@ -499,30 +513,8 @@ async def stall_free(
     Without an unclean level the figure is a lower bound, reported as not probed.
     """
     await h.set_profile(profile)
-    probes: dict[int, dict[str, Any]] = {}
-    for cell, base in known:
-        probes[cell.level] = probe_summary(cell, profile, base)
-    path = Route(transport, transport, instance)
-    baseline = Route("baseline", "openai")
-    for _ in range(10):
-        lo, hi = bounds(probes)
-        if hi is None:
-            if not h.settings.stall_probe_up or lo >= h.settings.stall_max:
-                break
-            level = min(h.settings.stall_max, max(2 * lo, 1))
-        elif hi - lo <= max(2, lo // 10):
-            break
-        else:
-            level = (lo + hi) // 2 if lo else max(1, hi // 2)
-        cell = path.cell(level)
-        base = baseline.cell(level)
-        for turn in range(h.settings.stall_rounds):
-            offsets = h.settings.arrivals.offsets(level, seed=level * 1009 + turn)
-            for which in rotate([path, baseline], turn):
-                round_ = await run_round(h, which, level, profile, offsets=offsets)
-                (cell if which is path else base).add(round_)
-        probes[level] = probe_summary(cell, profile, base)
-        print(f"  stall-free probe {transport} x{level}: {verdict(cell, profile)}", flush=True)
+    probes = {cell.level: probe_summary(cell, profile, base) for cell, base in known}
+    await bisect(h, Route(transport, transport, instance), profile, probes)
     lo, hi = bounds(probes)
     cores = 1 if h.parley_cpu is not None else (os.cpu_count() or 1)
     return {
@@ -538,11 +530,51 @@ async def stall_free(
     }
 
 
+Probes = dict[int, dict[str, Any]]  # level -> probe_summary
+
+
+async def bisect(h: Harness, path: Route, profile: Profile, probes: Probes) -> Probes:
+    """Probe ``path`` at :func:`next_level` until the limit is found (or the probes run
+    out); ``probes`` holds the levels known so far and gets the new ones."""
+    for _ in range(10):
+        level = next_level(probes, h.settings)
+        if level is None:
+            break
+        probes[level] = await probe(h, path, level, profile)
+    return probes
+
+
+def next_level(probes: Probes, settings: Settings) -> int | None:
+    """Between the largest clean level and the smallest unclean one; doubling when every
+    level was clean (unless ``stall_probe_up`` is off); None when close enough."""
+    lo, hi = bounds(probes)
+    if hi is None:
+        if not settings.stall_probe_up or lo >= settings.stall_max:
+            return None
+        return min(settings.stall_max, max(2 * lo, 1))
+    if hi - lo <= max(2, lo // 10):
+        return None
+    return (lo + hi) // 2 if lo else max(1, hi // 2)
+
+
+async def probe(h: Harness, path: Route, level: int, profile: Profile) -> dict[str, Any]:
+    """``stall_rounds`` rounds of ``level`` streams on ``path`` and on the baseline."""
+    baseline = Route("baseline", "openai")
+    cell, base = path.cell(level), baseline.cell(level)
+    for turn in range(h.settings.stall_rounds):
+        offsets = h.settings.arrivals.offsets(level, seed=level * 1009 + turn)
+        for which in rotate([path, baseline], turn):
+            round_ = await run_round(h, which, level, profile, offsets=offsets)
+            (cell if which is path else base).add(round_)
+    print(f"  stall-free probe {path.label} x{level}: {verdict(cell, profile)}", flush=True)
+    return probe_summary(cell, profile, base)
+
+
 def verdict(cell: Cell, profile: Profile) -> str:
     return "clean" if cell.clean(profile) else "stalled"
 
 
-def bounds(probes: dict[int, dict[str, Any]]) -> tuple[int, int | None]:
+def bounds(probes: Probes) -> tuple[int, int | None]:
     clean = [level for level, p in probes.items() if p["clean"]]
     lo = max(clean, default=0)
     unclean = [level for level, p in probes.items() if not p["clean"] and level > lo]
@@ -561,6 +593,8 @@ def probe_summary(cell: Cell, profile: Profile, baseline: Cell | None) -> dict[s
         "errors": error_samples(cell),
         "baseline_max_gap_ms": max(baseline.gaps(), default=math.nan) if baseline else None,
         "baseline_stalls": baseline.stalls(profile) if baseline else None,
+        "baseline_failed": len(baseline.failed()) if baseline else None,
+        "parley_busy": cell.usage.busy(cell.usage.parley),  # 1.0: one core's worth
     }
 
 

@@ -16,15 +16,21 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.measure import cpu_seconds, rss_bytes
+from bench.measure import cpu_seconds, descendants, rss_bytes, started_at
 
 START_TIMEOUT_SECONDS = 60.0
 REPO = Path(__file__).resolve().parents[1]
+Cpus = int | Sequence[int]  # the core(s) a child is pinned to
+
+
+def cpu_list(cpus: Cpus) -> str:
+    """``taskset -c``'s list: ``0`` or ``0,1``."""
+    return str(cpus) if isinstance(cpus, int) else ",".join(str(cpu) for cpu in cpus)
 
 
 class BenchError(Exception):
@@ -36,16 +42,21 @@ class Child:
     name: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    tree: bool = False  # its children work for it (``--workers N``): count them in
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
+    def pids(self) -> list[int]:
+        return [self.pid, *descendants(self.pid)] if self.tree else [self.pid]
+
     def cpu(self) -> float:
-        return cpu_seconds(self.pid)
+        return sum(cpu_seconds(pid) for pid in self.pids())
 
     def rss(self) -> float:
-        return rss_bytes(self.pid)
+        """Resident memory; of a tree, the sum (pages the workers share count twice)."""
+        return sum(rss_bytes(pid) for pid in self.pids())
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -53,6 +64,7 @@ class Child:
     def stop(self, grace: float = 15.0) -> None:
         if self.process.poll() is not None:
             return
+        below = [(pid, started_at(pid)) for pid in self.pids()[1:]]
         with contextlib.suppress(ProcessLookupError):
             self.process.send_signal(signal.SIGTERM)
         try:
@@ -60,6 +72,10 @@ class Child:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        for pid, started in below:  # workers a killed supervisor could not stop
+            if started is not None and started_at(pid) == started:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
     def tail(self, lines: int = 30) -> str:
         try:
@@ -84,15 +100,16 @@ class Children:
         *,
         env: Mapping[str, str | None] | None = None,
         cwd: Path = REPO,
-        cpu: int | None = None,
+        cpu: Cpus | None = None,
         stdin: int | None = subprocess.DEVNULL,
         stdout: int | None = None,
+        tree: bool = False,
     ) -> Child:
         log_path = self.logs / f"{name}.log"
         merged = {**os.environ, **(env or {})}  # a None value unsets the variable
         environment = {key: value for key, value in merged.items() if value is not None}
         if self.pin and cpu is not None and shutil.which("taskset"):
-            argv = ["taskset", "-c", str(cpu), *argv]  # taskset execs: same pid
+            argv = ["taskset", "-c", cpu_list(cpu), *argv]  # taskset execs: same pid
         with log_path.open("ab") as log:
             process = subprocess.Popen(
                 argv,
@@ -103,7 +120,7 @@ class Children:
                 stderr=log,
                 start_new_session=True,  # Ctrl-C reaches the harness only
             )
-        child = Child(name, process, log_path)
+        child = Child(name, process, log_path, tree)
         self.started.append(child)
         return child
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.stats import Quantile, min_samples, shown
-from bench.verdicts import NOT_PROBED, TARGETS
+from bench.verdicts import HARNESS_LIMITED, NOT_PROBED, TARGETS, Target
 
 START = "<!-- bench:figures:start -->"
 END = "<!-- bench:figures:end -->"
@@ -48,6 +48,7 @@ def _judged(results: Results, source: str) -> Iterable[dict[str, Any]]:
     for transport in TRANSPORTS:
         yield _cpu_per_token(ladders, source, transport)
     yield from _stall_rows(results.get("stall_free", []), source)
+    yield from _scaling_rows(results.get("scaling", []), source)
     for key, read in PHASE_TARGETS:
         phase, target = key.split(":")
         entry = _for(results, phase, source)
@@ -152,6 +153,44 @@ def _stall_rows(entries: Sequence[Results], source: str) -> Iterable[dict[str, A
     for path in TRANSPORTS:
         if path not in judged:
             yield TARGETS["stall_free"].judge(None, path=path)
+
+
+SCALING_TARGETS = (("workers_2", "workers"), ("instances_2", "instances"))
+
+
+def _scaling_rows(entries: Sequence[Results], source: str) -> Iterable[dict[str, Any]]:
+    """Two cores' stall-free streams over one worker's: ``--workers 2``, two instances."""
+    entry = next((e for e in entries if e["source"] == source), None)
+    configs = {c["key"]: c for c in (entry or {}).get("configs", [])}
+    for key, config in SCALING_TARGETS:
+        yield _scaling_row(TARGETS[key], configs.get(config), configs.get("single"))
+
+
+def _scaling_row(target: Target, config: Results | None, single: Results | None) -> Results:
+    """A ratio only from two found limits that are Parley's: a limit never reached is
+    not probed, one the baseline shared is the harness's."""
+    if config is None or single is None:
+        return target.judge(None, path="ws")
+    failed = next((c for c in (config, single) if "error" in c), None)
+    if failed is not None:
+        return target.judge(None, f"{failed['label']} failed: {failed['error'][:200]}", path="ws")
+    note = (
+        f"{config['max_streams']} vs {single['max_streams']} streams clean; first unclean "
+        f"{config['first_unclean'] or '-'} vs {single['first_unclean'] or '-'}"
+    )
+    limits = [c["limit"] for c in (config, single) if c.get("limit")]
+    note += "".join(f"; {limit}" for limit in dict.fromkeys(limits))
+    unknown = [c["label"] for c in (single, config) if not c["probed"]]
+    if unknown:
+        clean = " and ".join(unknown)
+        note += f"; every level tried was clean for {clean}: the limit was not probed"
+        return target.judge(None, note, path="ws", missing=NOT_PROBED)
+    if config.get("baseline_stalled") or single.get("baseline_stalled"):
+        return target.judge(None, note, path="ws", missing=HARNESS_LIMITED)
+    row = target.judge(config.get("ratio"), note, path="ws")
+    if limits and row["verdict"] != "met":  # a miss on shared cores is not Parley's alone
+        row["verdict"] = f"{HARNESS_LIMITED}; {row['verdict']}"
+    return row
 
 
 Reading = tuple[float, str]
@@ -547,6 +586,8 @@ def _phase_sections(results: Results) -> list[str]:
     parts: list[str] = []
     if results.get("stall_free"):
         parts += ["### Stall-free streams at 50 tokens/s", _stall_table(results["stall_free"])]
+    if results.get("scaling"):
+        parts += ["### Scaling across cores", _scaling_table(results["scaling"])]
     if results.get("persistence"):
         parts += ["### Persistence", _persistence_table(results["persistence"])]
     if results.get("redis"):
@@ -596,6 +637,63 @@ def _stall_sentence(e: Results) -> str:
         f"{where}: at most **{e['max_streams']}** streams stall-free "
         f"({e['per_core']:.0f} per core; Parley on {e['parley_cores']} core(s))."
     )
+
+
+SCALING_COLUMNS = (
+    "source",
+    "configuration",
+    "processes x workers",
+    "CPUs",
+    "stall-free streams",
+    "first unclean",
+    "probed",
+    "vs one worker",
+    "Parley CPU at the limit",
+    "harness limit",
+    "probes",
+)
+
+
+def _scaling_table(entries: Sequence[Results]) -> str:
+    rows, errors = [], []
+    for entry in entries:
+        for c in entry["configs"]:
+            rows.append(_scaling_row_cells(entry["source"], c))
+            if "error" in c:
+                errors.append(f"- `{entry['source']}` {c['label']}: {c['error'][:500]}")
+    first = entries[0]
+    intro = (
+        f"WebSocket streams at {1000 / first['interval_ms']:g} tokens/s, each level against "
+        "the baseline at the same level, bisected as above; two instances share one database "
+        f"and Redis and take a round's streams in turn. Machine: {first['machine_cores']} "
+        f"cores; below 4 the stub, load generator and Redis share Parley's second core."
+    )
+    failures = "\n\nFailed:\n\n" + "\n".join(errors) if errors else ""
+    return intro + "\n\n" + table(SCALING_COLUMNS, rows) + failures
+
+
+def _scaling_row_cells(source: str, c: Results) -> list[str]:
+    ratio = c.get("ratio")
+    busy = c.get("parley_busy")
+    label = c["label"] + (" (stall-free phase)" if c.get("reused") else "")
+    probes = ", ".join(
+        f"{p['level']} {'clean' if p['clean'] else 'stalled'}"
+        + (" (baseline stalled)" if p.get("baseline_stalls") or p.get("baseline_failed") else "")
+        for p in c["probes"]
+    )
+    return [
+        source,
+        f"`{label}`" if label.startswith("--") else label,
+        f"{c['processes']} x {c['workers']}",
+        c["cpus"],
+        "failed" if "error" in c else str(c["max_streams"]),
+        str(c["first_unclean"] or "-"),
+        "yes" if c["probed"] else "**not probed**",
+        "-" if ratio is None else f"x{ratio:.2f}",
+        "-" if busy is None else f"{_n(busy, 2)} cores",
+        c.get("limit", ""),
+        probes,
+    ]
 
 
 def _persistence_table(entries: Sequence[Results]) -> str:

@@ -14,9 +14,12 @@ tree, then runs the phases (see docs/performance.md):
    levels, and above them when all were clean; quick mode does not go above);
 5. persistence: a burst of short replies, rows per second and commit lag;
 6. optional py-spy profiles (``--profile``);
-7. memory per idle authenticated WebSocket (fresh instance);
-8. Redis round trips per token (fresh instance behind a counting proxy);
-9. optional soak (``--soak SECONDS``).
+7. scaling across cores: stall-free streams of ``--workers 2`` and of two
+   instances sharing storage against one worker's (fresh instances; full runs
+   only unless ``--scaling``; see bench/scaling.py);
+8. memory per idle authenticated WebSocket (fresh instance);
+9. Redis round trips per token (fresh instance behind a counting proxy);
+10. optional soak (``--soak SECONDS``).
 
 ``--peer litellm`` adds LiteLLM proxy (its own virtualenv, no database) to the
 first-token, ladder and burst phases, measured through the same client.
@@ -49,7 +52,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import phases, report
+from bench import phases, report, scaling
 from bench.arrivals import MODES, Arrivals
 from bench.common import Profile
 from bench.cpu import PostgresCpu
@@ -59,7 +62,7 @@ from bench.processes import REPO, BenchError, Children, GeneratorClient, free_po
 from bench.servers import Instance, Source, Storage, catalog_copy, check_import, scratch_database
 from bench.stats import min_samples
 
-PHASES = ("ttft", "ladder", "burst", "stall", "persistence", "idle", "redis")
+PHASES = ("ttft", "ladder", "burst", "stall", "persistence", "scaling", "idle", "redis")
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
@@ -100,6 +103,8 @@ class Options:
     samples: int = 200
     probe_tokens: int = 8
     burst_streams: int = 128
+    scaling: bool = False  # run the scaling phase
+    scaling_levels: tuple[int, ...] = ()
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
@@ -152,6 +157,9 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         samples=max(args.samples, 1),
         probe_tokens=args.probe_tokens,
         burst_streams=pick(args.burst, 128, 32),
+        # Several minutes of fresh instances: in quick runs only when asked for.
+        scaling="scaling" not in args.skip and (args.scaling or not quick),
+        scaling_levels=args.scaling_levels or (),
     )
 
 
@@ -204,7 +212,24 @@ def _parser() -> argparse.ArgumentParser:
     add("--no-pin", action="store_true", help="do not pin processes to cores")
     add("--no-ws-deflate", action="store_true", help="clients do not offer permessage-deflate")
     add("--logs", type=Path, help="keep every process's log in this folder")
-    add("--skip", type=_words, default=(), help=f"phases to skip: {','.join(PHASES)}")
+    add(
+        "--scaling",
+        action="store_true",
+        help="run the scaling phase (--workers 2 and two instances vs one worker) in --quick "
+        "too; full runs include it unless --skip scaling",
+    )
+    add(
+        "--scaling-levels",
+        type=_ints,
+        help="levels the scaling phase probes first per configuration, then bisects "
+        "(default: one worker's stall-free streams and 1.8x that; 32,64 without them)",
+    )
+    add(
+        "--skip",
+        type=_words,
+        default=(),
+        help=f"phases to skip: {','.join(PHASES)} (--quick skips scaling unless --scaling)",
+    )
     add("--from-json", type=Path, help="measure nothing: report (and --publish) a saved run")
     add(
         "--server-env",
@@ -436,6 +461,10 @@ async def fresh_instance_phases(
     """The phases that start their own instance of ``source``."""
     paced, _ = profiles(options)
     label = source.label
+    if options.scaling:
+        single = _for_path(results.get("stall_free", []), label, scaling.TRANSPORT)
+        across = partial(scaling.scaling, h, source, paced, single)
+        _append(results, "scaling", await attempt(results, f"scaling {label}", across))
     if "idle" not in options.skip:
         idle = partial(phases.idle_sockets, h, source)
         _append(results, "idle", await attempt(results, f"idle {label}", idle))
@@ -474,6 +503,10 @@ async def profile_runs(
         if entry is not None:
             found.append(entry)
     return found
+
+
+def _for_path(entries: Sequence[dict[str, Any]], source: str, path: str) -> dict[str, Any] | None:
+    return next((e for e in entries if e["source"] == source and e.get("path") == path), None)
 
 
 def _put(results: dict[str, Any], key: str, value: Any) -> None:
@@ -525,6 +558,7 @@ async def main_async(options: Options) -> int:
         "arrivals": options.arrivals.describe(),
         "pinning": "Parley on CPU 0; stub, load generator, Redis and harness on CPU 1; "
         "Postgres (shared) unpinned"
+        + ("; the scaling phase's second Parley core is CPU 1" if options.scaling else "")
         if options.pin
         else "none",
     }
@@ -580,6 +614,7 @@ def settings_of(options: Options) -> phases.Settings:
         probe_samples=options.samples,
         burst_streams=options.burst_streams,
         stall_probe_up=not options.quick,
+        scaling_levels=options.scaling_levels,
     )
 
 

@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 
 from bench.common import ANTHROPIC_MODEL, OPENAI_MODEL
 from bench.cpu import harness_connection
-from bench.processes import BenchError, Child, Children, free_port, http_status, wait_until
+from bench.processes import BenchError, Child, Children, Cpus, free_port, http_status, wait_until
 from parley.storage.keys import SHARDS, Keys
 
 JWT_SECRET = "bench-secret-" + "x" * 40
@@ -202,17 +202,22 @@ async def start_instance(
     *,
     stub_url: str,
     redis_url: str | None = None,
-    cpu: int | None = None,
+    cpu: Cpus | None = None,
     extra_env: dict[str, str] | None = None,
+    workers: int = 1,
 ) -> Instance:
-    """``python -m parley serve`` from ``source``, ready when ``/ready`` answers 200."""
+    """``python -m parley serve`` from ``source``, ready when ``/ready`` answers 200.
+
+    With ``workers`` > 1 the child is uvicorn's supervisor: its CPU and RSS are
+    those of its process tree."""
     port = free_port()
     data_dir = children.logs / f"{name}-data"
     env = server_env(source, storage, redis_url or storage.redis_url, stub_url, data_dir)
     for name, value in (extra_env or {}).items():
         env[name] = f"{value}:{env[name]}" if name == "PYTHONPATH" else value
     argv = [sys.executable, "-m", "parley", "serve", "--port", str(port)]
-    child = children.spawn(name, argv, env=env, cwd=source.root, cpu=cpu)
+    argv += ["--workers", str(workers)] if workers > 1 else []
+    child = children.spawn(name, argv, env=env, cwd=source.root, cpu=cpu, tree=workers > 1)
     instance = Instance(name, source, storage, child, port)
 
     async def ready() -> bool:

@@ -3,8 +3,10 @@
 A verdict is ``met``, ``missed (…)``, or one that says why there is none:
 ``not measured`` (the phase did not run or failed), ``not probed`` (the
 harness never found the limit: quick mode, or every level it tried was
-clean), or ``too few samples`` (a percentile whose count is under
-:func:`bench.stats.min_samples`). Every target is judged per path
+clean), ``too few samples`` (a percentile whose count is under
+:func:`bench.stats.min_samples`), or ``harness-limited`` (the harness, not
+Parley, set the limit: the baseline stalled too, or too few cores to keep the
+stub and load generator off Parley's). Every target is judged per path
 (``ws``, ``ws-new``, ``sse``). Nothing here does I/O.
 """
 
@@ -18,6 +20,7 @@ from bench.stats import Quantile, min_samples
 
 NOT_MEASURED = "not measured"
 NOT_PROBED = "not probed"
+HARNESS_LIMITED = "harness-limited"
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,14 @@ TARGETS = {
         Target("gap_200_p99", "added inter-token gap p99, 200 streams", 10.0, "ms"),
         Target("cpu_per_token", "CPU per relayed token (server + Redis + Postgres)", 60.0, "µs"),
         Target("stall_free", "stall-free streams at 50 tokens/s, per core", 200, "streams", True),
+        Target("workers_2", "`--workers 2` stall-free streams vs one worker", 1.8, "x", True),
+        Target(
+            "instances_2",
+            "two instances, aggregate stall-free streams vs one worker",
+            1.8,
+            "x",
+            True,
+        ),
         Target("idle_ws_kib", "memory per idle authenticated WebSocket", 40.0, "KiB"),
         Target("rows_per_s", "persistence: rows committed per second", 5000, "rows/s", True),
         Target("commit_lag_p99", "persistence: reply end to commit, p99", 250.0, "ms"),
