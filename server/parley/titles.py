@@ -10,6 +10,11 @@ charged to the user's budget and recorded as its own ``llm_usage`` row
 (``purpose = 'title'``, tied to the conversation, not a message). Any
 failure keeps the provisional title. The offline demo model cannot
 summarise, so it is not asked.
+
+Titles wait their turn: a few are asked at once per process, so a wave of
+first replies ending together does not take the loop from the replies still
+streaming; when too many wait, new ones are skipped (the provisional title
+stays, and the operator's log says how many).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from decimal import Decimal
 import asyncpg
 
 from parley.errors import BudgetExceeded, UpstreamUnavailable
+from parley.lane import Lane
 from parley.llm.base import CallRecord, ChatMessage, TextDelta
 from parley.llm.router import CallFinished, LLMRouter
 from parley.operators.events import OperationsBus
@@ -45,6 +51,8 @@ EXCERPT_CHARS = 1500  # of the question and of the answer
 MAX_TITLE_TOKENS = 24
 TEMPERATURE = 0.2
 OFFLINE_PROVIDERS = frozenset({"demo"})
+TITLES_AT_ONCE = 2
+TITLES_WAITING = 1000  # beyond this, a conversation keeps its provisional title
 
 _LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _LABEL = re.compile(r"^\s*title\s*:\s*", re.IGNORECASE)
@@ -87,6 +95,8 @@ class TitleWriter:
         self.bus = bus
         self.enabled = enabled
         self._running: set[asyncio.Task[None]] = set()
+        self._lane = Lane(TITLES_AT_ONCE, TITLES_WAITING)
+        self._skipped = 0
 
     def after_reply(self, job: ReplyJob, reply: FinishedReply) -> None:
         """Start titling the conversation if this was its first complete reply."""
@@ -94,7 +104,16 @@ class TitleWriter:
             return
         if not job.models or job.models[0].provider in OFFLINE_PROVIDERS:
             return
-        task = asyncio.create_task(self._title(job, reply), name=f"title-{job.conversation_id}")
+        if not self._lane.has_room():
+            self._skipped += 1
+            if self._skipped == 1 or self._skipped % 100 == 0:
+                log.warning(
+                    "%d titles waiting: %d conversations keep their provisional title",
+                    self._lane.waiting,
+                    self._skipped,
+                )
+            return
+        task = asyncio.create_task(self._queued(job, reply), name=f"title-{job.conversation_id}")
         self._running.add(task)  # the loop keeps only weak references to tasks
         task.add_done_callback(self._running.discard)
 
@@ -102,6 +121,10 @@ class TitleWriter:
         for task in list(self._running):
             task.cancel()
         await asyncio.gather(*self._running, return_exceptions=True)
+
+    async def _queued(self, job: ReplyJob, reply: FinishedReply) -> None:
+        async with self._lane.slot():
+            await self._title(job, reply)
 
     async def _title(self, job: ReplyJob, reply: FinishedReply) -> None:
         try:
