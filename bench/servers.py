@@ -213,8 +213,8 @@ async def start_instance(
     port = free_port()
     data_dir = children.logs / f"{name}-data"
     env = server_env(source, storage, redis_url or storage.redis_url, stub_url, data_dir)
-    for name, value in (extra_env or {}).items():
-        env[name] = f"{value}:{env[name]}" if name == "PYTHONPATH" else value
+    for variable, value in (extra_env or {}).items():
+        env[variable] = f"{value}:{env[variable]}" if variable == "PYTHONPATH" else value
     argv = [sys.executable, "-m", "parley", "serve", "--port", str(port)]
     argv += ["--workers", str(workers)] if workers > 1 else []
     child = children.spawn(name, argv, env=env, cwd=source.root, cpu=cpu, tree=workers > 1)
