@@ -1,13 +1,24 @@
-"""The lane background work waits in (conversation titles): a bounded number of
-jobs at once, the rest in arrival order, and a full queue said as such."""
+"""Lanes (accepts, titles): a bounded number of jobs at once, the rest in
+arrival order, a full queue said as such, and nothing lost or doubled when a
+burst of messages queues for the accept lane."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import uuid
+from collections.abc import Iterator
 
+import asyncpg
 import pytest
 
+from conftest import TokenFactory
 from parley.lane import Lane
+from support.client import ChatClient
+from support.fake_llm import FakeLLM, Script
+from support.server import ParleyServer
+
+BURST = 24
 
 
 async def _one_turn() -> None:
@@ -16,7 +27,7 @@ async def _one_turn() -> None:
 
 
 async def test_at_most_concurrency_hold_a_slot_and_the_rest_go_in_order() -> None:
-    lane = Lane(2, 10)
+    lane = Lane(2)
     release = asyncio.Event()
     entered: list[int] = []
     holding = most = 0
@@ -40,7 +51,7 @@ async def test_at_most_concurrency_hold_a_slot_and_the_rest_go_in_order() -> Non
 
 
 async def test_a_waiter_that_gives_up_frees_its_place() -> None:
-    lane = Lane(1, 10)
+    lane = Lane(1)
     async with lane.slot():
         waiter = asyncio.create_task(lane.slot().__aenter__())
         await _one_turn()
@@ -52,8 +63,16 @@ async def test_a_waiter_that_gives_up_frees_its_place() -> None:
         pass
 
 
+async def test_zero_admits_everything_at_once() -> None:
+    lane = Lane(0)
+    async with contextlib.AsyncExitStack() as held:
+        for _ in range(100):
+            await held.enter_async_context(lane.slot())
+        assert lane.waiting == 0 and lane.has_room()
+
+
 async def test_a_backlog_says_when_there_is_no_room_to_wait() -> None:
-    lane = Lane(1, 2)
+    lane = Lane(1, backlog=2)
     async with lane.slot():
         waiters = [asyncio.create_task(lane.slot().__aenter__()) for _ in range(2)]
         await _one_turn()
@@ -62,3 +81,40 @@ async def test_a_backlog_says_when_there_is_no_room_to_wait() -> None:
             waiter.cancel()
         await asyncio.gather(*waiters, return_exceptions=True)
     assert lane.has_room()
+
+
+@pytest.fixture(scope="module")
+def one_at_a_time(server_env: dict[str, str]) -> Iterator[ParleyServer]:
+    instance = ParleyServer({**server_env, "PARLEY_ACCEPT_CONCURRENCY": "1"}, name="lane")
+    yield instance.start()
+    instance.stop()
+
+
+async def test_a_burst_that_queues_loses_and_doubles_nothing(
+    one_at_a_time: ParleyServer, fake: FakeLLM, make_token: TokenFactory, db: asyncpg.Connection
+) -> None:
+    for n in range(BURST):
+        fake.enqueue(Script(chunks=[f"answer {n}"]))
+    user, token = make_token()
+
+    async def turn(n: int) -> tuple[str, str]:
+        async with await ChatClient.connect(one_at_a_time.ws_url, token) as client:
+            session = await client.start(agent="agent_gamma")
+            accepted = await client.say(f"question {n}")
+            reply = await client.reply(accepted["reply_id"])
+            assert reply.done is not None and reply.done["status"] == "complete"
+            return session["conversation_id"], reply.text
+
+    outcomes = await asyncio.gather(*(turn(n) for n in range(BURST)))
+    assert sorted(text for _, text in outcomes) == sorted(f"answer {n}" for n in range(BURST))
+    rows = await db.fetch(
+        "SELECT role, status FROM messages WHERE conversation_id = ANY($1)",
+        [uuid.UUID(conversation) for conversation, _ in outcomes],
+    )
+    assert len(rows) == 2 * BURST  # one question and one answer each
+    assert {(row["role"], row["status"]) for row in rows} == {
+        ("user", "accepted"),
+        ("assistant", "complete"),
+    }
+    usage = await db.fetchval("SELECT count(*) FROM llm_usage WHERE user_id = $1", user)
+    assert usage == BURST

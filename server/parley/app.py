@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import WebSocketRoute
 
+from parley import heap
 from parley.auth.routes import auth_routes
 from parley.auth.tokens import TokenVerifier, ensure_dev_secret
 from parley.catalog import CatalogError
@@ -62,6 +63,7 @@ def create_app(settings: Settings, *, tracing: Tracing | None = None) -> Starlet
         services = await Services.start(settings, verifier, tracing)
         app.state.services = services
         _reload_on_sighup(services)
+        heap.settle()  # last: what start-up made is what the collector stops walking
         try:
             yield
         finally:

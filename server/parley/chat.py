@@ -23,6 +23,7 @@ from parley.errors import Busy, Forbidden, NotFound
 from parley.knowledge.prompt import with_passages
 from parley.knowledge.service import Asker, Knowledge, Retrieval
 from parley.knowledge.store import Hit
+from parley.lane import Lane
 from parley.llm.base import ChatMessage, ModelRef
 from parley.llm.context import fit_messages
 from parley.llm.router import LLMRouter
@@ -140,6 +141,7 @@ class ChatService:
         tracing: Tracing = NO_TRACING,
         held: HeldMessages | None = None,
         knowledge: Knowledge | None = None,
+        admission: Lane | None = None,
     ) -> None:
         self.catalog = catalog
         self.conversations = conversations
@@ -154,6 +156,8 @@ class ChatService:
         self.tracing = tracing
         self.held = held
         self.knowledge = knowledge
+        # Accepts (start and send) take a slot: a burst of them queues (parley/lane.py).
+        self.admission = admission or Lane(0)
 
     # -- conversations and sessions ------------------------------------------
 
@@ -191,6 +195,26 @@ class ChatService:
         rules: str | None = None,
     ) -> SessionView:
         """Open a new conversation, continue one, or reattach to a session."""
+        async with self.admission.slot():
+            return await self._start(
+                user,
+                agent_id=agent_id,
+                conversation_id=conversation_id,
+                session_id=session_id,
+                personality=personality,
+                rules=rules,
+            )
+
+    async def _start(
+        self,
+        user: Principal,
+        *,
+        agent_id: str | None,
+        conversation_id: str | None,
+        session_id: str | None,
+        personality: str | None,
+        rules: str | None,
+    ) -> SessionView:
         if session_id is not None:
             session = await self.sessions.get(session_id, user.user_id)
             conversation = await self.conversations.get(user.user_id, session.conversation_id)
@@ -260,14 +284,15 @@ class ChatService:
             context.bound(conversation_id=conversation_id),
             self.tracing.message(conversation.agent_id, conversation_id) as span,
         ):
-            accepted = await self._send(
-                user,
-                conversation,
-                client_id=client_id,
-                text=text,
-                given=history,
-                can_confirm=can_confirm,
-            )
+            async with self.admission.slot():
+                accepted = await self._send(
+                    user,
+                    conversation,
+                    client_id=client_id,
+                    text=text,
+                    given=history,
+                    can_confirm=can_confirm,
+                )
             span.set("parley.reply.id", accepted.reply_id or "")
             span.set("parley.message.duplicate", accepted.duplicate)
             return accepted

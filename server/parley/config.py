@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     # Replies' frames go to Redis in batches, at most one per interval: a busy
     # instance makes fewer round trips, each frame waiting at most this long.
     stream_write_interval_ms: float = Field(default=4.0, ge=0, le=1000)
+    # Messages (and new chats) accepted at once per process; the rest queue in
+    # order, so a burst of them does not stall the replies already streaming
+    # (parley/lane.py; docs/performance.md). 0: no limit.
+    accept_concurrency: int = Field(default=4, ge=0, le=10_000)
     lease_ttl_seconds: float = Field(default=15.0, gt=0)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     # A tool call that needs the user's approval is declined after this long.

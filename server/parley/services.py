@@ -19,6 +19,7 @@ from parley.chat import ChatService
 from parley.config import Settings
 from parley.guests import ChatVerifier, Guests
 from parley.knowledge.service import Knowledge
+from parley.lane import Lane
 from parley.llm.moderation import ModerationClient
 from parley.llm.router import LLMRouter
 from parley.message_limits import MessageLimits
@@ -139,6 +140,7 @@ class Services:
             tracing=tracing,
             held=operations.desk,
             knowledge=knowledge,
+            admission=Lane(settings.accept_concurrency),
         )
         replies.run_background(sweep_interval=settings.lease_ttl_seconds / 2)
         log.info(

@@ -95,7 +95,7 @@ class TitleWriter:
         self.bus = bus
         self.enabled = enabled
         self._running: set[asyncio.Task[None]] = set()
-        self._lane = Lane(TITLES_AT_ONCE, TITLES_WAITING)
+        self._lane = Lane(TITLES_AT_ONCE, backlog=TITLES_WAITING)
         self._skipped = 0
 
     def after_reply(self, job: ReplyJob, reply: FinishedReply) -> None:
