@@ -7,6 +7,7 @@ several); the fake vendor answers its upstream calls.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import socket
 import subprocess
@@ -285,6 +286,21 @@ async def test_rest_rate_limit_refusals_are_counted(
         instance.stop()
     assert statuses == [200, 200, 429, 429, 429]
     assert after.value("parley_rate_limit_refusals_total", transport="rest", reason="limited") == 3
+
+
+def test_garbage_collections_are_timed_by_generation(metrics_server: ParleyServer) -> None:
+    name = "parley_gc_pause_seconds"
+    assert scraped(metrics_server).families[name].type == "histogram"  # the server exports it
+    # What the server's start-up calls, in this process, where a collection can be forced.
+    metrics.time_garbage_collections()
+    metrics.time_garbage_collections()  # once per process, however often it is called
+    labels = {"generation": "2"}
+    before = metrics.REGISTRY.get_sample_value(f"{name}_count", labels) or 0
+    gc.collect()
+    assert metrics.REGISTRY.get_sample_value(f"{name}_count", labels) == before + 1
+    assert metrics.REGISTRY.get_sample_value(f"{name}_bucket", {**labels, "le": "+Inf"}) == (
+        before + 1
+    )
 
 
 def test_the_metrics_port_shows_the_same_metrics(

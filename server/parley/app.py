@@ -20,6 +20,7 @@ from parley.auth.tokens import TokenVerifier, ensure_dev_secret
 from parley.catalog import CatalogError
 from parley.config import Settings
 from parley.errors import ParleyError
+from parley.observability import metrics
 from parley.observability.endpoint import metrics_routes
 from parley.observability.request_id import RequestIdMiddleware
 from parley.observability.tracing import Tracing
@@ -64,6 +65,7 @@ def create_app(settings: Settings, *, tracing: Tracing | None = None) -> Starlet
         app.state.services = services
         _reload_on_sighup(services)
         heap.settle()  # last: what start-up made is what the collector stops walking
+        metrics.time_garbage_collections()
         try:
             yield
         finally:

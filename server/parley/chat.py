@@ -196,51 +196,34 @@ class ChatService:
     ) -> SessionView:
         """Open a new conversation, continue one, or reattach to a session."""
         async with self.admission.slot():
-            return await self._start(
-                user,
-                agent_id=agent_id,
-                conversation_id=conversation_id,
-                session_id=session_id,
-                personality=personality,
-                rules=rules,
+            if session_id is not None:
+                session = await self.sessions.get(session_id, user.user_id)
+                conversation = await self.conversations.get(user.user_id, session.conversation_id)
+                agent = self._agent_of(user, conversation)
+            elif conversation_id is not None:
+                conversation = await self.conversations.get(user.user_id, conversation_id)
+                agent = self._agent_of(user, conversation)
+                session = await self.sessions.create(user.user_id, str(conversation.id))
+            else:
+                conversation, agent = await self.new_conversation(
+                    user, agent_id=agent_id, personality=personality, rules=rules
+                )
+                session = await self.sessions.create(user.user_id, str(conversation.id))
+                # Just made, under an id nobody else has seen yet: it has no messages
+                # and no reply. Reading them was four more round trips (three to
+                # Postgres, one to Redis) before a new chat's first message.
+                return SessionView(
+                    session, conversation, agent, self.limits.for_agent(agent), [], None
+                )
+            history = await self.conversations.messages(conversation.id)
+            return SessionView(
+                session,
+                conversation,
+                agent,
+                self.limits.for_agent(agent),
+                history,
+                await self.replies.running_in(str(conversation.id)),
             )
-
-    async def _start(
-        self,
-        user: Principal,
-        *,
-        agent_id: str | None,
-        conversation_id: str | None,
-        session_id: str | None,
-        personality: str | None,
-        rules: str | None,
-    ) -> SessionView:
-        if session_id is not None:
-            session = await self.sessions.get(session_id, user.user_id)
-            conversation = await self.conversations.get(user.user_id, session.conversation_id)
-            agent = self._agent_of(user, conversation)
-        elif conversation_id is not None:
-            conversation = await self.conversations.get(user.user_id, conversation_id)
-            agent = self._agent_of(user, conversation)
-            session = await self.sessions.create(user.user_id, str(conversation.id))
-        else:
-            conversation, agent = await self.new_conversation(
-                user, agent_id=agent_id, personality=personality, rules=rules
-            )
-            session = await self.sessions.create(user.user_id, str(conversation.id))
-            # Just made, under an id nobody else has seen yet: it has no messages
-            # and no reply. Reading them was four more round trips (three to
-            # Postgres, one to Redis) before a new chat's first message.
-            return SessionView(session, conversation, agent, self.limits.for_agent(agent), [], None)
-        history = await self.conversations.messages(conversation.id)
-        return SessionView(
-            session,
-            conversation,
-            agent,
-            self.limits.for_agent(agent),
-            history,
-            await self.replies.running_in(str(conversation.id)),
-        )
 
     def _agent_of(self, user: Principal, conversation: Conversation) -> Agent:
         """The conversation's agent; a guest's token must name it, and it must take guests."""

@@ -17,8 +17,10 @@ counted when they end.
 
 from __future__ import annotations
 
+import gc
+import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import asyncpg
 import prometheus_client
@@ -51,6 +53,8 @@ CostFunction = Callable[[ModelRef, int, int], float]
 _FIRST_TOKEN_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 8, 13, 20, 30, 60)
 _DURATION_BUCKETS = (0.5, 1, 2, 3, 5, 8, 13, 20, 30, 45, 60, 90, 120, 180, 300)
 _TOOL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120)
+# A pause over 40 ms (twice a fast vendor's token interval) is a visible stall.
+_PAUSE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.04, 0.075, 0.1, 0.25, 0.5, 1)
 
 REPLIES = Counter(
     "parley_replies",
@@ -159,6 +163,14 @@ FEEDBACK = Counter(
     ["agent", "rating"],
     registry=REGISTRY,
 )
+GC_PAUSE_SECONDS = Histogram(
+    "parley_gc_pause_seconds",
+    "How long each garbage collection stopped the process (and every stream on it),"
+    " by generation (2: a full collection).",
+    ["generation"],
+    buckets=_PAUSE_BUCKETS,
+    registry=REGISTRY,
+)
 STORAGE_ERRORS = Counter(
     "parley_storage_errors",
     "Postgres and Redis failures caught (and logged) by Parley, by what it was doing.",
@@ -258,6 +270,33 @@ def tool_call(tool: str, status: str, seconds: float) -> None:
 def feedback_given(agent: str, rating: str) -> None:
     """``rating`` is ``up`` or ``down`` (validated before it is stored)."""
     FEEDBACK.labels(agent, rating).inc()
+
+
+# -- the process --------------------------------------------------------------------
+
+
+class _CollectionTimer:
+    """A ``gc.callbacks`` entry timing each collection (they never overlap: the
+    collector holds the GIL from start to stop)."""
+
+    def __init__(self) -> None:
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            pause = time.perf_counter() - self._started
+            GC_PAUSE_SECONDS.labels(str(info["generation"])).observe(pause)
+
+
+_COLLECTION_TIMER = _CollectionTimer()
+
+
+def time_garbage_collections() -> None:
+    """Count every collection's pause from now on (once per process)."""
+    if _COLLECTION_TIMER not in gc.callbacks:
+        gc.callbacks.append(_COLLECTION_TIMER)
 
 
 # -- storage ---------------------------------------------------------------------------
