@@ -29,22 +29,18 @@ from redis.asyncio import Redis
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of ``pid`` so far."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return math.nan
-    fields = stat.rsplit(")", 1)[1].split()  # fields 3.. of proc(5)
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
 def _stat_fields(pid: int) -> list[str] | None:
     """Fields 3.. of ``/proc/<pid>/stat`` (after the command name, which may hold spaces)."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of ``pid`` so far."""
+    fields = _stat_fields(pid)
+    return math.nan if fields is None else (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def started_at(pid: int) -> int | None:

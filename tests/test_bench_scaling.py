@@ -25,6 +25,8 @@ from bench.scaling import (
 )
 from bench.verdicts import HARNESS_LIMITED, NOT_MEASURED, NOT_PROBED
 
+from support.bench_results import saved_run
+
 
 def test_a_rounds_streams_alternate_between_the_instances() -> None:
     command = {"url": "ws://a/ws", "urls": ["ws://a/ws", "ws://b/ws"]}
@@ -134,19 +136,7 @@ def run(single: Probes, workers: Probes, instances: Probes, cores: int) -> dict[
         "pinned": True,
         "configs": entries,
     }
-    results: dict[str, Any] = {
-        "meta": {
-            "sources": [{"label": "src", "describe": "a tree"}],
-            "date": "today",
-            "command": "python -m bench",
-            "seconds": 1.0,
-            "machine": "test",
-            "pinning": "none",
-            "commit": "0" * 40,
-        },
-        "ladders": [],
-        "scaling": [scaling],
-    }
+    results = saved_run(scaling=[scaling])
     # what --from-json reads back
     results = json.loads(json.dumps(results))
     results["targets"] = evaluate(results)

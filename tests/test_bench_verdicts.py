@@ -13,6 +13,8 @@ from bench.report import evaluate, markdown
 from bench.stats import spread
 from bench.verdicts import NOT_MEASURED, NOT_PROBED, TARGETS
 
+from support.bench_results import saved_run
+
 PROBE = Profile(8, 5)
 PACED = Profile(64, 20)
 
@@ -96,23 +98,14 @@ def run(first_token_count: int, stall_probed: bool) -> dict[str, Any]:
         "per_core": 32.0,
         "probes": [],
     }
-    results: dict[str, Any] = {
-        "meta": {
-            "sources": [{"label": "src", "describe": "a tree"}],
-            "date": "today",
-            "command": "python -m bench",
-            "seconds": 1.0,
-            "machine": "test",
-            "pinning": "none",
-            "commit": "0" * 40,
-        },
-        "first_token": {
+    results = saved_run(
+        first_token={
             "profile": {"tokens": 8, "interval_ms": 5},
             "samples_per_path": first_token_count,
             "pause_ms": 50.0,
             "cells": summarised(probes, PROBE),
         },
-        "ladders": [
+        ladders=[
             {
                 "name": "openai-64x20ms",
                 "vendor": "openai",
@@ -122,9 +115,9 @@ def run(first_token_count: int, stall_probed: bool) -> dict[str, Any]:
                 "cells": summarised(ladder, PACED),
             }
         ],
-        "stall_free": [stall],
-        "peer": {"name": "litellm", "started": False, "error": "BenchError: pip failed"},
-    }
+        stall_free=[stall],
+        peer={"name": "litellm", "started": False, "error": "BenchError: pip failed"},
+    )
     results["targets"] = evaluate(results)
     return results
 

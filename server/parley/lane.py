@@ -34,7 +34,6 @@ class Lane:
     """
 
     def __init__(self, concurrency: int, *, backlog: int | None = None) -> None:
-        self.concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency) if concurrency > 0 else None
         self._backlog = backlog
         self._waiting = 0
