@@ -57,6 +57,14 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
         self._head_received()
         super().connection_lost(exc)
 
+    def handle_websocket_upgrade(self) -> None:
+        super().handle_websocket_upgrade()
+        # The WebSocket protocol owns the connection now and this one is never
+        # told it was lost, so drop the parser here as uvicorn does there: it
+        # holds this protocol's callbacks, a cycle that would otherwise live
+        # until a full collection (docs/performance.md).
+        self.parser = None  # type: ignore[assignment]
+
     def on_headers_complete(self) -> None:
         self._head_received()
         super().on_headers_complete()

@@ -132,7 +132,7 @@ class ChatConnection:
                     return
                 await self._handle(raw)
         finally:
-            self.watch.stop()
+            self.watch.close()
             if self._expiry is not None:
                 self._expiry.cancel()
             for task in self.followers.values():
