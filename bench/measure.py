@@ -19,6 +19,7 @@ import math
 import os
 import socket
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -225,28 +226,45 @@ async def command_stats(redis_url: str) -> Counter[str]:
     return calls
 
 
-# -- a tiny HTTP client for the stub's control endpoints --------------------------------
+# -- a tiny HTTP client for the stub's control endpoints and Parley's /metrics ---------------
 
 
 async def http_json(url: str, method: str = "GET", body: Any = None) -> Any:
+    return json.loads(await http_text(url, method, body))
+
+
+async def http_text(
+    url: str, method: str = "GET", body: Any = None, headers: Mapping[str, str] | None = None
+) -> str:
+    """The body of one HTTP/1.1 request on a fresh connection; :class:`HTTPRefused`
+    unless it answered 2xx. No client library: the harness stays light."""
     address = urlsplit(url)
     reader, writer = await asyncio.open_connection(address.hostname, address.port)
     try:
         payload = b"" if body is None else json.dumps(body).encode()
         target = address.path + (f"?{address.query}" if address.query else "")
         head = f"{method} {target} HTTP/1.1\r\nhost: {address.netloc}\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
         head += f"content-length: {len(payload)}\r\nconnection: close\r\n\r\n"
         writer.write(head.encode() + payload)
         raw = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        status_line, *lines = raw.decode("latin-1").split("\r\n")
         length = 0
-        for line in raw.decode("latin-1").split("\r\n")[1:]:
+        for line in lines:
             name, _, value = line.partition(":")
             if name.strip().lower() == "content-length":
                 length = int(value)
         content = await asyncio.wait_for(reader.readexactly(length), 10)
     finally:
         writer.close()
-    return json.loads(content)
+    status = int(status_line.split()[1])
+    if not 200 <= status < 300:
+        raise HTTPRefused(f"{method} {url}: {status}")
+    return content.decode()
+
+
+class HTTPRefused(Exception):
+    """A request the harness made was answered with an error status."""
 
 
 # -- profiles -----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench import collector
 from bench.stats import Quantile, min_samples, shown
 from bench.verdicts import HARNESS_LIMITED, NOT_PROBED, TARGETS, Target
 
@@ -590,6 +591,13 @@ def _phase_sections(results: Results) -> list[str]:
         parts += ["### Scaling across cores", _scaling_table(results["scaling"])]
     if results.get("persistence"):
         parts += ["### Persistence", _persistence_table(results["persistence"])]
+    if results.get("collector"):
+        intro = (
+            "Collections during every phase above, from each instance's "
+            "`parley_gc_pause_seconds` (read when ready and before it stopped)."
+        )
+        rows = collector.table_rows(results["collector"])
+        parts += ["### The garbage collector", intro, table(collector.COLUMNS, rows)]
     if results.get("redis"):
         parts += ["### Redis round trips", _redis_table(results["redis"])]
     if results.get("idle"):

@@ -52,7 +52,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import phases, report, scaling
+from bench import collector, phases, report, scaling
 from bench.arrivals import MODES, Arrivals
 from bench.common import Profile
 from bench.cpu import PostgresCpu
@@ -410,6 +410,7 @@ async def measure(options: Options, h: phases.Harness, sources: Sequence[Source]
     results: dict[str, Any] = {"ladders": []}
     paced, _ = profiles(options)
     instances = [await h.start_instance("parley", source) for source in sources]
+    at_start = [await collector.read(instance.url) for instance in instances]
     await with_peer(options, h, results)
     if "ttft" not in options.skip:
         probe = Profile(options.probe_tokens, options.fast_interval_ms)
@@ -448,7 +449,9 @@ async def measure(options: Options, h: phases.Harness, sources: Sequence[Source]
         if options.profile:
             for found in await profile_runs(options, h, instance, results):
                 _append(results, "profiles", found)
-    for instance in instances:
+    for instance, before in zip(instances, at_start, strict=True):
+        pauses = collector.pauses(before, await collector.read(instance.url))
+        _append(results, "collector", {"source": instance.source.label, "generations": pauses})
         await h.stop_instance(instance)
     for source in sources:
         await fresh_instance_phases(options, h, source, results)

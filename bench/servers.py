@@ -28,6 +28,7 @@ from bench.processes import BenchError, Child, Children, Cpus, free_port, http_s
 from parley.storage.keys import SHARDS, Keys
 
 JWT_SECRET = "bench-secret-" + "x" * 40
+METRICS_TOKEN = "bench-metrics-" + "x" * 32  # /metrics exists only with a token
 OPENAI_AGENT = "agent_gamma"  # technical support: output rules on, no disclaimer
 ANTHROPIC_AGENT = "bench_anthropic"
 # Every shard's set of running replies (the harness leaves PARLEY_REDIS_PREFIX at
@@ -179,6 +180,7 @@ def server_env(
         "DATABASE_URL": storage.database_url,
         "REDIS_URL": redis_url,
         "PARLEY_JWT_SECRET": JWT_SECRET,
+        "PARLEY_METRICS_TOKEN": METRICS_TOKEN,
         "PARLEY_CATALOG": str(storage.catalog),
         "PARLEY_WEB_DIR": str(source.root / "web"),
         "PARLEY_DATA_DIR": str(data_dir),
