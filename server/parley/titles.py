@@ -25,13 +25,16 @@ import logging
 import re
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
+from uuid import UUID
 
 import asyncpg
 
+from parley.catalog import Agent
 from parley.errors import BudgetExceeded, UpstreamUnavailable
 from parley.lane import Lane
-from parley.llm.base import CallRecord, ChatMessage, TextDelta
+from parley.llm.base import CallRecord, ChatMessage, ModelRef, TextDelta
 from parley.llm.router import CallFinished, LLMRouter
 from parley.operators.events import OperationsBus
 from parley.replies.job import ReplyJob
@@ -79,6 +82,25 @@ def screen_title(title: str, rules: RuleSet) -> str:
     return clean_title(shown)
 
 
+@dataclass(frozen=True, slots=True)
+class _Titling:
+    """What titling a conversation needs. A title waiting its turn holds this,
+    not the whole reply: its prompt with every passage, its tools, its text."""
+
+    conversation_id: UUID
+    user_id: str
+    agent: Agent
+    models: tuple[ModelRef, ...]
+    excerpt: str
+
+    @classmethod
+    def of(cls, job: ReplyJob, reply: FinishedReply) -> _Titling:
+        excerpt = (
+            f"User: {job.user_text[:EXCERPT_CHARS]}\n\nAssistant: {reply.text[:EXCERPT_CHARS]}"
+        )
+        return cls(job.conversation_id, job.user_id, job.agent, job.models, excerpt)
+
+
 class TitleWriter:
     def __init__(
         self,
@@ -113,7 +135,8 @@ class TitleWriter:
                     self._skipped,
                 )
             return
-        task = asyncio.create_task(self._queued(job, reply), name=f"title-{job.conversation_id}")
+        titling = _Titling.of(job, reply)
+        task = asyncio.create_task(self._queued(titling), name=f"title-{job.conversation_id}")
         self._running.add(task)  # the loop keeps only weak references to tasks
         task.add_done_callback(self._running.discard)
 
@@ -122,33 +145,30 @@ class TitleWriter:
             task.cancel()
         await asyncio.gather(*self._running, return_exceptions=True)
 
-    async def _queued(self, job: ReplyJob, reply: FinishedReply) -> None:
+    async def _queued(self, titling: _Titling) -> None:
         async with self._lane.slot():
-            await self._title(job, reply)
+            await self._title(titling)
 
-    async def _title(self, job: ReplyJob, reply: FinishedReply) -> None:
+    async def _title(self, titling: _Titling) -> None:
         try:
-            raw = await self._ask(job, reply)
-            title = screen_title(raw, job.agent.rules) if raw else ""
+            raw = await self._ask(titling)
+            title = screen_title(raw, titling.agent.rules) if raw else ""
             if title:
-                await self._store(job, title)
+                await self._store(titling, title)
         except asyncio.CancelledError:
             raise
         except Exception:  # the provisional title stays
-            log.exception("could not title conversation %s", job.conversation_id)
+            log.exception("could not title conversation %s", titling.conversation_id)
 
-    async def _ask(self, job: ReplyJob, reply: FinishedReply) -> str:
-        excerpt = (
-            f"User: {job.user_text[:EXCERPT_CHARS]}\n\nAssistant: {reply.text[:EXCERPT_CHARS]}"
-        )
-        prompt = (ChatMessage("system", PROMPT), ChatMessage("user", excerpt))
-        tokens = self.router.counter.for_model(job.models[0]).count_messages(prompt)
+    async def _ask(self, titling: _Titling) -> str:
+        prompt = (ChatMessage("system", PROMPT), ChatMessage("user", titling.excerpt))
+        tokens = self.router.counter.for_model(titling.models[0]).count_messages(prompt)
         try:
             reservation = await self.budget.reserve(
-                job.user_id,
-                job.agent.rules.id,
+                titling.user_id,
+                titling.agent.rules.id,
                 tokens + MAX_TITLE_TOKENS,
-                job.agent.daily_token_budget,
+                titling.agent.daily_token_budget,
             )
         except BudgetExceeded:
             return ""
@@ -156,7 +176,7 @@ class TitleWriter:
         calls: list[CallRecord] = []
         try:
             events = self.router.stream(
-                job.models,
+                titling.models,
                 prompt,
                 max_tokens=MAX_TITLE_TOKENS,
                 temperature=TEMPERATURE,
@@ -175,11 +195,11 @@ class TitleWriter:
             used = sum(call.total_tokens for call in calls)
             with contextlib.suppress(Exception):
                 await self.budget.settle(reservation, used)
-            await self._record_usage(job, calls)
+            await self._record_usage(titling, calls)
         answered = bool(calls) and calls[-1].status == "complete"
         return "".join(parts) if answered else ""
 
-    async def _record_usage(self, job: ReplyJob, calls: Sequence[CallRecord]) -> None:
+    async def _record_usage(self, titling: _Titling, calls: Sequence[CallRecord]) -> None:
         await self.pool.executemany(
             "INSERT INTO llm_usage (user_id, conversation_id, agent_id, provider, model,"
             " prompt_tokens, completion_tokens, total_tokens, cost_usd, estimated, ttft_ms,"
@@ -187,9 +207,9 @@ class TitleWriter:
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'title')",
             [
                 (
-                    job.user_id,
-                    job.conversation_id,
-                    job.agent.id,
+                    titling.user_id,
+                    titling.conversation_id,
+                    titling.agent.id,
                     call.model.provider,
                     call.model.name,
                     call.prompt_tokens,
@@ -206,15 +226,16 @@ class TitleWriter:
             ],
         )
 
-    async def _store(self, job: ReplyJob, title: str) -> None:
+    async def _store(self, titling: _Titling, title: str) -> None:
         # A rename by the user (title_source 'user') is never overwritten.
         stored = await self.pool.fetchval(
             "UPDATE conversations SET title = $2, title_source = 'generated'"
             " WHERE id = $1 AND title_source = 'provisional' RETURNING id",
-            job.conversation_id,
+            titling.conversation_id,
             title,
         )
         if stored is not None:
-            event = {"kind": "title", "conversation_id": str(job.conversation_id), "title": title}
+            conversation_id = str(titling.conversation_id)
+            event = {"kind": "title", "conversation_id": conversation_id, "title": title}
             with contextlib.suppress(Exception):  # stored: clients see it when they re-read
                 await self.bus.publish(event)
