@@ -3,29 +3,26 @@
 The WebSocket handler and the REST endpoints both call :class:`ChatService`;
 it resolves agents, owns the order of operations when a message arrives
 (rules, busy check, budget, Postgres, then the reply task) and builds the
-views clients see.
+views clients see. What the reply is asked with (the screened history, the
+passages, the fitted prompt, the reserved budget, the tools) is
+:mod:`parley.turns`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from functools import partial
-from typing import Protocol, TypeVar
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
 from uuid import UUID
 
 from parley.auth.tokens import Principal
 from parley.catalog import Agent, CatalogStore
 from parley.catalog.catalog import composed_id
 from parley.errors import Busy, Forbidden, NotFound
-from parley.knowledge.prompt import with_passages
-from parley.knowledge.service import Asker, Knowledge, Retrieval
-from parley.knowledge.store import Hit
+from parley.knowledge.service import Asker, Knowledge
 from parley.lane import Lane
 from parley.llm.base import ChatMessage, ModelRef
-from parley.llm.context import fit_messages
 from parley.llm.router import LLMRouter
 from parley.message_limits import MessageLimits
 from parley.observability import context
@@ -36,20 +33,13 @@ from parley.replies.log import ConversationHeld
 from parley.replies.memory import ConversationMemory
 from parley.replies.service import ReplyService
 from parley.rules.events import InputVerdict
-from parley.rules.ruleset import RuleSet
 from parley.sessions import Session, SessionStore
 from parley.storage.budget import TokenBudget
 from parley.storage.conversations import ConversationStore, NewTurn
 from parley.storage.keys import new_reply_id
 from parley.storage.records import Conversation, Message
-from parley.tools.base import Tool
 from parley.tools.registry import ToolRegistry
-
-# Longer texts are checked in a thread (see _off_the_loop).
-LONG_TEXT_CHARS = 512
-_EarlySearch = tuple[str, asyncio.Task[list[Hit]]]  # a query and its search under way
-_In = TypeVar("_In")
-_Out = TypeVar("_Out")
+from parley.turns import EarlySearch, TurnPreparer, off_the_loop, screen_history
 
 
 class HeldMessages(Protocol):
@@ -148,16 +138,19 @@ class ChatService:
         self.sessions = sessions
         self.memory = memory
         self.replies = replies
-        self.router = router
-        self.budget = budget
-        self.tools = tools
-        self.default_model = default_model
         self.limits = limits
         self.tracing = tracing
         self.held = held
-        self.knowledge = knowledge
         # Accepts (start and send) take a slot: a burst of them queues (parley/lane.py).
         self.admission = admission or Lane(0)
+        self.turns = TurnPreparer(
+            router=router,
+            budget=budget,
+            tools=tools,
+            default_model=default_model,
+            tracing=tracing,
+            knowledge=knowledge,
+        )
 
     # -- conversations and sessions ------------------------------------------
 
@@ -300,7 +293,8 @@ class ChatService:
         # The history is only needed if the reply opens, but reading it (and
         # searching the knowledge) alongside saves round trips on the way to
         # the first token.
-        early = self._search_early(turn, verdict)
+        asker = Asker(user.user_id, conversation.id, UUID(reply_id))
+        early = self.turns.search_early(agent, verdict, asker)
         try:
             opened, history = await asyncio.gather(
                 self._open(turn), self._history(turn), return_exceptions=True
@@ -320,20 +314,6 @@ class ChatService:
             if early is not None:
                 early[1].cancel()  # unused (or done: then this does nothing)
 
-    def _search_early(self, turn: _Turn, verdict: InputVerdict) -> _EarlySearch | None:
-        """The turn's first knowledge search, started before the reply opens.
-
-        It used to wait for the history and then be one more Postgres round
-        trip before the upstream request (about 0.8 ms of the first token).
-        If the reply does not open it is cancelled; if screening the history
-        changes the message, :meth:`Knowledge.retrieve` searches afresh.
-        """
-        agent = turn.agent
-        if self.knowledge is None or not agent.knowledge or verdict.blocked_reply is not None:
-            return None
-        asker = Asker(turn.user.user_id, turn.conversation.id, UUID(turn.reply_id))
-        return self.knowledge.search_early(agent.knowledge, verdict.text, asker)
-
     async def _open(self, turn: _Turn) -> bool:
         return await self.replies.open(
             reply_id=turn.reply_id,
@@ -347,18 +327,18 @@ class ChatService:
         """The conversation so far: stored, or the caller's own (screened)."""
         if turn.given is None:
             return await self.memory.recent(turn.conversation.id)
-        return await self._caller_history(turn.agent.rules, turn.given)
+        return await self.turns.caller_history(turn.agent.rules, turn.given, self.memory.size)
 
     async def _job(
         self,
         turn: _Turn,
         verdict: InputVerdict,
         history: list[ChatMessage],
-        early: _EarlySearch | None = None,
+        early: EarlySearch | None = None,
     ) -> ReplyJob:
         """What the opened reply runs with; it is abandoned if that cannot be made."""
         if verdict.blocked_reply is None:
-            history, verdict = await _screen_history(turn.agent.rules, history, verdict)
+            history, verdict = await screen_history(turn.agent.rules, history, verdict)
         stored_history = turn.given is None
         job = ReplyJob(
             reply_id=turn.reply_id,
@@ -373,7 +353,7 @@ class ChatService:
         )
         try:
             if verdict.blocked_reply is None:
-                job = await self._prepare(
+                job = await self.turns.prepare(
                     turn.user, turn.agent, history, job, can_confirm=turn.can_confirm, early=early
                 )
         except BaseException:
@@ -383,7 +363,7 @@ class ChatService:
 
     async def _check_input(self, agent: Agent, text: str) -> InputVerdict:
         with self.tracing.span("parley.rules", {"parley.rules.id": agent.rules.id}) as span:
-            verdict = await _off_the_loop(len(text), agent.rules.check_input, text)
+            verdict = await off_the_loop(len(text), agent.rules.check_input, text)
             span.set("parley.rules.actions", [event.action for event in verdict.events])
         return verdict
 
@@ -418,83 +398,6 @@ class ChatService:
             client_id, ids.message_id, str(ids.reply_id), verdict.text, verdict.redacted
         )
 
-    async def _prepare(
-        self,
-        user: Principal,
-        agent: Agent,
-        history: list[ChatMessage],
-        job: ReplyJob,
-        *,
-        can_confirm: bool = True,
-        early: _EarlySearch | None = None,
-    ) -> ReplyJob:
-        """Fit the prompt to the model's window and reserve the token budget."""
-        models = self._models(agent)
-        system = agent.system_prompt(user_name=user.name, today=datetime.now(UTC).date())
-        retrieval = await self._retrieve(agent, history, job, models[0], early)
-        if retrieval is not None:
-            system = with_passages(system, retrieval.passages)
-            job = replace(job, sources=retrieval.sources)
-        fitted = fit_messages(
-            system,
-            history,
-            job.user_text,
-            self.router.counter.for_model(models[0]),
-            self.router.context_window(models[0]),
-            agent.max_reply_tokens,
-        )
-        with self.tracing.span("parley.budget"):
-            reservation = await self.budget.reserve(
-                user.user_id,
-                agent.rules.id,
-                fitted.prompt_tokens + agent.max_reply_tokens,
-                agent.daily_token_budget,
-            )
-        return replace(
-            job,
-            messages=fitted.messages,
-            models=models,
-            max_tokens=agent.max_reply_tokens,
-            temperature=agent.temperature,
-            reservation=reservation,
-            tools=_offered(self.tools.select(agent.tools), can_confirm=can_confirm),
-            max_tool_rounds=agent.rules.limits.max_tool_rounds,
-        )
-
-    async def _retrieve(
-        self,
-        agent: Agent,
-        history: list[ChatMessage],
-        job: ReplyJob,
-        model: ModelRef,
-        early: _EarlySearch | None = None,
-    ) -> Retrieval | None:
-        """The agent's passages for this turn, within their share of the model's window."""
-        if self.knowledge is None or not agent.knowledge:
-            return None
-        tokens = self.router.counter.for_model(model)
-        with self.tracing.span("parley.knowledge", {"parley.knowledge.mode": self.knowledge.mode}):
-            return await self.knowledge.retrieve(
-                collections=agent.knowledge,
-                history=history,
-                newest=job.user_text,
-                budget_tokens=self.knowledge.budget(
-                    self.router.context_window(model), agent.max_reply_tokens
-                ),
-                count=tokens.count,
-                conversation_id=str(job.conversation_id),
-                asker=Asker(job.user_id, job.conversation_id, UUID(job.reply_id)),
-                early=early,
-            )
-
-    async def _caller_history(
-        self, rules: RuleSet, given: Sequence[ChatMessage]
-    ) -> list[ChatMessage]:
-        """A caller's history, as deep as a stored one is read, screened like one."""
-        recent = _from_a_user_turn(given[-self.memory.size :])
-        size = sum(len(message.content) for message in recent)
-        return await _off_the_loop(size, partial(_unblocked, rules), recent)
-
     async def _hold(
         self, conversation: Conversation, agent: Agent, client_id: str, verdict: InputVerdict
     ) -> Accepted:
@@ -525,79 +428,7 @@ class ChatService:
             duplicate=True,
         )
 
-    def _models(self, agent: Agent) -> tuple[ModelRef, ...]:
-        """The agent's models this server can reach, else the default model."""
-        usable = tuple(m for m in agent.models if self.router.has_provider(m.provider))
-        return usable or (self.default_model,)
-
     async def _abandon(self, job: ReplyJob, client_id: str) -> None:
         await self.replies.abandon(
             job.reply_id, str(job.conversation_id), client_id, job.reservation
         )
-
-
-async def _off_the_loop(size: int, check: Callable[[_In], _Out], argument: _In) -> _Out:
-    """Run a rules check; a long text's in a thread, so running streams keep flowing
-    while it is scanned (a crafted message can take libphonenumber 100+ ms)."""
-    if size <= LONG_TEXT_CHARS:
-        return check(argument)
-    return await asyncio.to_thread(check, argument)
-
-
-async def _screen_history(
-    rules: RuleSet, history: list[ChatMessage], verdict: InputVerdict
-) -> tuple[list[ChatMessage], InputVerdict]:
-    """Redact what only the user's turns together reveal, e.g. a card number split
-    across two messages: the history going upstream and the new message (as stored)."""
-    turns = [index for index, message in enumerate(history) if message.role == "user"]
-    if not turns:
-        # The new message alone: check_input has just screened it with the same
-        # redaction rules, and there is no other turn for it to combine with.
-        # (A conversation's first message skipped about 0.1 ms of scanning.)
-        return history, verdict
-    texts = [history[index].content for index in turns] + [verdict.text]
-    screened, events = await _off_the_loop(sum(map(len, texts)), rules.redact_history, texts)
-    if not events:
-        return history, verdict
-    history = list(history)
-    for index, text in zip(turns, screened, strict=False):
-        history[index] = replace(history[index], content=text)
-    verdict = replace(
-        verdict,
-        text=screened[-1],
-        events=(*verdict.events, *events),
-        redacted=verdict.redacted or screened[-1] != verdict.text,
-    )
-    return history, verdict
-
-
-def _unblocked(rules: RuleSet, history: Sequence[ChatMessage]) -> list[ChatMessage]:
-    """A caller's history without the turns a block rule stops.
-
-    A stored conversation keeps a blocked message and the rule's reply to it
-    out of every later prompt; a history the caller sends was never checked,
-    and would otherwise be a way round a block. So each user turn is checked
-    as if it were new, and one that would be blocked goes with what answers it.
-    """
-    kept: list[ChatMessage] = []
-    blocked = False
-    for message in history:
-        if message.role == "user":
-            blocked = rules.check_input(message.content).blocked
-        if not blocked:
-            kept.append(message)
-    return kept
-
-
-def _from_a_user_turn(history: Sequence[ChatMessage]) -> Sequence[ChatMessage]:
-    """``history`` from its first user turn: a reply without its question confuses models."""
-    start = next((i for i, message in enumerate(history) if message.role == "user"), len(history))
-    return history[start:]
-
-
-def _offered(tools: dict[str, Tool], *, can_confirm: bool) -> dict[str, Tool]:
-    """The tools to offer the model: a tool that waits for a person's approval only
-    when someone can give it."""
-    if can_confirm:
-        return tools
-    return {name: tool for name, tool in tools.items() if not tool.confirm}
