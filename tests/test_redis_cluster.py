@@ -106,12 +106,14 @@ def test_the_scripts_key_lists_are_what_the_scripts_expect() -> None:
     reply_id = new_reply_id(conversation_id)
     opening = keys.opening(reply_id, conversation_id, "c1")
     assert opening[3] == keys.active_replies_of(reply_id)
-    assert opening[5] == keys.held(conversation_id)  # KEYS[6]: refuses replies while held
-    assert keys.opening(reply_id, conversation_id, "c1", held=False) == opening[:5]
+    assert opening[5] == keys.history(conversation_id)  # KEYS[6]: read as the reply opens
+    assert opening[6] == keys.held(conversation_id)  # KEYS[7]: refuses replies while held
+    assert keys.opening(reply_id, conversation_id, "c1", held=False) == opening[:6]
     closing = keys.closing(reply_id, conversation_id)
-    assert (closing[0], closing[-1]) == (
+    assert (closing[0], closing[5], closing[6]) == (
         keys.events(reply_id),
         keys.conversation_reply(conversation_id),
+        keys.history(conversation_id),  # KEYS[7]: the turn is appended as the reply closes
     )
 
 

@@ -29,7 +29,7 @@ from parley.observability import context
 from parley.observability.tracing import NO_TRACING, Tracing
 from parley.protocol import AcceptedFrame, ActiveReply, AgentInfo, SessionFrame
 from parley.replies.job import ReplyJob
-from parley.replies.log import ConversationHeld
+from parley.replies.log import ConversationHeld, Opening
 from parley.replies.memory import ConversationMemory
 from parley.replies.service import ReplyService
 from parley.rules.events import InputVerdict
@@ -201,7 +201,12 @@ class ChatService:
                 conversation, agent = await self.new_conversation(
                     user, agent_id=agent_id, personality=personality, rules=rules
                 )
-                session = await self.sessions.create(user.user_id, str(conversation.id))
+                # Its history is known to be empty: cached so, its first message's
+                # reply does not ask Postgres for it.
+                session, _ = await asyncio.gather(
+                    self.sessions.create(user.user_id, str(conversation.id)),
+                    self.memory.started(conversation.id),
+                )
                 # Just made, under an id nobody else has seen yet: it has no messages
                 # and no reply. Reading them was four more round trips (three to
                 # Postgres, one to Redis) before a new chat's first message.
@@ -290,43 +295,44 @@ class ChatService:
         verdict = await self._check_input(agent, text)
         reply_id = new_reply_id(conversation.id)  # in the conversation's shard: storage/keys.py
         turn = _Turn(user, conversation, agent, client_id, reply_id, given, can_confirm)
-        # The history is only needed if the reply opens, but reading it (and
-        # searching the knowledge) alongside saves round trips on the way to
-        # the first token.
+        # The knowledge is only searched for if the reply opens, but searching
+        # alongside the opening (which brings the cached history) saves time on
+        # the way to the first token.
         asker = Asker(user.user_id, conversation.id, UUID(reply_id))
         early = self.turns.search_early(agent, verdict, asker)
         try:
-            opened, history = await asyncio.gather(
-                self._open(turn), self._history(turn), return_exceptions=True
-            )
-            if isinstance(opened, ConversationHeld):
+            try:
+                opening = await self._open(turn)
+            except ConversationHeld:
                 return await self._hold(conversation, agent, client_id, verdict)
-            if isinstance(opened, BaseException):
-                raise opened
-            if not opened:  # busy, unless this is a resend of the running reply's message
+            if not opening.opened:  # busy, unless this is a resend of the running reply's message
                 return await self._earlier(conversation.id, client_id)
-            if isinstance(history, BaseException):
+            try:
+                history = await self._history(turn, opening)
+            except BaseException:
                 await self.replies.abandon(turn.reply_id, str(conversation.id), client_id)
-                raise history
+                raise
             job = await self._job(turn, verdict, history, early)
             return await self._store_turn(job, client_id, verdict)
         finally:
             if early is not None:
                 early[1].cancel()  # unused (or done: then this does nothing)
 
-    async def _open(self, turn: _Turn) -> bool:
+    async def _open(self, turn: _Turn) -> Opening:
         return await self.replies.open(
             reply_id=turn.reply_id,
             user_id=turn.user.user_id,
             conversation_id=str(turn.conversation.id),
             client_id=turn.client_id,
             agent_id=turn.agent.id,
+            read_history=turn.given is None,
         )
 
-    async def _history(self, turn: _Turn) -> list[ChatMessage]:
-        """The conversation so far: stored, or the caller's own (screened)."""
+    async def _history(self, turn: _Turn, opening: Opening) -> list[ChatMessage]:
+        """The conversation so far: stored (cached, else read from Postgres), or
+        the caller's own (screened)."""
         if turn.given is None:
-            return await self.memory.recent(turn.conversation.id)
+            return await self.memory.recent(turn.conversation.id, opening.cached_history)
         return await self.turns.caller_history(turn.agent.rules, turn.given, self.memory.size)
 
     async def _job(

@@ -21,19 +21,28 @@ class Session:
     conversation_id: str
 
 
+# A session is written with its expiry in one round trip (it is on the way to a
+# new chat's first message).
+_CREATE = """
+redis.call('HSET', KEYS[1], 'user_id', ARGV[1], 'conversation_id', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+
 class SessionStore:
     def __init__(self, redis: RedisClient, keys: Keys, *, ttl_seconds: int) -> None:
         self.redis = redis
         self.keys = keys
         self.ttl_seconds = ttl_seconds
+        self._create = redis.register_script(_CREATE)
 
     async def create(self, user_id: str, conversation_id: str) -> Session:
         session = Session(secrets.token_urlsafe(18), user_id, conversation_id)
-        await self.redis.hset(
-            self.keys.session(session.id),
-            mapping={"user_id": user_id, "conversation_id": conversation_id},
+        await self._create(
+            keys=[self.keys.session(session.id)],
+            args=[user_id, conversation_id, self.ttl_seconds],
         )
-        await self.redis.expire(self.keys.session(session.id), self.ttl_seconds)
         return session
 
     async def get(self, session_id: str, user_id: str) -> Session:

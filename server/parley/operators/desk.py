@@ -30,6 +30,7 @@ from parley.operators.events import OperationsBus
 from parley.operators.store import HandoffRequest, HandoffStore
 from parley.protocol import Author, DeltaFrame, HandoffState, ReplyStatus
 from parley.replies.events import Event
+from parley.replies.memory import FORGET
 from parley.replies.service import ReplyService
 from parley.replies.task import done_frame
 from parley.replies.writer import ReplyWriter
@@ -197,7 +198,7 @@ class TakeoverDesk:
             agent_id=conversation.agent_id,
             by_operator=True,
         )
-        if not opened:
+        if not opened.opened:
             return await self._earlier(conversation, key)
         try:
             message_id = await self.store.insert_operator_reply(
@@ -253,7 +254,8 @@ class TakeoverDesk:
             await deps.ledger.finish(reply)
             frame = done_frame(reply_id, message_id, ReplyStatus.COMPLETE, ReplyTotals.of(()))
             done = Event.of(replace(frame, author=author), at=writer.seq)
-            await deps.log.close(reply_id, str(conversation.id), done)
+            # Held: the user's messages meanwhile are not in the cached history either.
+            await deps.log.close(reply_id, str(conversation.id), done, history=FORGET)
             feed.publish([done])
         finally:
             deps.feeds.close(reply_id)

@@ -10,11 +10,12 @@ a reconnecting client ever need.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from parley.replies.appender import Appender
 from parley.replies.events import Event
+from parley.replies.memory import HistoryUpdate
 from parley.storage.keys import Keys, shard_of
 from parley.storage.redis import RedisClient, as_text
 
@@ -24,37 +25,53 @@ READ_BATCH = 256
 
 # Marks the conversation busy and registers the reply, in one round trip.
 # Changes nothing if the message was accepted before (a resend) or another
-# reply holds the marker, and returns 2 if a person has taken the
-# conversation over (its held flag KEYS[6], when given, exists): checked in
+# reply holds the marker, and returns {2} if a person has taken the
+# conversation over (its held flag KEYS[7], when given, exists): checked in
 # the same script that sets the marker, so a takeover (which sets the flag,
 # then stops the running reply) and an opening reply never both miss each other.
+# An opened reply gets {1, <the conversation's cached history>} when ARGV[8]
+# asks for it (KEYS[6]; nothing after the 1: not cached, see replies/memory.py).
 # Every key is in the conversation's shard (Keys.opening): one hash slot.
 _OPEN = """
-if redis.call('EXISTS', KEYS[5]) == 1 then return 0 end
-if KEYS[6] and redis.call('EXISTS', KEYS[6]) == 1 then return 2 end
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
+if redis.call('EXISTS', KEYS[5]) == 1 then return {0} end
+if KEYS[7] and redis.call('EXISTS', KEYS[7]) == 1 then return {2} end
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
 redis.call('HSET', KEYS[2], 'user_id', ARGV[3], 'conversation_id', ARGV[4],
            'agent_id', ARGV[5], 'status', 'streaming')
 redis.call('SET', KEYS[3], ARGV[6], 'PX', ARGV[2])
 redis.call('SADD', KEYS[4], ARGV[1])
 redis.call('SET', KEYS[5], ARGV[1], 'EX', ARGV[7])
-return 1
+if ARGV[8] == '1' then
+  local opened = redis.call('LRANGE', KEYS[6], 0, -1)
+  table.insert(opened, 1, 1)
+  return opened
+end
+return {1}
 """
 
 # Resends normally come within minutes (a reconnect); older ones are still
 # caught by Postgres, only later on the accept path.
 CLIENT_MESSAGE_TTL_SECONDS = 3600
 
-# Appends ``done`` (ARGV[4..]) and closes the reply; the conversation's busy
-# marker goes only if it still names this reply. One slot (Keys.closing).
+# Appends ``done`` (ARGV[4..9]) and closes the reply; the conversation's busy
+# marker goes only if it still names this reply. Then the conversation's cached
+# history (KEYS[7], replies/memory.py's HistoryUpdate): dropped if ARGV[10] is
+# '1', else ARGV[13..] appended if it exists, trimmed to ARGV[11] entries and
+# kept ARGV[12] seconds. One slot (Keys.closing).
 _CLOSE = """
-redis.call('XADD', KEYS[1], '*', unpack(ARGV, 4))
+redis.call('XADD', KEYS[1], '*', unpack(ARGV, 4, 9))
 redis.call('HSET', KEYS[2], 'status', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 redis.call('DEL', KEYS[3], KEYS[4])
 redis.call('SREM', KEYS[5], ARGV[1])
 if redis.call('GET', KEYS[6]) == ARGV[1] then redis.call('DEL', KEYS[6]) end
+if ARGV[10] == '1' then
+  redis.call('DEL', KEYS[7])
+elseif #ARGV > 12 and redis.call('RPUSHX', KEYS[7], unpack(ARGV, 13)) > 0 then
+  redis.call('LTRIM', KEYS[7], -tonumber(ARGV[11]), -1)
+  redis.call('EXPIRE', KEYS[7], ARGV[12])
+end
 return 1
 """
 
@@ -67,6 +84,16 @@ return 0
 
 class ConversationHeld(Exception):
     """A person has taken the conversation over: the agent may not reply in it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Opening:
+    """What opening a reply found."""
+
+    opened: bool  # False: the conversation is busy, or this message was accepted before
+    # The conversation's cached history, if asked for and the reply opened; empty
+    # when nothing is cached (ConversationMemory.recent takes it as it is).
+    cached_history: list[bytes] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,18 +131,21 @@ class ReplyLog:
         owner: str,
         lease_ms: int,
         by_operator: bool = False,
-    ) -> bool:
+        read_history: bool = False,
+    ) -> Opening:
         """Register a new reply and mark its conversation busy.
 
-        Returns ``False`` (and changes nothing) if another reply is running in
-        the conversation or ``client_id`` was accepted there before. Raises
+        Not ``opened`` (and nothing changed) if another reply is running in
+        the conversation or ``client_id`` was accepted there before. With
+        ``read_history``, an opened reply brings the conversation's cached
+        history in the same round trip. Raises
         :class:`ConversationHeld` if a person has taken the conversation over,
         unless the reply is that person's (``by_operator``). ``reply_id`` must
         be minted for the conversation (:func:`~parley.storage.keys.new_reply_id`).
         """
         if shard_of(reply_id) != shard_of(conversation_id):
             raise ValueError(f"reply {reply_id} was not minted for conversation {conversation_id}")
-        opened = await self._open(
+        status, *cached = await self._open(
             keys=self.keys.opening(reply_id, conversation_id, client_id, held=not by_operator),
             args=[
                 reply_id,
@@ -125,11 +155,12 @@ class ReplyLog:
                 agent_id,
                 owner,
                 CLIENT_MESSAGE_TTL_SECONDS,
+                int(read_history),
             ],
         )
-        if opened == 2:
+        if status == 2:
             raise ConversationHeld()
-        return bool(opened)
+        return Opening(status == 1, cached)
 
     async def abandon(self, reply_id: str, conversation_id: str, client_id: str) -> None:
         """Undo :meth:`open` for a reply that never started."""
@@ -179,9 +210,11 @@ class ReplyLog:
             cursor = "(" + as_text(entries[-1][0])
         return "".join(parts), last_seq
 
-    async def close(self, reply_id: str, conversation_id: str, done: Event) -> None:
-        """Append ``done``, free the conversation, and let the log expire after
-        the resume window: one round trip."""
+    async def close(
+        self, reply_id: str, conversation_id: str, done: Event, *, history: HistoryUpdate
+    ) -> None:
+        """Append ``done``, free the conversation, let the log expire after the
+        resume window, and update the conversation's cached history: one round trip."""
         await self._close(
             keys=self.keys.closing(reply_id, conversation_id),
             args=[
@@ -189,6 +222,10 @@ class ReplyLog:
                 done.frame["status"],
                 self.retention_seconds,
                 *_fields_args(done),
+                int(history.forget),
+                history.size,
+                history.ttl_seconds,
+                *history.entries,
             ],
         )
 

@@ -28,6 +28,8 @@ from parley.observability import metrics
 from parley.protocol import ActiveReply, ReplyStatus, ResyncFrame, ToolResultFrame
 from parley.replies.events import Event
 from parley.replies.job import ReplyDeps, ReplyJob, StopSignal
+from parley.replies.log import Opening
+from parley.replies.memory import FORGET
 from parley.replies.task import done_frame, run_reply
 from parley.storage.budget import Reservation
 from parley.storage.conversations import ConversationStore
@@ -95,10 +97,12 @@ class ReplyService:
         client_id: str,
         agent_id: str,
         by_operator: bool = False,
-    ) -> bool:
-        """Register a reply owned by this instance and mark its conversation busy.
+        read_history: bool = False,
+    ) -> Opening:
+        """Register a reply owned by this instance and mark its conversation busy
+        (and read its cached history, with ``read_history``).
 
-        ``False`` if the conversation is busy or ``client_id`` was accepted
+        Not ``opened`` if the conversation is busy or ``client_id`` was accepted
         there before; raises :class:`~parley.replies.log.ConversationHeld` if a
         person holds the conversation (unless the reply is theirs).
         """
@@ -111,6 +115,7 @@ class ReplyService:
             owner=self.deps.owner,
             lease_ms=self.deps.lease_ms,
             by_operator=by_operator,
+            read_history=read_history,
         )
 
     async def abandon(
@@ -386,7 +391,8 @@ class ReplyService:
             last_seq = await self._report_interrupted(reply_id, steps, last_seq)
         log.warning("reply %s lost its owner; closed as %s", reply_id, status)
         done = Event.of(done_frame(reply_id, message.id, status, reply.totals), at=last_seq)
-        await self.log.close(reply_id, str(message.conversation_id), done)
+        # What the reply stored is not known here: the history is read afresh next time.
+        await self.log.close(reply_id, str(message.conversation_id), done, history=FORGET)
         return True
 
     async def _owner_and_agent(self, message: Message) -> tuple[str, str]:

@@ -29,6 +29,7 @@ from parley.replies.prefetch import Prefetched
 from parley.replies.rounds import Progress, run_rounds
 from parley.replies.screening import Screening
 from parley.replies.writer import ReplyWriter
+from parley.storage.conversations import CONTEXT_STATUSES
 from parley.storage.ledger import FinishedReply, ReplyTotals
 
 log = logging.getLogger(__name__)
@@ -245,19 +246,29 @@ async def _finish(
         else _first_text_seconds(progress, writer),
         duration_seconds=ended - progress.started_at,
     )
-    if status != ReplyStatus.BLOCKED and reply.text:
-        turn = (ChatMessage("user", job.user_text), ChatMessage("assistant", reply.text))
-        with contextlib.suppress(Exception):
-            await deps.memory.append(job.conversation_id, turn)
     done = Event.of(done_frame(job.reply_id, message_id, status, reply.totals), at=writer.seq)
+    history = deps.memory.after_turn(_remembered(job, reply))
     try:
-        await deps.log.close(job.reply_id, str(job.conversation_id), done)
+        await deps.log.close(job.reply_id, str(job.conversation_id), done, history=history)
     except Exception as error:  # stored in Postgres; the sweeper closes the log later
         log.warning("could not close the log of reply %s: %s", job.reply_id, error)
         metrics.storage_error("redis", "close_log")
+        with contextlib.suppress(Exception):  # the cache lacks this turn: read it afresh
+            await deps.memory.forget(job.conversation_id)
     writer.feed.publish([done])
     deps.feeds.close(job.reply_id)
     await deps.hooks.stored(job, reply, message_id)
+
+
+def _remembered(job: ReplyJob, reply: FinishedReply) -> list[ChatMessage]:
+    """The turn's messages that the model sees next time, as Postgres has them
+    (ConversationStore.recent_context): the cached history gets the same."""
+    if reply.status == ReplyStatus.BLOCKED:  # the ledger stores the message as blocked too
+        return []
+    turn = [ChatMessage("user", job.user_text)] if job.user_text else []
+    if reply.status in CONTEXT_STATUSES and reply.text:
+        turn.append(ChatMessage("assistant", reply.text))
+    return turn
 
 
 def _first_text_seconds(progress: Progress, writer: ReplyWriter) -> float | None:

@@ -100,6 +100,7 @@ class Keys:
         return f"{self._of(conversation_id)}:conversation:{conversation_id}:client:{client_id}"
 
     def history(self, conversation_id: str) -> str:
+        """The recent messages the model sees (a list: parley/replies/memory.py)."""
         return f"{self._of(conversation_id)}:conversation:{conversation_id}:history"
 
     def held(self, conversation_id: str) -> str:
@@ -119,6 +120,7 @@ class Keys:
             self.lease(reply_id),
             self.active_replies_of(reply_id),
             self.client_message(conversation_id, client_id),
+            self.history(conversation_id),
         ]
         if held:
             keys.append(self.held(conversation_id))
@@ -133,6 +135,7 @@ class Keys:
             self.cancel(reply_id),
             self.active_replies_of(reply_id),
             self.conversation_reply(conversation_id),
+            self.history(conversation_id),
         ]
 
     # -- keys of their own (one key per command or script) ---------------------
