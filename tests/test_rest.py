@@ -54,6 +54,25 @@ async def test_chat_returns_the_finished_reply(
     ]
 
 
+async def test_a_first_message_stores_its_conversation_and_a_refused_one_stores_nothing(
+    http: httpx.AsyncClient, fake: FakeLLM, make_token: TokenFactory
+) -> None:
+    # The first reply spends 1,200 of agent_budget's 2,000 tokens a day; the next
+    # would reserve its prompt plus 500 reply tokens, which no longer fits.
+    fake.enqueue(Script(chunks=["Check the cable."], prompt_tokens=1000, completion_tokens=200))
+    _, token = make_token()
+    first = {"agent": "agent_budget", "message": "Printer   offline\nagain"}
+    answered = await http.post("/v1/chat", headers=bearer(token), json=first)
+    assert answered.status_code == 200, answered.text
+    refused = await http.post("/v1/chat", headers=bearer(token), json=first)
+    assert refused.json()["error"]["code"] == "budget_exceeded"
+    listed = (await http.get("/v1/conversations", headers=bearer(token))).json()
+    [conversation] = listed["conversations"]  # the refused message made none
+    assert conversation["id"] == answered.json()["conversation_id"]
+    assert (conversation["title"], conversation["message_count"]) == ("Printer offline again", 2)
+    assert len(fake.requests) == 1
+
+
 async def test_chat_answers_with_the_message_as_stored(
     http: httpx.AsyncClient, fake: FakeLLM, make_token: TokenFactory
 ) -> None:

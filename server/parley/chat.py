@@ -2,8 +2,8 @@
 
 The WebSocket handler and the REST endpoints both call :class:`ChatService`;
 it resolves agents, owns the order of operations when a message arrives
-(rules, busy check, budget, Postgres, then the reply task) and builds the
-views clients see. What the reply is asked with (the screened history, the
+(rules, busy check, budget, Postgres, then the reply task) and answers with
+the views of :mod:`parley.views`. What the reply is asked with (the screened history, the
 passages, the fitted prompt, the reserved budget, the tools) is
 :mod:`parley.turns`.
 """
@@ -27,19 +27,19 @@ from parley.llm.router import LLMRouter
 from parley.message_limits import MessageLimits
 from parley.observability import context
 from parley.observability.tracing import NO_TRACING, Tracing
-from parley.protocol import AcceptedFrame, ActiveReply, AgentInfo, SessionFrame
 from parley.replies.job import ReplyJob
 from parley.replies.log import ConversationHeld, Opening
 from parley.replies.memory import ConversationMemory
 from parley.replies.service import ReplyService
 from parley.rules.events import InputVerdict
-from parley.sessions import Session, SessionStore
+from parley.sessions import SessionStore
 from parley.storage.budget import TokenBudget
-from parley.storage.conversations import ConversationStore, NewTurn
+from parley.storage.conversations import ConversationStore, NewConversation, NewTurn
 from parley.storage.keys import new_reply_id
-from parley.storage.records import Conversation, Message
+from parley.storage.records import Conversation
 from parley.tools.registry import ToolRegistry
 from parley.turns import EarlySearch, TurnPreparer, off_the_loop, screen_history
+from parley.views import Accepted, SessionView
 
 
 class HeldMessages(Protocol):
@@ -56,25 +56,6 @@ class HeldMessages(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Accepted:
-    client_id: str
-    message_id: UUID
-    reply_id: str | None  # None: a person holds the conversation, the agent does not reply
-    text: str  # the message as stored: input redactions applied
-    redacted: bool
-    duplicate: bool = False
-
-    def frame(self) -> AcceptedFrame:
-        return AcceptedFrame(
-            client_id=self.client_id,
-            message_id=str(self.message_id),
-            reply_id=self.reply_id,
-            text=self.text,
-            redacted=self.redacted,
-        )
-
-
-@dataclass(frozen=True, slots=True)
 class _Turn:
     """One incoming message: who sends it, where, and how its reply may run."""
 
@@ -85,33 +66,13 @@ class _Turn:
     reply_id: str
     given: Sequence[ChatMessage] | None  # a caller's own history (compatible APIs)
     can_confirm: bool  # someone can approve a tool call during the reply
+    creates: NewConversation | None = None  # stored with the turn: not there before
 
 
-@dataclass(frozen=True, slots=True)
-class SessionView:
-    session: Session
-    conversation: Conversation
-    agent: Agent
-    max_message_chars: int  # the agent's effective limit
-    history: list[Message]
-    active_reply: ActiveReply | None
-
-    def frame(self) -> SessionFrame:
-        agent: AgentInfo = {
-            "id": self.agent.id,
-            "name": self.agent.name,
-            "personality": self.agent.personality.id,
-            "rules": self.agent.rules.id,
-            "max_message_chars": self.max_message_chars,
-        }
-        return SessionFrame(
-            session_id=self.session.id,
-            conversation_id=str(self.conversation.id),
-            agent=agent,
-            history=[message.public() for message in self.history],
-            active_reply=self.active_reply,
-            handoff=self.conversation.handoff(),
-        )
+def _stored_id(turn: _Turn) -> UUID | None:
+    """The conversation's id for rows written before the turn is stored (a search's
+    accounting), if the conversation is stored already."""
+    return turn.conversation.id if turn.creates is None else None
 
 
 class ChatService:
@@ -165,6 +126,16 @@ class ChatService:
         personality: str | None = None,
         rules: str | None = None,
     ) -> tuple[Conversation, Agent]:
+        draft, agent = self._draft(user, agent_id, personality, rules)
+        conversation = await self.conversations.create_for(
+            user.user_id, user.name, draft.agent_id, draft.personality_id, draft.rules_id
+        )
+        return conversation, agent
+
+    def _draft(
+        self, user: Principal, agent_id: str | None, personality: str | None, rules: str | None
+    ) -> tuple[Conversation, Agent]:
+        """A new conversation, not stored yet, once the user may have it."""
         if user.guest_agent is not None:
             if personality or rules or agent_id != user.guest_agent:
                 raise Forbidden("A guest may only chat with the agent its token names.")
@@ -172,10 +143,10 @@ class ChatService:
         if agent_id is None and personality and rules:
             agent_id = composed_id(personality, rules)
         agent = self.resolve_agent(agent_id or "")
-        conversation = await self.conversations.create_for(
-            user.user_id, user.name, agent_id or agent.id, agent.personality.id, agent.rules.id
+        draft = self.conversations.draft(
+            user.user_id, agent_id or agent.id, agent.personality.id, agent.rules.id
         )
-        return conversation, agent
+        return draft, agent
 
     async def start(
         self,
@@ -242,6 +213,7 @@ class ChatService:
         text: str,
         history: Sequence[ChatMessage] | None = None,
         can_confirm: bool = True,
+        creates: NewConversation | None = None,
     ) -> Accepted:
         """Accept a user message and start its reply.
 
@@ -259,6 +231,7 @@ class ChatService:
         instead of the stored one, screened as if it had been stored (see
         :func:`_unblocked`). ``can_confirm=False`` says nobody can approve a
         tool call for this turn, so tools that need approval are not offered.
+        ``creates`` stores the conversation with the turn (:meth:`send_first`).
         """
         conversation_id = str(conversation.id)
         with (
@@ -273,10 +246,41 @@ class ChatService:
                     text=text,
                     given=history,
                     can_confirm=can_confirm,
+                    creates=creates,
                 )
             span.set("parley.reply.id", accepted.reply_id or "")
             span.set("parley.message.duplicate", accepted.duplicate)
             return accepted
+
+    async def send_first(
+        self,
+        user: Principal,
+        agent_id: str,
+        *,
+        client_id: str,
+        text: str,
+        history: Sequence[ChatMessage] = (),
+        can_confirm: bool = True,
+    ) -> tuple[Conversation, Accepted]:
+        """Start a conversation with ``agent_id`` by sending its first message.
+
+        The conversation is stored with the turn, in one statement: one round
+        trip less on the way to the first token than :meth:`new_conversation`
+        then :meth:`send`, and no empty conversation is left behind when the
+        message is refused. ``history`` is what came before, if the caller
+        keeps it (see :meth:`send`); none otherwise.
+        """
+        conversation, _ = self._draft(user, agent_id, None, None)
+        accepted = await self.send(
+            user,
+            conversation,
+            client_id=client_id,
+            text=text,
+            history=history,
+            can_confirm=can_confirm,
+            creates=NewConversation(conversation, user.name),
+        )
+        return conversation, accepted
 
     async def _send(
         self,
@@ -287,6 +291,7 @@ class ChatService:
         text: str,
         given: Sequence[ChatMessage] | None,
         can_confirm: bool,
+        creates: NewConversation | None,
     ) -> Accepted:
         agent = self.resolve_agent(conversation.agent_id)
         if user.guest_agent is not None:
@@ -294,11 +299,11 @@ class ChatService:
         self.limits.check(text, agent)
         verdict = await self._check_input(agent, text)
         reply_id = new_reply_id(conversation.id)  # in the conversation's shard: storage/keys.py
-        turn = _Turn(user, conversation, agent, client_id, reply_id, given, can_confirm)
+        turn = _Turn(user, conversation, agent, client_id, reply_id, given, can_confirm, creates)
         # The knowledge is only searched for if the reply opens, but searching
         # alongside the opening (which brings the cached history) saves time on
         # the way to the first token.
-        asker = Asker(user.user_id, conversation.id, UUID(reply_id))
+        asker = Asker(user.user_id, _stored_id(turn), UUID(reply_id))
         early = self.turns.search_early(agent, verdict, asker)
         try:
             try:
@@ -313,7 +318,7 @@ class ChatService:
                 await self.replies.abandon(turn.reply_id, str(conversation.id), client_id)
                 raise
             job = await self._job(turn, verdict, history, early)
-            return await self._store_turn(job, client_id, verdict)
+            return await self._store_turn(job, client_id, verdict, creates)
         finally:
             if early is not None:
                 early[1].cancel()  # unused (or done: then this does nothing)
@@ -356,6 +361,7 @@ class ChatService:
             blocked_reply=verdict.blocked_reply,
             handoff=verdict.handoff,
             first_turn=not history if stored_history else turn.conversation.message_count == 0,
+            conversation_stored=turn.creates is None,
         )
         try:
             if verdict.blocked_reply is None:
@@ -373,7 +379,13 @@ class ChatService:
             span.set("parley.rules.actions", [event.action for event in verdict.events])
         return verdict
 
-    async def _store_turn(self, job: ReplyJob, client_id: str, verdict: InputVerdict) -> Accepted:
+    async def _store_turn(
+        self,
+        job: ReplyJob,
+        client_id: str,
+        verdict: InputVerdict,
+        creates: NewConversation | None,
+    ) -> Accepted:
         """Store the user message and the reply's placeholder while the reply's
         upstream request is already on its way; the reply writes nothing before."""
         pending = self.replies.start(job)
@@ -387,6 +399,7 @@ class ChatService:
             catalog_version=job.agent.catalog_version,
             model=str(job.models[0]) if job.models else None,
             sources=job.sources,
+            creates=creates,
         )
         try:
             with self.tracing.storage("insert_turn"):

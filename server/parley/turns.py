@@ -136,7 +136,11 @@ class TurnPreparer:
                 ),
                 count=tokens.count,
                 conversation_id=str(job.conversation_id),
-                asker=Asker(job.user_id, job.conversation_id, UUID(job.reply_id)),
+                asker=Asker(
+                    job.user_id,
+                    job.conversation_id if job.conversation_stored else None,
+                    UUID(job.reply_id),
+                ),
                 early=early,
             )
 

@@ -47,6 +47,9 @@ class ReplyJob:
     tools: Mapping[str, Tool] = field(default_factory=dict)  # by the name the model calls
     max_tool_rounds: int = 5
     first_turn: bool = False  # the conversation's first message (its title follows the reply)
+    # False until the turn is stored when the conversation is stored with it: no
+    # row written before then (a search's accounting) may refer to it.
+    conversation_stored: bool = True
     # The knowledge passages in the prompt, as the ``sources`` frame lists them.
     sources: tuple[dict[str, Any], ...] = ()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -21,6 +22,14 @@ from parley.storage.tool_calls import ToolCallStore
 TITLE_LENGTH = 80
 # Statuses whose text is part of the conversation the model sees next turn.
 CONTEXT_STATUSES = ("accepted", "complete", "cancelled", "failed", "interrupted")
+
+
+@dataclass(frozen=True, slots=True)
+class NewConversation:
+    """A conversation stored with its first turn (:meth:`ConversationStore.draft`)."""
+
+    conversation: Conversation
+    owner_name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +46,7 @@ class NewTurn:
     model: str | None = None  # ``provider:model`` the reply is first sent to
     # The knowledge passages the reply is given (its ``sources`` frame), if any.
     sources: tuple[dict[str, Any], ...] = ()
+    creates: NewConversation | None = None  # the conversation too, with its owner
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +112,27 @@ class ConversationStore:
             owner_name,
         )
         return Conversation.from_row(row)
+
+    def draft(
+        self, owner_id: str, agent_id: str, personality_id: str, rules_id: str
+    ) -> Conversation:
+        """A new conversation that :meth:`insert_turn` stores with its first turn
+        (``NewTurn.creates``): one statement, so one round trip and one commit on
+        the way to the first token, and nothing stored if the message is refused.
+        Its times are this process's; the stored row takes the database's."""
+        now = datetime.now(UTC)
+        return Conversation(
+            id=uuid.uuid4(),
+            owner_id=owner_id,
+            agent_id=agent_id,
+            personality_id=personality_id,
+            rules_id=rules_id,
+            title=None,
+            message_count=0,
+            needs_human=False,
+            created_at=now,
+            updated_at=now,
+        )
 
     async def get(self, owner_id: str, conversation_id: UUID | str) -> Conversation:
         row = await self.pool.fetchrow(
@@ -220,20 +251,7 @@ class ConversationStore:
         conversation (a concurrent resend won the race).
         """
         ids = TurnIds(uuid.uuid4(), uuid.uuid4(), turn.reply_id)
-        # One statement, so one round trip and one implicit transaction.
-        inserted = await self.pool.fetchval(
-            "WITH question AS ("
-            "  INSERT INTO messages (id, conversation_id, role, content, status, client_id,"
-            "  redacted, catalog_version) VALUES ($1, $2, 'user', $3, $4, $5, $6, $7)"
-            "  ON CONFLICT (conversation_id, client_id) DO NOTHING RETURNING id),"
-            " answer AS ("
-            "  INSERT INTO messages (id, conversation_id, role, content, status, reply_id,"
-            "  reply_to, catalog_version, model, sources) SELECT $8, $2, 'assistant', '',"
-            "  'streaming', $9, question.id, $7, $11, $12 FROM question RETURNING id),"
-            " counted AS ("
-            "  UPDATE conversations SET message_count = message_count + 2, updated_at = now(),"
-            "  title = coalesce(title, $10) WHERE id = $2 AND EXISTS (SELECT FROM answer))"
-            " SELECT id FROM question",
+        arguments = [
             ids.message_id,
             turn.conversation_id,
             turn.text,
@@ -246,7 +264,14 @@ class ConversationStore:
             provisional_title(turn.text),
             turn.model,
             list(turn.sources) if turn.sources else None,
-        )
+        ]
+        if turn.creates is None:
+            inserted = await self.pool.fetchval(_INSERT_TURN, *arguments)
+        else:
+            made = turn.creates.conversation
+            owner = [made.owner_id, turn.creates.owner_name]
+            kind = [made.agent_id, made.personality_id, made.rules_id]
+            inserted = await self.pool.fetchval(_INSERT_FIRST_TURN, *arguments, *owner, *kind)
         return ids if inserted is not None else None
 
     async def claim_idempotency_key(
@@ -284,6 +309,46 @@ class ConversationStore:
             key,
         )
         return (row["request_hash"], row["conversation_id"]) if row is not None else None
+
+
+# A turn: the user's message and the reply's placeholder, and the conversation
+# counted, in one statement (one round trip, one implicit transaction). $1..$12
+# are insert_turn's arguments.
+_INSERT_TURN = (
+    "WITH question AS ("
+    "  INSERT INTO messages (id, conversation_id, role, content, status, client_id,"
+    "  redacted, catalog_version) VALUES ($1, $2, 'user', $3, $4, $5, $6, $7)"
+    "  ON CONFLICT (conversation_id, client_id) DO NOTHING RETURNING id),"
+    " answer AS ("
+    "  INSERT INTO messages (id, conversation_id, role, content, status, reply_id,"
+    "  reply_to, catalog_version, model, sources) SELECT $8, $2, 'assistant', '',"
+    "  'streaming', $9, question.id, $7, $11, $12 FROM question RETURNING id),"
+    " counted AS ("
+    "  UPDATE conversations SET message_count = message_count + 2, updated_at = now(),"
+    "  title = coalesce(title, $10) WHERE id = $2 AND EXISTS (SELECT FROM answer))"
+    " SELECT id FROM question"
+)
+# The first turn of a conversation stored with it: the owner ($13, named $14)
+# upserted, the conversation ($2: agent $15, personality $16, rules $17) inserted
+# already counted and titled, then the turn. Foreign keys are checked at the
+# statement's end, when every row is there.
+_INSERT_FIRST_TURN = (
+    "WITH owner AS ("
+    "  INSERT INTO users (id, name) VALUES ($13, $14) ON CONFLICT (id) DO UPDATE"
+    "  SET name = EXCLUDED.name, last_seen_at = now() RETURNING id),"
+    " made AS ("
+    "  INSERT INTO conversations (id, owner_id, agent_id, personality_id, rules_id, title,"
+    "  message_count) SELECT $2, owner.id, $15, $16, $17, $10, 2 FROM owner RETURNING id),"
+    " question AS ("
+    "  INSERT INTO messages (id, conversation_id, role, content, status, client_id,"
+    "  redacted, catalog_version) SELECT $1, made.id, 'user', $3, $4, $5, $6, $7 FROM made"
+    "  RETURNING id),"
+    " answer AS ("
+    "  INSERT INTO messages (id, conversation_id, role, content, status, reply_id,"
+    "  reply_to, catalog_version, model, sources) SELECT $8, $2, 'assistant', '',"
+    "  'streaming', $9, question.id, $7, $11, $12 FROM question RETURNING id)"
+    " SELECT id FROM question"
+)
 
 
 def provisional_title(text: str) -> str:

@@ -15,7 +15,6 @@ from starlette.routing import BaseRoute, Route
 
 from parley.auth.tokens import Principal
 from parley.catalog import CatalogError
-from parley.chat import Accepted
 from parley.errors import (
     BadRequest,
     Busy,
@@ -41,6 +40,7 @@ from parley.transport.collect import collect, sse_frames
 from parley.transport.fields import Identifier, UserText
 from parley.transport.http import current_user, error_response
 from parley.transport.params import query_int
+from parley.views import Accepted
 
 _identifier: TypeAdapter[str] = TypeAdapter(Identifier)
 Body = TypeVar("Body", bound=BaseModel)
@@ -100,18 +100,17 @@ async def chat(request: Request) -> Response:
     if body.agent is not None:  # refused before its new conversation is stored
         services.chat.limits.check(body.message, services.chat.resolve_agent(body.agent))
     key = _idempotency_key(request) or body.client_id
-    conversation = await _conversation_for(services, user, body, key)
-    # A conversation this request has just made (no key could have bound an
-    # older one) has no history: saying so spares reading it from Redis and
-    # Postgres on the way to the first token.
-    fresh = body.agent is not None and key is None
-    accepted = await services.chat.send(
-        user,
-        conversation,
-        client_id=key or str(uuid.uuid4()),
-        text=body.message,
-        history=() if fresh else None,
-    )
+    if body.agent is not None and key is None:
+        # A new conversation no key could have bound before: stored with its first
+        # turn, in one statement, on the way to the first token.
+        conversation, accepted = await services.chat.send_first(
+            user, body.agent, client_id=str(uuid.uuid4()), text=body.message
+        )
+    else:
+        conversation = await _conversation_for(services, user, body, key)
+        accepted = await services.chat.send(
+            user, conversation, client_id=key or str(uuid.uuid4()), text=body.message
+        )
     if accepted.reply_id is None:
         return await _held(services, user, conversation, accepted, stream=body.stream)
     frames = services.replies.follow(accepted.reply_id, user.user_id)

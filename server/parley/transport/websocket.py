@@ -22,7 +22,6 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from parley.auth.http import authenticate_token, origin_allowed, selected_subprotocol
 from parley.auth.tokens import VerifiedToken
-from parley.chat import SessionView
 from parley.errors import (
     BadRequest,
     Forbidden,
@@ -56,6 +55,7 @@ from parley.transport.frames import (
 )
 from parley.transport.ratelimit import TokenBucket
 from parley.transport.watch import ConversationWatch, handoff_frame
+from parley.views import SessionView
 
 log = logging.getLogger(__name__)
 

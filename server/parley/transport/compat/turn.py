@@ -15,7 +15,6 @@ that need approval are not offered on such turns (``can_confirm=False``).
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -24,7 +23,6 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
 from parley.auth.tokens import Principal
-from parley.chat import Accepted
 from parley.errors import BudgetExceeded, Internal, ParleyError, UpstreamUnavailable
 from parley.replies.events import Event
 from parley.services import Services
@@ -35,6 +33,7 @@ from parley.transport.compat.shapes import Notice, ParleyInfo, ToolStep
 from parley.transport.compat.transcript import Transcript
 from parley.transport.http import current_user
 from parley.transport.rest import services_of
+from parley.views import Accepted
 
 CONVERSATION_HEADER = "Parley-Conversation-Id"
 REPLY_HEADER = "Parley-Reply-Id"
@@ -86,8 +85,19 @@ async def start_turn(request: Request, model: str, transcript: Transcript) -> St
     user = current_user(request)
     services = services_of(request)
     named = request.headers.get(CONVERSATION_HEADER)
-    conversation = await _conversation(services, user, model, named)
-    try:
+    if named is None:
+        # Stored with its first turn, so a refused message (rules, budget) leaves
+        # no empty conversation behind.
+        conversation, accepted = await services.chat.send_first(
+            user,
+            model,
+            client_id=str(uuid.uuid4()),
+            text=transcript.text,
+            history=transcript.history,
+            can_confirm=False,
+        )
+    else:
+        conversation = await _conversation(services, user, model, named)
         accepted = await services.chat.send(
             user,
             conversation,
@@ -96,11 +106,6 @@ async def start_turn(request: Request, model: str, transcript: Transcript) -> St
             history=transcript.history,
             can_confirm=False,
         )
-    except ParleyError:
-        if named is None:  # refused (rules, budget): no empty conversation is left behind
-            with contextlib.suppress(Exception):
-                await services.conversations.delete(user.user_id, conversation.id)
-        raise
     if accepted.reply_id is None:
         events: AsyncIterator[Event] = _no_events()
     else:
@@ -109,11 +114,8 @@ async def start_turn(request: Request, model: str, transcript: Transcript) -> St
 
 
 async def _conversation(
-    services: Services, user: Principal, model: str, named: str | None
+    services: Services, user: Principal, model: str, named: str
 ) -> Conversation:
-    if named is None:
-        conversation, _ = await services.chat.new_conversation(user, agent_id=model)
-        return conversation
     conversation = await services.conversations.get(user.user_id, named)
     if conversation.agent_id != model:
         raise InvalidParam(
