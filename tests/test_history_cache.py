@@ -49,7 +49,8 @@ def reply_log(redis: Redis, keys: Keys) -> ReplyLog:
 
 
 async def new_conversation(pool: asyncpg.Pool) -> UUID:
-    conversation = await ConversationStore(pool).create_for("u1", "U", "a", "p", "r")
+    store = ConversationStore(pool)
+    conversation = await store.store(store.draft("u1", "a", "p", "r"), "U")
     return conversation.id
 
 

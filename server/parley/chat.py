@@ -127,10 +127,7 @@ class ChatService:
         rules: str | None = None,
     ) -> tuple[Conversation, Agent]:
         draft, agent = self._draft(user, agent_id, personality, rules)
-        conversation = await self.conversations.create_for(
-            user.user_id, user.name, draft.agent_id, draft.personality_id, draft.rules_id
-        )
-        return conversation, agent
+        return await self.conversations.store(draft, user.name), agent
 
     def _draft(
         self, user: Principal, agent_id: str | None, personality: str | None, rules: str | None
@@ -169,14 +166,15 @@ class ChatService:
                 agent = self._agent_of(user, conversation)
                 session = await self.sessions.create(user.user_id, str(conversation.id))
             else:
-                conversation, agent = await self.new_conversation(
-                    user, agent_id=agent_id, personality=personality, rules=rules
-                )
-                # Its history is known to be empty: cached so, its first message's
-                # reply does not ask Postgres for it.
-                session, _ = await asyncio.gather(
-                    self.sessions.create(user.user_id, str(conversation.id)),
-                    self.memory.started(conversation.id),
+                draft, agent = self._draft(user, agent_id, personality, rules)
+                # Stored while its session is written and its history cached as
+                # empty (its first message's reply asks Postgres for nothing): the
+                # id is the draft's, so none of the three waits for another. Should
+                # the insert fail, the other two name an id nobody has, and expire.
+                conversation, session, _ = await asyncio.gather(
+                    self.conversations.store(draft, user.name),
+                    self.sessions.create(user.user_id, str(draft.id)),
+                    self.memory.started(draft.id),
                 )
                 # Just made, under an id nobody else has seen yet: it has no messages
                 # and no reply. Reading them was four more round trips (three to

@@ -91,24 +91,21 @@ class ConversationStore:
         )
         return Conversation.from_row(row)
 
-    async def create_for(
-        self, owner_id: str, owner_name: str, agent_id: str, personality_id: str, rules_id: str
-    ) -> Conversation:
-        """:meth:`ensure_user` and :meth:`create` in one statement, so one round trip:
-        a new conversation is on the way to the first token of REST chats and of
-        ``start``. (The conversation's foreign key is checked at the statement's
-        end, when the user's row is there.)"""
+    async def store(self, draft: Conversation, owner_name: str) -> Conversation:
+        """Store a :meth:`draft` and upsert its owner, in one statement: a new
+        conversation is on the way to a new chat's first token. (Its foreign key is
+        checked at the statement's end, when the owner's row is there.)"""
         row = await self.pool.fetchrow(
             "WITH owner AS ("
             "  INSERT INTO users (id, name) VALUES ($2, $6) ON CONFLICT (id) DO UPDATE"
             "  SET name = EXCLUDED.name, last_seen_at = now() RETURNING id)"
             " INSERT INTO conversations (id, owner_id, agent_id, personality_id, rules_id)"
             " SELECT $1, owner.id, $3, $4, $5 FROM owner RETURNING *",
-            uuid.uuid4(),
-            owner_id,
-            agent_id,
-            personality_id,
-            rules_id,
+            draft.id,
+            draft.owner_id,
+            draft.agent_id,
+            draft.personality_id,
+            draft.rules_id,
             owner_name,
         )
         return Conversation.from_row(row)
@@ -116,10 +113,11 @@ class ConversationStore:
     def draft(
         self, owner_id: str, agent_id: str, personality_id: str, rules_id: str
     ) -> Conversation:
-        """A new conversation that :meth:`insert_turn` stores with its first turn
-        (``NewTurn.creates``): one statement, so one round trip and one commit on
-        the way to the first token, and nothing stored if the message is refused.
-        Its times are this process's; the stored row takes the database's."""
+        """A new conversation, not stored yet: by :meth:`store`, or by
+        :meth:`insert_turn` with its first turn (``NewTurn.creates``: one statement,
+        so one round trip and one commit on the way to the first token, and nothing
+        stored if the message is refused). Its times are this process's; the stored
+        row takes the database's."""
         now = datetime.now(UTC)
         return Conversation(
             id=uuid.uuid4(),
