@@ -3,8 +3,8 @@
 The WebSocket handler and the REST endpoints both call :class:`ChatService`;
 it resolves agents, owns the order of operations when a message arrives
 (rules, busy check, budget, Postgres, then the reply task) and answers with
-the views of :mod:`parley.views`. What the reply is asked with (the screened history, the
-passages, the fitted prompt, the reserved budget, the tools) is
+the views of :mod:`parley.views`. What the reply is asked with (the screened
+history, the passages, the fitted prompt, the reserved budget, the tools) is
 :mod:`parley.turns`.
 """
 
