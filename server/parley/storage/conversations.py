@@ -69,36 +69,12 @@ class ConversationStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
-    async def ensure_user(self, user_id: str, name: str) -> None:
-        await self.pool.execute(
-            "INSERT INTO users (id, name) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE"
-            " SET name = EXCLUDED.name, last_seen_at = now()",
-            user_id,
-            name,
-        )
-
-    async def create(
-        self, owner_id: str, agent_id: str, personality_id: str, rules_id: str
-    ) -> Conversation:
-        row = await self.pool.fetchrow(
-            "INSERT INTO conversations (id, owner_id, agent_id, personality_id, rules_id)"
-            " VALUES ($1, $2, $3, $4, $5) RETURNING *",
-            uuid.uuid4(),
-            owner_id,
-            agent_id,
-            personality_id,
-            rules_id,
-        )
-        return Conversation.from_row(row)
-
     async def store(self, draft: Conversation, owner_name: str) -> Conversation:
         """Store a :meth:`draft` and upsert its owner, in one statement: a new
         conversation is on the way to a new chat's first token. (Its foreign key is
         checked at the statement's end, when the owner's row is there.)"""
         row = await self.pool.fetchrow(
-            "WITH owner AS ("
-            "  INSERT INTO users (id, name) VALUES ($2, $6) ON CONFLICT (id) DO UPDATE"
-            "  SET name = EXCLUDED.name, last_seen_at = now() RETURNING id)"
+            f"WITH {_owner('$2', '$6')}"
             " INSERT INTO conversations (id, owner_id, agent_id, personality_id, rules_id)"
             " SELECT $1, owner.id, $3, $4, $5 FROM owner RETURNING *",
             draft.id,
@@ -309,6 +285,24 @@ class ConversationStore:
         return (row["request_hash"], row["conversation_id"]) if row is not None else None
 
 
+def _owner(user_id: str, name: str) -> str:
+    """The CTE ``owner``: a conversation's owner upserted (from parameters
+    ``user_id`` and ``name``), and its id."""
+    return (
+        f"owner AS (INSERT INTO users (id, name) VALUES ({user_id}, {name})"
+        " ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, last_seen_at = now()"
+        " RETURNING id)"
+    )
+
+
+# The reply's placeholder, answering the CTE ``question``'s row (none if the
+# question was not inserted).
+_ANSWER = (
+    " answer AS ("
+    "  INSERT INTO messages (id, conversation_id, role, content, status, reply_id,"
+    "  reply_to, catalog_version, model, sources) SELECT $8, $2, 'assistant', '',"
+    "  'streaming', $9, question.id, $7, $11, $12 FROM question RETURNING id)"
+)
 # A turn: the user's message and the reply's placeholder, and the conversation
 # counted, in one statement (one round trip, one implicit transaction). $1..$12
 # are insert_turn's arguments.
@@ -317,10 +311,7 @@ _INSERT_TURN = (
     "  INSERT INTO messages (id, conversation_id, role, content, status, client_id,"
     "  redacted, catalog_version) VALUES ($1, $2, 'user', $3, $4, $5, $6, $7)"
     "  ON CONFLICT (conversation_id, client_id) DO NOTHING RETURNING id),"
-    " answer AS ("
-    "  INSERT INTO messages (id, conversation_id, role, content, status, reply_id,"
-    "  reply_to, catalog_version, model, sources) SELECT $8, $2, 'assistant', '',"
-    "  'streaming', $9, question.id, $7, $11, $12 FROM question RETURNING id),"
+    f"{_ANSWER},"
     " counted AS ("
     "  UPDATE conversations SET message_count = message_count + 2, updated_at = now(),"
     "  title = coalesce(title, $10) WHERE id = $2 AND EXISTS (SELECT FROM answer))"
@@ -331,9 +322,7 @@ _INSERT_TURN = (
 # already counted and titled, then the turn. Foreign keys are checked at the
 # statement's end, when every row is there.
 _INSERT_FIRST_TURN = (
-    "WITH owner AS ("
-    "  INSERT INTO users (id, name) VALUES ($13, $14) ON CONFLICT (id) DO UPDATE"
-    "  SET name = EXCLUDED.name, last_seen_at = now() RETURNING id),"
+    f"WITH {_owner('$13', '$14')},"
     " made AS ("
     "  INSERT INTO conversations (id, owner_id, agent_id, personality_id, rules_id, title,"
     "  message_count) SELECT $2, owner.id, $15, $16, $17, $10, 2 FROM owner RETURNING id),"
@@ -341,10 +330,7 @@ _INSERT_FIRST_TURN = (
     "  INSERT INTO messages (id, conversation_id, role, content, status, client_id,"
     "  redacted, catalog_version) SELECT $1, made.id, 'user', $3, $4, $5, $6, $7 FROM made"
     "  RETURNING id),"
-    " answer AS ("
-    "  INSERT INTO messages (id, conversation_id, role, content, status, reply_id,"
-    "  reply_to, catalog_version, model, sources) SELECT $8, $2, 'assistant', '',"
-    "  'streaming', $9, question.id, $7, $11, $12 FROM question RETURNING id)"
+    f"{_ANSWER}"
     " SELECT id FROM question"
 )
 
