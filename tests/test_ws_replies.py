@@ -83,6 +83,29 @@ async def test_history_is_sent_on_the_next_turn(
     ]
 
 
+async def test_a_question_whose_reply_failed_stays_in_the_next_turns_history(
+    server: ParleyServer, fake: FakeLLM, make_token: TokenFactory
+) -> None:
+    # Postgres keeps the question of a reply that failed without text in the
+    # conversation's context; the cached history the next turn reads must too.
+    fake.enqueue(Script(chunks=["First answer."]))
+    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
+        await client.start(agent="agent_fallback")
+        await client.ask("first question")
+        fake.enqueue(*[Script(status=500) for _ in range(6)])  # both models, every retry
+        failed = await client.ask("second question")
+        assert failed.done is not None and failed.done["status"] == "failed"
+        fake.enqueue(Script(chunks=["Third answer."]))
+        await client.ask("third question")
+    later = fake.requests[-1].body["messages"]
+    assert [m["content"] for m in later[1:]] == [
+        "first question",
+        "First answer.",
+        "second question",
+        "third question",
+    ]
+
+
 async def test_anthropic_streams_and_reports_usage(
     server: ParleyServer, fake: FakeLLM, make_token: TokenFactory, db: asyncpg.Connection
 ) -> None:
