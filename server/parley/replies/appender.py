@@ -18,17 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from typing import Any, Protocol
+from typing import Protocol
 
-import hiredis
-from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.connection import AbstractConnection
 from redis.crc import key_slot
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 from parley.replies.events import Event
+from parley.storage.multiplex import Multiplexer
 from parley.storage.redis import RedisClient
 
 # ARGV holds four values per frame: the index of its stream in KEYS, then the
@@ -62,12 +59,17 @@ class FrameSource(Protocol):
 
 class Appender:
     def __init__(self, redis: RedisClient, *, interval: float) -> None:
-        self._redis = redis
-        self._cluster = redis if isinstance(redis, RedisCluster) else None
         self._sha = hashlib.sha1(_APPEND.encode()).hexdigest()
-        # The appender's own connection: borrowing one from the pool for every
-        # batch cost more CPU than the rest of the write.
-        self._connection: AbstractConnection | None = None
+        # On one server the appender has a connection of its own (borrowing one
+        # from the pool for every batch cost more CPU than the rest of the
+        # write). A batch whose answer was lost is not sent again: its frames
+        # might be written twice.
+        self._cluster: RedisCluster | None = None
+        self._multiplexer: Multiplexer | None = None
+        if isinstance(redis, RedisCluster):
+            self._cluster = redis
+        else:
+            self._multiplexer = Multiplexer(redis.connection_pool)
         self.interval = interval
         self._waiting: dict[FrameSource, None] = {}  # an ordered set
         self._sending: asyncio.Task[None] | None = None
@@ -132,50 +134,17 @@ class Appender:
         }
 
     async def _append(self, keys: list[str], args: list[str | int]) -> None:
-        # hiredis packs in C: redis-py's own packing showed in the profile.
-        parts: Any = ("EVALSHA", self._sha, len(keys), *keys, *args)
-        command = hiredis.pack_command(parts)
+        assert self._multiplexer is not None, "a cluster's batches go by _append_by_slot"
+        call = ("EVALSHA", self._sha, len(keys), *keys, *args)
         try:
-            await self._call(command)
+            await self._multiplexer.execute(*call)
         except NoScriptError:  # a restarted or flushed Redis: load the script once more
-            await self._redis.script_load(_APPEND)
-            await self._call(command)
-
-    async def _call(self, command: bytes) -> None:
-        connection = await self._connected()
-        try:
-            await connection.send_packed_command(command, check_health=False)
-        except RedisConnectionError:
-            # Stale since Redis restarted: nothing reached the new server, so
-            # sending again on a fresh connection cannot write anything twice.
-            await self._drop()
-            connection = await self._connected()
-            await connection.send_packed_command(command, check_health=False)
-        try:
-            await connection.read_response()
-        except NoScriptError:
-            raise  # an answer: the connection is fine
-        except BaseException:
-            await self._drop()  # a reply may still be on its way: start afresh
-            raise
-
-    async def _connected(self) -> AbstractConnection:
-        if self._connection is None:
-            assert isinstance(self._redis, Redis), "a cluster's batches go by _append_by_slot"
-            connection: AbstractConnection = (
-                self._redis.connection_pool.make_connection()  # type: ignore[no-untyped-call]
-            )
-            await connection.connect()  # type: ignore[no-untyped-call]
-            self._connection = connection
-        return self._connection
-
-    async def _drop(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            await connection.disconnect()
+            await self._multiplexer.execute("SCRIPT", "LOAD", _APPEND)
+            await self._multiplexer.execute(*call)
 
     async def aclose(self) -> None:
-        await self._drop()
+        if self._multiplexer is not None:
+            await self._multiplexer.aclose()
 
 
 def _script_calls(

@@ -14,6 +14,7 @@ from redis.driver_info import DriverInfo
 from redis.exceptions import ConnectionError, TimeoutError
 
 from parley import __version__ as parley_version
+from parley.storage.multiplex import MultiplexedRedis
 
 # Either client: every key one command, script or transaction touches shares a
 # hash slot (storage/keys.py), so the same code runs against both.
@@ -44,7 +45,11 @@ def connect(url: str, *, max_connections: int = 512) -> RedisClient:
     The pool is a blocking one: when every connection is busy (each socket
     following a reply on another instance holds one in a blocking XREAD) a
     command waits for a free connection instead of failing at once.
+
+    On one server, registered scripts skip the pool: they share one connection,
+    many in flight at once (:class:`~parley.storage.multiplex.MultiplexedRedis`).
     """
+    retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=3)
     if is_cluster_url(url):
         return cluster_client(
             url,
@@ -52,7 +57,7 @@ def connect(url: str, *, max_connections: int = 512) -> RedisClient:
             socket_connect_timeout=5,
             socket_timeout=None,  # as on one server: a blocking XREAD waits for seconds
             health_check_interval=30,
-            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=3),
+            retry=retry,
             driver_info=DRIVER,
         )
     pool = BlockingConnectionPool.from_url(
@@ -61,11 +66,11 @@ def connect(url: str, *, max_connections: int = 512) -> RedisClient:
         timeout=POOL_WAIT_SECONDS,
         health_check_interval=30,
         socket_connect_timeout=5,
-        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=3),
+        retry=retry,
         retry_on_error=[ConnectionError, TimeoutError],
         driver_info=DRIVER,
     )
-    return Redis(connection_pool=pool)
+    return MultiplexedRedis(connection_pool=pool)
 
 
 def is_cluster_url(url: str) -> bool:
