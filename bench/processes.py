@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -134,6 +135,14 @@ class Children:
             with contextlib.suppress(Exception):
                 child.stop()
         self.started.clear()
+
+
+def raise_file_limit() -> None:
+    """Up to the hard limit: thousands of sockets need thousands of descriptors. The
+    harness's children inherit it; the load generator raises its own all the same."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def free_port() -> int:

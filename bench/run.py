@@ -37,7 +37,6 @@ import contextlib
 import json
 import os
 import platform
-import resource
 import secrets
 import shlex
 import signal
@@ -58,7 +57,15 @@ from bench.common import Profile
 from bench.cpu import PostgresCpu
 from bench.figures import Cell
 from bench.peer import PEERS, Peer, cache_folder, start_peer
-from bench.processes import REPO, BenchError, Children, GeneratorClient, free_port, wait_until
+from bench.processes import (
+    REPO,
+    BenchError,
+    Children,
+    GeneratorClient,
+    free_port,
+    raise_file_limit,
+    wait_until,
+)
 from bench.servers import Instance, Source, Storage, catalog_copy, check_import, scratch_database
 from bench.stats import min_samples
 
@@ -264,13 +271,6 @@ def tiktoken_cache() -> None:
     shared = REPO.parent / "shared" / "tiktoken-cache"
     if "TIKTOKEN_CACHE_DIR" not in os.environ and shared.is_dir():
         os.environ["TIKTOKEN_CACHE_DIR"] = str(shared)
-
-
-def raise_file_limit() -> None:
-    """Children inherit it: thousands of sockets need thousands of descriptors."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 @contextlib.contextmanager

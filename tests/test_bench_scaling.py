@@ -9,7 +9,7 @@ import json
 from collections import Counter
 from typing import Any
 
-from bench.load import url_for
+from bench.load.turns import url_for
 from bench.phases import Probes, Settings, next_level
 from bench.processes import cpu_list
 from bench.report import evaluate, markdown
