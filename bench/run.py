@@ -51,7 +51,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import collector, phases, report, scaling
+from bench import collector, phases, scaling
 from bench.arrivals import MODES, Arrivals
 from bench.common import Profile
 from bench.cpu import PostgresCpu
@@ -66,6 +66,9 @@ from bench.processes import (
     raise_file_limit,
     wait_until,
 )
+from bench.report.files import publish, write
+from bench.report.judge import evaluate
+from bench.report.page import markdown
 from bench.servers import Instance, Source, Storage, catalog_copy, check_import, scratch_database
 from bench.stats import min_samples
 
@@ -596,7 +599,7 @@ async def main_async(options: Options) -> int:
     meta["seconds"] = time.monotonic() - started
     meta["load_after"] = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     results = {"meta": meta, **results}
-    results["targets"] = report.evaluate(results)
+    results["targets"] = evaluate(results)
     return finish(options, results)
 
 
@@ -622,14 +625,14 @@ def settings_of(options: Options) -> phases.Settings:
 
 
 def finish(options: Options, results: dict[str, Any]) -> int:
-    json_path, md_path, png_path, problem = report.write(results, options.out)
+    json_path, md_path, png_path, problem = write(results, options.out)
     print()
-    print(report.markdown(results))
+    print(markdown(results))
     print(f"wrote {json_path}, {md_path}" + ("" if problem else f", {png_path}"))
     if problem:
         print(problem, file=sys.stderr)
     if options.publish:
-        report.publish(results, png_path, REPO / "docs")
+        publish(results, png_path, REPO / "docs")
         print("updated docs/performance.md and docs/performance.png")
     failures = results.get("failures", [])
     for failure in failures:
@@ -641,7 +644,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parse_options(argv)
     if options.from_json is not None:
         results = json.loads(options.from_json.read_text())
-        results["targets"] = report.evaluate(results)
+        results["targets"] = evaluate(results)
         return finish(options, results)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:

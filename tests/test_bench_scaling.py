@@ -12,7 +12,8 @@ from typing import Any
 from bench.load.turns import url_for
 from bench.phases import Probes, Settings, next_level
 from bench.processes import cpu_list
-from bench.report import evaluate, markdown
+from bench.report.judge import evaluate
+from bench.report.page import markdown
 from bench.scaling import (
     DEFAULT_SEEDS,
     INSTANCES,
