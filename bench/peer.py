@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from bench.common import OPENAI_MODEL
-from bench.processes import BenchError, Child, Children, free_port, http_status, wait_until
+from bench.processes import BenchError, Child, Children, free_port, wait_until_ok
 
 PEERS = ("litellm",)
 INSTALL_TIMEOUT_SECONDS = 1200.0
@@ -123,11 +123,7 @@ async def start_litellm(children: Children, cache: Path, stub_url: str, cpu: int
     }
     child = children.spawn("litellm", argv, env=env, cpu=cpu)
     peer = Peer("litellm", child, port, key)
-
-    async def ready() -> bool:
-        return await http_status(f"{peer.url}/health/liveliness") == 200
-
-    await wait_until(child, ready)
+    await wait_until_ok(child, f"{peer.url}/health/liveliness")
     return peer
 
 

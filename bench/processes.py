@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -136,6 +137,14 @@ class Children:
         self.started.clear()
 
 
+def raise_file_limit() -> None:
+    """Up to the hard limit: thousands of sockets need thousands of descriptors. The
+    harness's children inherit it; the load generator raises its own all the same."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -167,6 +176,15 @@ async def http_status(url: str) -> int:
     finally:
         writer.close()
     return int(line.split()[1])
+
+
+async def wait_until_ok(child: Child, url: str) -> None:
+    """Until ``GET url`` answers 200 (a readiness or health probe)."""
+
+    async def ready() -> bool:
+        return await http_status(url) == 200
+
+    await wait_until(child, ready)
 
 
 def redis_executable() -> str:

@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 
 from bench.common import ANTHROPIC_MODEL, OPENAI_MODEL
 from bench.cpu import harness_connection
-from bench.processes import BenchError, Child, Children, Cpus, free_port, http_status, wait_until
+from bench.processes import BenchError, Child, Children, Cpus, free_port, wait_until_ok
 from parley.storage.keys import SHARDS, Keys
 
 JWT_SECRET = "bench-secret-" + "x" * 40
@@ -221,11 +221,7 @@ async def start_instance(
     argv += ["--workers", str(workers)] if workers > 1 else []
     child = children.spawn(name, argv, env=env, cwd=source.root, cpu=cpu, tree=workers > 1)
     instance = Instance(name, source, storage, child, port)
-
-    async def ready() -> bool:
-        return await http_status(f"{instance.url}/ready") == 200
-
-    await wait_until(child, ready)
+    await wait_until_ok(child, f"{instance.url}/ready")
     return instance
 
 

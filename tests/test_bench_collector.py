@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from bench import collector
-from bench.report import markdown
+from bench.report.page import markdown
 from prometheus_client import generate_latest
 
 from parley.observability import metrics

@@ -10,7 +10,10 @@ from typing import Any, cast
 from bench.common import StreamResult
 from bench.figures import Round, Usage
 from bench.peer import Peer
-from bench.phases import Route, ladder_paths, probe_paths, split_round
+from bench.phases.burst import split_round
+from bench.phases.first_token import probe_paths
+from bench.phases.harness import Route
+from bench.phases.ladder import ladder_paths
 from bench.servers import Instance
 
 

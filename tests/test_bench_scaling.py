@@ -9,11 +9,9 @@ import json
 from collections import Counter
 from typing import Any
 
-from bench.load import url_for
-from bench.phases import Probes, Settings, next_level
-from bench.processes import cpu_list
-from bench.report import evaluate, markdown
-from bench.scaling import (
+from bench.load.turns import url_for
+from bench.phases.harness import Settings
+from bench.phases.scaling import (
     DEFAULT_SEEDS,
     INSTANCES,
     SINGLE,
@@ -23,6 +21,10 @@ from bench.scaling import (
     ratio,
     seed_levels,
 )
+from bench.phases.stall_free import Probes, next_level
+from bench.processes import cpu_list
+from bench.report.judge import evaluate
+from bench.report.page import markdown
 from bench.verdicts import HARNESS_LIMITED, NOT_MEASURED, NOT_PROBED
 
 from support.bench_results import saved_run

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from bench.common import Profile, StreamResult
 from bench.figures import Cell, Round, Usage, summarise
-from bench.report import evaluate, markdown
+from bench.report.judge import evaluate
+from bench.report.page import markdown
 from bench.stats import spread
 from bench.verdicts import NOT_MEASURED, NOT_PROBED, TARGETS
 

@@ -1,6 +1,6 @@
 """Stall-free streams across cores (issue 13): one worker, ``--workers 2``, two instances.
 
-For one source tree, the same figure as :func:`bench.phases.stall_free` (the most
+For one source tree, the same figure as :func:`bench.phases.stall_free.stall_free` (the most
 concurrent WebSocket streams at 50 tokens/s with no stall and no lost token,
 each level probed against the baseline straight to the stub, bisected the same
 way) for three configurations:
@@ -28,9 +28,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.common import Profile
-from bench.phases import Harness, Probes, Route, bisect, bounds, probe, warm_up
+from bench.phases.harness import Harness, Route
+from bench.phases.rounds import warm_up
+from bench.phases.stall_free import Probes, bisect, bounds, probe
 from bench.processes import Cpus, cpu_list
-from bench.servers import Instance, Source, start_instance
+from bench.servers import Instance, Source
 from bench.verdicts import TARGETS
 
 TRANSPORT = "ws"
@@ -112,18 +114,9 @@ async def measure_config(
     instances: list[Instance] = []
     try:
         for index, cpus in enumerate(config.cpus):
-            name = f"parley-{config.key}{index}-{source.label}"
-            instance = await start_instance(
-                h.children,
-                name,
-                source,
-                h.storage[source.label],  # the same database and Redis for every process
-                stub_url=h.stub_url,
-                cpu=cpus,
-                extra_env=h.server_env,
-                workers=config.workers,
-            )
-            h.live.append(instance)
+            # every process on the tree's one database and Redis
+            name = f"parley-{config.key}{index}"
+            instance = await h.start_instance(name, source, cpu=cpus, workers=config.workers)
             instances.append(instance)
         path = Route(f"{TRANSPORT}/{config.key}", TRANSPORT, instances[0], others=(*instances[1:],))
         await warm_up(h, [path], profile)
