@@ -1,4 +1,4 @@
-"""Which paths each phase of the benchmark measures (bench/phases.py): the peer sits
+"""Which paths each phase of the benchmark measures (bench/phases/): the peer sits
 beside Parley wherever the baseline does, and a burst round splits in two. No server
 is started: the instances are stand-ins."""
 

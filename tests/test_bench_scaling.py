@@ -1,4 +1,4 @@
-"""The scaling phase's pure parts (bench/scaling.py, bench/report.py): streams spread
+"""The scaling phase's pure parts (bench/phases/scaling.py, bench/report/): streams spread
 round-robin across instances, each configuration's figure from its probes, the ratio
 to one worker and the verdicts that never credit a limit not found or the harness's
 own. No server is started."""

@@ -1,5 +1,5 @@
 """How the benchmark judges: per path, never on too few samples, never a limit it did
-not probe (bench/verdicts.py, bench/report.py). Built from synthetic streams; no
+not probe (bench/verdicts.py, bench/report/judge.py). Built from synthetic streams; no
 server is started."""
 
 from __future__ import annotations
