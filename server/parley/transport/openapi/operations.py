@@ -8,39 +8,41 @@ that are not API (pages, static files, the WebSocket) are listed in
 
 from __future__ import annotations
 
-from parley.transport.bodies import (
-    AgentList,
+from parley.transport.bodies.admin import (
     CatalogRefused,
-    ChatAnswer,
-    ChatFailure,
-    Collections,
-    Confirmed,
-    ConversationDetail,
-    ConversationList,
     Deliveries,
-    DevLoginRequest,
-    Documents,
-    FeedbackGiven,
-    FollowedReply,
-    FollowFailure,
-    GuestToken,
     HandoffList,
-    HandoffState,
-    Health,
-    NotReady,
     Posted,
     Queue,
-    Ready,
     Reloaded,
-    Renamed,
     ReviewPage,
+    Transcript,
+)
+from parley.transport.bodies.agents import AgentList
+from parley.transport.bodies.auth import (
+    DevLoginRequest,
+    GuestToken,
     Session,
     SessionRequest,
     SessionState,
-    Transcript,
-    Uploaded,
+)
+from parley.transport.bodies.conversations import (
+    ConversationDetail,
+    ConversationList,
+    FeedbackGiven,
+    HandoffState,
+    Renamed,
     UsageReport,
 )
+from parley.transport.bodies.knowledge import Collections, Documents, Uploaded
+from parley.transport.bodies.replies import (
+    ChatAnswer,
+    ChatFailure,
+    Confirmed,
+    FollowedReply,
+    FollowFailure,
+)
+from parley.transport.bodies.service import Health, NotReady, Ready
 from parley.transport.compat import anthropic_shapes, openai_shapes
 from parley.transport.guest import GuestRequest
 from parley.transport.openapi.registry import (

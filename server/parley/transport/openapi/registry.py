@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from parley.transport.bodies import ErrorBody
+from parley.transport.bodies.errors import ErrorBody
 
 JSON = "application/json"
 EVENTS = "text/event-stream"
