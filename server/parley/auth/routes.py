@@ -38,7 +38,8 @@ from parley.errors import (
     Unauthorized,
     error_body,
 )
-from parley.transport.bodies import Session, SessionState, User, respond
+from parley.transport.bodies.auth import Session, SessionState, User
+from parley.transport.bodies.base import respond
 
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from parley.client.connection import DEFAULT_MAX_SIZE, Connection
 from parley.client.errors import ParleyError
+from parley.client.replies import Replies
 from parley.client.reply import Reply
 from parley.protocol import (
     AcceptedFrame,
@@ -45,7 +46,6 @@ log = logging.getLogger(__name__)
 
 Token = str | Callable[[], str | Awaitable[str]] | None
 REFUSED = frozenset({1008, 1009})  # policy (token, Origin), frame too large
-ENDED_KEPT = 1000  # ids of ended replies remembered, to drop their late frames
 
 
 @dataclass(frozen=True)
@@ -98,9 +98,7 @@ class ParleyClient:
         self._socket_session = False  # the current connection has had its ``session``
         self._resuming = False  # the connection dropped after a session: resume on the next
         self._starting: asyncio.Future[SessionFrame] | None = None
-        self._pending: dict[str, tuple[Reply, dict[str, Any]]] = {}  # client_id: not accepted yet
-        self._replies: dict[str, Reply] = {}  # reply_id: until it ends
-        self._ended: dict[str, None] = {}  # ids of ended replies, oldest first
+        self._replies = Replies()
         self._outbox: list[dict[str, Any]] = []  # frames waiting for a session
         self._listeners: set[asyncio.Queue[ServerFrame | None]] = set()  # frames()
         self.reconnects = 0  # connections opened after a drop
@@ -141,9 +139,7 @@ class ParleyClient:
         self._target = {key: value for key, value in target.items() if value is not None}
         self.session, self._socket_session, self._resuming = None, False, False
         superseded = ParleyError("superseded", "Another start replaced the session.")
-        for reply, _ in self._pending.values():
-            reply.fail(superseded)
-        self._pending.clear()
+        self._replies.fail_pending(superseded)
         if self._starting is not None and not self._starting.done():
             self._starting.set_exception(superseded)
         self._starting = starting = asyncio.get_running_loop().create_future()
@@ -156,18 +152,15 @@ class ParleyClient:
         The same ``client_id`` again while its reply runs gives the same Reply.
         """
         client_id = client_id or str(uuid.uuid4())
-        pending = self._pending.get(client_id)
-        if pending is not None:
-            return pending[0]
-        live = next((r for r in self._replies.values() if r.client_id == client_id), None)
-        if live is not None:
-            return live
+        known = self._replies.of_message(client_id)
+        if known is not None:
+            return known
         reply = Reply(client_id=client_id)
         if self._closed is not None:
             reply.fail(self._closed)
             return reply
         frame = {"type": "message", "client_id": client_id, "text": text}
-        self._pending[client_id] = (reply, frame)
+        self._replies.expect(client_id, reply, frame)
         if self._socket_session:
             await self._send_now(frame)
         return reply
@@ -180,11 +173,10 @@ class ParleyClient:
 
     async def follow(self, reply_id: str, *, after_seq: int = 0) -> Reply:
         """A reply this client did not send (e.g. the session's ``active_reply``)."""
-        known = self._replies.get(reply_id)
+        known = self._replies.followed(reply_id)
         if known is not None:
             return known
-        reply = self._replies[reply_id] = Reply(reply_id=reply_id, after_seq=after_seq)
-        self._ended.pop(reply_id, None)
+        reply = self._replies.follow(reply_id, after_seq)
         await self._send_or_queue({"type": "resume", "reply_id": reply_id, "after_seq": after_seq})
         return reply
 
@@ -301,10 +293,7 @@ class ParleyClient:
         if self._starting is not None and not self._starting.done():
             self._starting.set_exception(error)
             self._starting.exception()  # retrieved: start() may not be waiting
-        for reply in [reply for reply, _ in self._pending.values()] + list(self._replies.values()):
-            reply.fail(error)
-        self._pending.clear()
-        self._replies.clear()
+        self._replies.fail_all(error)
         for queue in self._listeners:
             queue.put_nowait(None)
 
@@ -328,7 +317,7 @@ class ParleyClient:
             case AcceptedFrame():
                 await self._on_accepted(frame)
             case ErrorFrame(reply_id=str(reply_id), call_id=None, request=None):
-                return self._to_reply(reply_id, frame)  # the reply's failure; done follows
+                return self._replies.to_reply(reply_id, frame)  # the reply's failure; done follows
             case ErrorFrame():
                 self._on_refusal(frame)
             case (
@@ -340,7 +329,7 @@ class ParleyClient:
                 | DoneFrame()
                 | ResyncFrame()
             ):
-                return self._to_reply(frame.reply_id, frame)
+                return self._replies.to_reply(frame.reply_id, frame)
         return True
 
     async def _on_session(self, frame: SessionFrame) -> None:
@@ -350,67 +339,33 @@ class ParleyClient:
             self._starting.set_result(frame)
         outbox, self._outbox = self._outbox, []
         if resuming:
-            for reply in list(self._replies.values()):
+            for reply in self._replies.running():
                 resume = {"type": "resume", "reply_id": reply.reply_id, "after_seq": reply.last_seq}
                 await self._send_now(resume)
-        for _, message in list(self._pending.values()):
+        for message in self._replies.unsent():
             await self._send_now(message)
         for queued in outbox:
             await self._send_now(queued)
 
     async def _on_accepted(self, frame: AcceptedFrame) -> None:
-        pending = self._pending.pop(frame.client_id, None)
-        if pending is None:
+        reply = self._replies.accepted(frame.client_id)
+        if reply is None:
             return  # another client's message, or accepted twice
-        reply = pending[0]
-        if frame.reply_id is not None:
-            # Accepted again (this client_id was sent before): the server follows
-            # the reply from its start, unless this connection follows it already.
-            followed = self._replies.get(frame.reply_id)
-            self._ended.pop(frame.reply_id, None)
-            self._replies[frame.reply_id] = reply
-            if followed is not None:
-                followed.fail(ParleyError("superseded", "Followed by a resent message."))
-                await self._send_now({"type": "resume", "reply_id": frame.reply_id, "after_seq": 0})
-        reply.take(frame)
-        self._forget_if_ended(reply)
+        # Accepted again (this client_id was sent before): the server follows
+        # the reply from its start, unless this connection follows it already.
+        if frame.reply_id is not None and self._replies.follow_as(frame.reply_id, reply):
+            await self._send_now({"type": "resume", "reply_id": frame.reply_id, "after_seq": 0})
+        self._replies.take(reply, frame)
 
     def _on_refusal(self, frame: ErrorFrame) -> None:
         error = ParleyError.of(frame)
-        pending = self._pending.pop(frame.client_id, None) if frame.client_id else None
-        lost = frame.reply_id is not None and frame.call_id is None and frame.code == "not_found"
-        reply = self._replies.get(frame.reply_id) if lost and frame.reply_id else None
-        if pending is not None:
-            pending[0].fail(error)
-        elif reply is not None:
-            reply.fail(error)
-            self._forget_if_ended(reply)
-        elif (
+        if self._replies.refuse(frame, error):
+            return
+        if (
             self._starting is not None
             and not self._starting.done()
             and frame.request in (None, "start")
             and not (frame.reply_id or frame.call_id or frame.message_id)
         ):
             self._starting.set_exception(error)
-            for waiting, _ in self._pending.values():  # their session never came
-                waiting.fail(error)
-            self._pending.clear()
-
-    def _to_reply(self, reply_id: str, frame: ServerFrame) -> bool:
-        if reply_id in self._ended:
-            return False  # e.g. a cancel's ``done`` for a reply that had ended
-        reply = self._replies.get(reply_id)
-        if reply is None:  # a reply this client did not send: an operator's, or a cancelled one
-            reply = self._replies[reply_id] = Reply(reply_id=reply_id)
-        fresh = reply.take(frame)
-        self._forget_if_ended(reply)
-        return fresh
-
-    def _forget_if_ended(self, reply: Reply) -> None:
-        if not reply.ended or reply.reply_id is None:
-            return
-        if self._replies.get(reply.reply_id) is reply:
-            del self._replies[reply.reply_id]
-            self._ended[reply.reply_id] = None
-            if len(self._ended) > ENDED_KEPT:
-                del self._ended[next(iter(self._ended))]
+            self._replies.fail_pending(error)  # their session never came

@@ -22,7 +22,7 @@ from parley.catalog.schema import SiteOrigin
 from parley.errors import Forbidden
 from parley.guests import GuestLimitReached
 from parley.guests.identity import MAX_GUEST_ID_CHARS
-from parley.transport.bodies import GuestToken
+from parley.transport.bodies.auth import GuestToken
 from parley.transport.fields import Identifier
 from parley.transport.http import error_response
 from parley.transport.rest import parse_body, services_of

@@ -19,7 +19,8 @@ from parley.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge
 from parley.knowledge.citations import source_title
 from parley.knowledge.documents import KINDS, UnreadableDocument
 from parley.knowledge.service import Knowledge
-from parley.transport.bodies import Collections, Documents, Uploaded, respond
+from parley.transport.bodies.base import respond
+from parley.transport.bodies.knowledge import Collections, Documents, Uploaded
 from parley.transport.http import current_user
 from parley.transport.params import whole_number
 from parley.transport.rest import services_of

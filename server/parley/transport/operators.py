@@ -23,7 +23,9 @@ from starlette.routing import BaseRoute, Route
 from parley.auth.tokens import Principal
 from parley.errors import Forbidden, TooLarge
 from parley.operators.events import OperationsEvent
-from parley.transport.bodies import Deliveries, HandoffState, Posted, Queue, respond
+from parley.transport.bodies.admin import Deliveries, Posted, Queue
+from parley.transport.bodies.base import respond
+from parley.transport.bodies.conversations import HandoffState
 from parley.transport.collect import sse_event
 from parley.transport.fields import Identifier, UserText
 from parley.transport.http import current_user

@@ -8,7 +8,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from parley.transport.bodies import Health, NotReady, Ready, respond
+from parley.transport.bodies.base import respond
+from parley.transport.bodies.service import Health, NotReady, Ready
 
 PROBE_TIMEOUT_SECONDS = 2.0
 

@@ -19,7 +19,8 @@ from starlette.routing import BaseRoute, Route
 
 from parley.errors import error_body
 from parley.replies.events import Event
-from parley.transport.bodies import Confirmed, FollowedReply, FollowFailure, respond
+from parley.transport.bodies.base import respond
+from parley.transport.bodies.replies import Confirmed, FollowedReply, FollowFailure
 from parley.transport.collect import collect, sse_frames
 from parley.transport.fields import Identifier
 from parley.transport.http import current_user

@@ -25,17 +25,11 @@ from parley.errors import (
 from parley.replies.events import Event
 from parley.services import Services
 from parley.storage.records import Conversation
-from parley.transport.bodies import (
-    AgentList,
-    ChatAnswer,
-    ChatFailure,
-    ConversationDetail,
-    ConversationList,
-    HandoffList,
-    Reloaded,
-    UsageReport,
-    respond,
-)
+from parley.transport.bodies.admin import HandoffList, Reloaded
+from parley.transport.bodies.agents import AgentList
+from parley.transport.bodies.base import respond
+from parley.transport.bodies.conversations import ConversationDetail, ConversationList, UsageReport
+from parley.transport.bodies.replies import ChatAnswer, ChatFailure
 from parley.transport.collect import collect, sse_frames
 from parley.transport.fields import Identifier, UserText
 from parley.transport.http import current_user, error_response

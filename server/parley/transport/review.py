@@ -17,7 +17,8 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from parley.review import ReviewFilter, parse_cursor
-from parley.transport.bodies import ReviewPage, Transcript, respond
+from parley.transport.bodies.admin import ReviewPage, Transcript
+from parley.transport.bodies.base import respond
 from parley.transport.operators import require_admin
 from parley.transport.params import query_identifier, query_int
 from parley.transport.rest import services_of

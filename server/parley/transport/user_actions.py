@@ -16,7 +16,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from parley.errors import BadRequest
-from parley.transport.bodies import FeedbackGiven, HandoffState, Renamed, respond
+from parley.transport.bodies.base import respond
+from parley.transport.bodies.conversations import FeedbackGiven, HandoffState, Renamed
 from parley.transport.fields import Comment, Title
 from parley.transport.http import current_user
 from parley.transport.rest import parse_body, services_of

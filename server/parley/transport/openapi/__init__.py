@@ -1,8 +1,9 @@
 """Parley's REST API described as OpenAPI 3.1: ``GET /openapi.json`` and ``GET /docs``.
 
 - ``registry``: the vocabulary (:class:`Operation`, :class:`Answer`, parameters).
-- ``operations``: every route, one :class:`Operation` each (``OPERATIONS``), and
-  the routes that are not API (``NOT_DESCRIBED``).
+- ``operations``: every route, one :class:`Operation` each (``OPERATIONS``), in
+  one module per part of the API, and the routes that are not API
+  (``NOT_DESCRIBED``).
 - ``document``: the OpenAPI document, built from those entries and the pydantic
   models they name (request bodies next to their endpoints; answers in
   :mod:`parley.transport.bodies`, the compatible APIs' in
@@ -13,14 +14,16 @@
 Adding a route (say ``POST /v1/guest``):
 
 1. Give its JSON body a pydantic model next to the endpoint and parse it with
-   :func:`parley.transport.rest.parse_body`; give its answer a model in
-   :mod:`parley.transport.bodies` and build the response from it.
-2. Add one entry to ``OPERATIONS``::
+   :func:`parley.transport.rest.parse_body`; give its answer a model in the
+   module of :mod:`parley.transport.bodies` for its part of the API and build
+   the response from it.
+2. Add one entry to its part's module of ``operations`` (``auth`` here), made
+   with the module's ``partial(Operation, tag=…, access=…)``::
 
-       Operation(
-           "POST", "/v1/guest", "A short-lived token for an anonymous visitor", "auth",
-           {200: answer(GuestToken, "The token and when it expires.")},
-           access=Access.PUBLIC, body=GuestRequest, errors=(403, 404),
+       auth(
+           "POST", "/v1/guest", "A short-lived token for an anonymous visitor",
+           ok(GuestToken, "The token and when it expires."),
+           body=GuestRequest, errors=(403, 404),
        ),
 
    ``access`` decides the security and the shared errors (401 and 403 for

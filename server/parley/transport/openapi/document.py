@@ -22,7 +22,8 @@ from parley.transport.openapi.registry import JSON, Access, Answer, Operation, P
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 _REF = REF_TEMPLATE.removesuffix("{model}")
-# Models of the same name in several modules are told apart by these prefixes.
+# Models of the same name in several modules are told apart by these prefixes
+# (a package's prefix holds for every module in it: parley.transport.bodies.*).
 MODULE_PREFIXES = {
     "parley.transport.bodies": "",
     "parley.transport.compat.openai_shapes": "OpenAI",
@@ -152,10 +153,19 @@ def _short_names(definitions: Mapping[str, Any]) -> dict[str, str]:
     renamed: dict[str, str] = {}
     for name in definitions:
         module, _, model = name.rpartition("__")
-        prefix = MODULE_PREFIXES.get(module.replace("__", "."))
+        prefix = _prefix(module.replace("__", "."))
         if prefix is not None and prefix + model not in definitions:
             renamed[name] = prefix + model
     return renamed
+
+
+def _prefix(module: str) -> str | None:
+    """The prefix of ``module``'s models: its own, or its closest package's."""
+    while module:
+        if module in MODULE_PREFIXES:
+            return MODULE_PREFIXES[module]
+        module = module.rpartition(".")[0]
+    return None
 
 
 def _renamed(schema: Any, renamed: Mapping[str, str]) -> Any:

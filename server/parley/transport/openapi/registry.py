@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from parley.transport.bodies import ErrorBody
+from parley.transport.bodies.errors import ErrorBody
 
 JSON = "application/json"
 EVENTS = "text/event-stream"
@@ -50,6 +50,13 @@ def answer(
 ) -> Answer:
     """A JSON answer of ``model`` (``headers``: the response headers it sets, described)."""
     return Answer(description, model=model, headers=headers or {})
+
+
+def ok(
+    model: type[BaseModel], description: str, *, headers: Mapping[str, str] | None = None
+) -> dict[int, Answer]:
+    """The answers of most operations: only 200, a JSON body of ``model``."""
+    return {200: answer(model, description, headers=headers)}
 
 
 def event_schema(*, json_data: bool = True) -> dict[str, Any]:
@@ -130,8 +137,10 @@ class Operation:
     method: str
     path: str  # as the Starlette route has it: ``/v1/conversations/{conversation_id}``
     summary: str
-    tag: str
     answers: Mapping[int, Answer]
+    # The section of ``/docs``. It comes after ``answers`` so that each section's
+    # module can bind it (and its access) once: ``partial(Operation, tag=…)``.
+    tag: str
     access: Access = Access.USER
     description: str = ""
     body: type[BaseModel] | None = None  # a JSON request body of this shape
