@@ -27,7 +27,7 @@ from parley.errors import BudgetExceeded, Internal, ParleyError, UpstreamUnavail
 from parley.replies.events import Event
 from parley.services import Services
 from parley.storage.records import Conversation
-from parley.transport.collect import CollectedReply
+from parley.transport.collect import CollectedReply, collect
 from parley.transport.compat.errors import InvalidParam
 from parley.transport.compat.shapes import Notice, ParleyInfo, ToolStep
 from parley.transport.compat.transcript import Transcript
@@ -165,13 +165,50 @@ def event_stream(turn: StartedTurn, body: AsyncIterator[str]) -> StreamingRespon
     )
 
 
-def new_text(event: Event, collected: CollectedReply, sent: int) -> str:
-    """The text ``event`` adds to the ``sent`` characters (``collected`` has taken it in)."""
-    if event.kind == "delta":
-        return collected.parts[-1]
-    if event.kind == "resync":  # the reply's log was lost: the stored text, past what was sent
-        return collected.text[sent:]
-    return ""
+async def finished(turn: StartedTurn) -> CollectedReply | ParleyError:
+    """For a whole answer: the reply once it ends (or waits), or the error it ended with."""
+    collected = await collect(turn.events)
+    failure = failure_of(turn, collected)
+    return collected if failure is None else failure
+
+
+class StreamedText:
+    """For a streamed answer: the reply's text as it comes, then how the reply ended.
+
+    :meth:`pieces` yields each piece of text the reply adds, until it ends (or
+    waits for an approval nobody can give here). Meanwhile ``sent`` counts the
+    characters yielded before the current piece, so a vendor can open its text
+    block with the first; ``collected`` is the reply so far.
+    """
+
+    def __init__(self, turn: StartedTurn, events: AsyncIterator[Event]) -> None:
+        self.collected = CollectedReply()
+        self.sent = 0
+        self._turn = turn
+        self._events = events
+
+    async def pieces(self) -> AsyncIterator[str]:
+        async for event in self._events:
+            ended = self.collected.take(event)
+            if text := self._new_text(event):
+                yield text
+                # Counted once handed on: while the caller handles a piece, ``sent``
+                # is what came before it.
+                self.sent += len(text)
+            if ended:
+                break
+
+    def failure(self) -> ParleyError | None:
+        """The error the reply ended with, once :meth:`pieces` is done; ``None`` for an answer."""
+        return failure_of(self._turn, self.collected)
+
+    def _new_text(self, event: Event) -> str:
+        """The text ``event`` adds to what was sent (``collected`` has taken it in)."""
+        if event.kind == "delta":
+            return self.collected.parts[-1]
+        if event.kind == "resync":  # the reply's log was lost: the stored text, past what was sent
+            return self.collected.text[self.sent :]
+        return ""
 
 
 def failure_of(turn: StartedTurn, collected: CollectedReply) -> ParleyError | None:
