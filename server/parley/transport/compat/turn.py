@@ -18,12 +18,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import TypedDict
 
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
 from parley.auth.tokens import Principal
 from parley.errors import BudgetExceeded, Internal, ParleyError, UpstreamUnavailable
+from parley.llm.base import ChatMessage
 from parley.replies.events import Event
 from parley.services import Services
 from parley.storage.records import Conversation
@@ -80,32 +82,33 @@ class StartedTurn:
         )
 
 
+class _Message(TypedDict):
+    """The new turn, as both ``ChatService.send_first`` and ``ChatService.send`` take it."""
+
+    client_id: str  # the vendors' APIs have none: each request is a turn of its own
+    text: str
+    history: tuple[ChatMessage, ...]
+    can_confirm: bool  # False: nobody can approve a tool call in these APIs
+
+
 async def start_turn(request: Request, model: str, transcript: Transcript) -> StartedTurn:
     """Accept the caller's new message for agent ``model`` and start its reply."""
     user = current_user(request)
     services = services_of(request)
+    message = _Message(
+        client_id=str(uuid.uuid4()),
+        text=transcript.text,
+        history=transcript.history,
+        can_confirm=False,
+    )
     named = request.headers.get(CONVERSATION_HEADER)
     if named is None:
         # Stored with its first turn, so a refused message (rules, budget) leaves
         # no empty conversation behind.
-        conversation, accepted = await services.chat.send_first(
-            user,
-            model,
-            client_id=str(uuid.uuid4()),
-            text=transcript.text,
-            history=transcript.history,
-            can_confirm=False,
-        )
+        conversation, accepted = await services.chat.send_first(user, model, **message)
     else:
         conversation = await _conversation(services, user, model, named)
-        accepted = await services.chat.send(
-            user,
-            conversation,
-            client_id=str(uuid.uuid4()),
-            text=transcript.text,
-            history=transcript.history,
-            can_confirm=False,
-        )
+        accepted = await services.chat.send(user, conversation, **message)
     if accepted.reply_id is None:
         events: AsyncIterator[Event] = _no_events()
     else:
