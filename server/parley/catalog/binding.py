@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import TypeVar
 
 from parley.catalog.agent import Agent, GuestAccess, Personality
@@ -85,36 +85,33 @@ class AgentBinder:
             models=models,
             max_reply_tokens=entry.max_reply_tokens or limits.max_reply_tokens,
             temperature=limits.temperature if entry.temperature is None else entry.temperature,
-            tools=self._tools(entry, rules, where),
-            knowledge=self._knowledge(entry, rules, where),
+            tools=self._narrowed(rules, rules.tools, entry.tools, "tool", (*where, "tools")),
+            knowledge=self._narrowed(
+                rules, rules.knowledge, entry.knowledge, "collection", (*where, "knowledge")
+            ),
             guests=_guests(entry),
         )
 
-    def _tools(self, entry: AgentEntry, rules: RuleSet, where: Loc) -> tuple[str, ...]:
-        """The rule set's tools, narrowed by the agent's own list (which cannot add any)."""
-        if entry.tools is None:
-            return rules.tools
-        for position, tool in enumerate(entry.tools):
-            if tool not in rules.tools:
+    def _narrowed(
+        self,
+        rules: RuleSet,
+        allowed: tuple[str, ...],
+        chosen: Sequence[str] | None,
+        kind: str,
+        loc: Loc,
+    ) -> tuple[str, ...]:
+        """What ``rules`` allows (its tools, or its collections), narrowed by the
+        agent's own list, ``chosen``, which cannot add to it."""
+        if chosen is None:
+            return allowed
+        for position, name in enumerate(chosen):
+            if name not in allowed:
                 self._problem(
-                    (*where, "tools", position),
-                    f"tool {tool!r} is not allowed by rule set {rules.id!r}"
-                    f" (allowed: {', '.join(rules.tools) or 'none'})",
+                    (*loc, position),
+                    f"{kind} {name!r} is not allowed by rule set {rules.id!r}"
+                    f" (allowed: {', '.join(allowed) or 'none'})",
                 )
-        return tuple(tool for tool in entry.tools if tool in rules.tools)
-
-    def _knowledge(self, entry: AgentEntry, rules: RuleSet, where: Loc) -> tuple[str, ...]:
-        """The rule set's collections, narrowed by the agent's own list (which cannot add any)."""
-        if entry.knowledge is None:
-            return rules.knowledge
-        for position, name in enumerate(entry.knowledge):
-            if name not in rules.knowledge:
-                self._problem(
-                    (*where, "knowledge", position),
-                    f"collection {name!r} is not allowed by rule set {rules.id!r}"
-                    f" (allowed: {', '.join(rules.knowledge) or 'none'})",
-                )
-        return tuple(name for name in entry.knowledge if name in rules.knowledge)
+        return tuple(name for name in chosen if name in allowed)
 
     def _pair(self, personality_id: str, rules_id: str) -> Agent:
         personality = self._personalities[personality_id]

@@ -15,7 +15,6 @@ Run it alone with ``python -m parley.examples.orders --port 8765`` and point
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 from collections.abc import Mapping
@@ -32,71 +31,54 @@ from parley.examples.background import BackgroundServer
 ORDERS_URL_ENV = "PARLEY_EXAMPLE_ORDERS_URL"
 PRIORITIES = ("low", "normal", "high")
 
-_ORDERS: list[dict[str, Any]] = [
-    {
-        "id": "1042",
-        "status": "shipped",
-        "placed_at": "2025-03-02",
-        "items": [{"sku": "KB-201", "name": "Wireless keyboard", "quantity": 1}],
-        "total": "49.00",
-        "currency": "EUR",
-        "shipping": {"carrier": "DHL", "tracking": "JD014600003828", "eta": "2025-03-06"},
-        "customer": {"name": "Ada Lovelace", "email": "ada@example.com"},
-    },
-    {
-        "id": "1043",
-        "status": "processing",
-        "placed_at": "2025-03-04",
+# The orders, one a row: id, status, placed on, total (every order is in euros),
+# and the customer's name and email.
+_ORDERS = (
+    ("1042", "shipped", "2025-03-02", "49.00", "Ada Lovelace", "ada@example.com"),
+    ("1043", "processing", "2025-03-04", "41.80", "Grace Hopper", "grace@example.com"),
+    ("1044", "delivered", "2025-02-20", "129.00", "Alan Turing", "alan@example.com"),
+    ("1045", "cancelled", "2025-02-28", "289.00", "Katherine Johnson", "katherine@example.com"),
+    ("1046", "delayed", "2025-03-01", "999.00", "Edsger Dijkstra", "edsger@example.com"),
+    ("1047", "returned", "2025-02-10", "199.00", "Barbara Liskov", "barbara@example.com"),
+)
+# What each order holds: (sku, name, quantity) a line.
+_ITEMS = {
+    "1042": [("KB-201", "Wireless keyboard", 1)],
+    "1043": [("MS-110", "Ergonomic mouse", 1), ("PD-050", "Mouse pad", 2)],
+    "1044": [("HD-900", "USB-C dock", 1)],
+    "1045": [("MN-270", "27-inch monitor", 1)],
+    "1046": [("LP-140", "14-inch laptop", 1)],
+    "1047": [("HP-330", "Noise-cancelling headphones", 1)],
+}
+# How each order travels: carrier, tracking number, expected delivery (None: not known yet).
+_SHIPPING = {
+    "1042": ("DHL", "JD014600003828", "2025-03-06"),
+    "1043": (None, None, "2025-03-10"),
+    "1044": ("UPS", "1Z999AA10123456784", "2025-02-24"),
+    "1045": (None, None, None),
+    "1046": ("DPD", "05212345678901", "2025-03-14"),
+    "1047": ("DHL", "JD014600003901", "2025-02-13"),
+}
+
+
+def _order(
+    order_id: str, status: str, placed_at: str, total: str, name: str, email: str
+) -> dict[str, Any]:
+    """One row of the tables above, as ``GET /orders/{order_id}`` answers it."""
+    carrier, tracking, eta = _SHIPPING[order_id]
+    return {
+        "id": order_id,
+        "status": status,
+        "placed_at": placed_at,
         "items": [
-            {"sku": "MS-110", "name": "Ergonomic mouse", "quantity": 1},
-            {"sku": "PD-050", "name": "Mouse pad", "quantity": 2},
+            {"sku": sku, "name": item, "quantity": quantity}
+            for sku, item, quantity in _ITEMS[order_id]
         ],
-        "total": "41.80",
+        "total": total,
         "currency": "EUR",
-        "shipping": {"carrier": None, "tracking": None, "eta": "2025-03-10"},
-        "customer": {"name": "Grace Hopper", "email": "grace@example.com"},
-    },
-    {
-        "id": "1044",
-        "status": "delivered",
-        "placed_at": "2025-02-20",
-        "items": [{"sku": "HD-900", "name": "USB-C dock", "quantity": 1}],
-        "total": "129.00",
-        "currency": "EUR",
-        "shipping": {"carrier": "UPS", "tracking": "1Z999AA10123456784", "eta": "2025-02-24"},
-        "customer": {"name": "Alan Turing", "email": "alan@example.com"},
-    },
-    {
-        "id": "1045",
-        "status": "cancelled",
-        "placed_at": "2025-02-28",
-        "items": [{"sku": "MN-270", "name": "27-inch monitor", "quantity": 1}],
-        "total": "289.00",
-        "currency": "EUR",
-        "shipping": {"carrier": None, "tracking": None, "eta": None},
-        "customer": {"name": "Katherine Johnson", "email": "katherine@example.com"},
-    },
-    {
-        "id": "1046",
-        "status": "delayed",
-        "placed_at": "2025-03-01",
-        "items": [{"sku": "LP-140", "name": "14-inch laptop", "quantity": 1}],
-        "total": "999.00",
-        "currency": "EUR",
-        "shipping": {"carrier": "DPD", "tracking": "05212345678901", "eta": "2025-03-14"},
-        "customer": {"name": "Edsger Dijkstra", "email": "edsger@example.com"},
-    },
-    {
-        "id": "1047",
-        "status": "returned",
-        "placed_at": "2025-02-10",
-        "items": [{"sku": "HP-330", "name": "Noise-cancelling headphones", "quantity": 1}],
-        "total": "199.00",
-        "currency": "EUR",
-        "shipping": {"carrier": "DHL", "tracking": "JD014600003901", "eta": "2025-02-13"},
-        "customer": {"name": "Barbara Liskov", "email": "barbara@example.com"},
-    },
-]
+        "shipping": {"carrier": carrier, "tracking": tracking, "eta": eta},
+        "customer": {"name": name, "email": email},
+    }
 
 
 class OrderService:
@@ -105,7 +87,7 @@ class OrderService:
     with one key cannot both create a ticket."""
 
     def __init__(self) -> None:
-        self.orders = {order["id"]: copy.deepcopy(order) for order in _ORDERS}
+        self.orders = {row[0]: _order(*row) for row in _ORDERS}  # afresh: no two services share one
         self.tickets: list[dict[str, Any]] = []
         self._by_key: dict[str, tuple[str, dict[str, Any]]] = {}
 

@@ -22,10 +22,10 @@ from uuid import UUID
 
 from parley.knowledge.chunking import chunk_document
 from parley.knowledge.documents import UnreadableDocument, kind_of, parse
-from parley.knowledge.embeddings import Embedder, EmbeddingCall, EmbeddingError
+from parley.knowledge.embeddings import EmbeddingCall, EmbeddingError
 from parley.knowledge.progress import ProgressBar
 from parley.knowledge.store import KnowledgeStore, StoredDocument, UsageRow
-from parley.knowledge.vectors import VectorIndex
+from parley.knowledge.vectors import Embedding
 
 log = logging.getLogger(__name__)
 
@@ -90,16 +90,9 @@ def content_hash(data: bytes) -> str:
 
 
 class Ingestor:
-    def __init__(
-        self,
-        store: KnowledgeStore,
-        *,
-        vectors: VectorIndex | None = None,
-        embedder: Embedder | None = None,
-    ) -> None:
+    def __init__(self, store: KnowledgeStore, embedding: Embedding | None = None) -> None:
         self.store = store
-        self.vectors = vectors if embedder is not None else None
-        self.embedder = embedder
+        self.embedding = embedding
 
     async def sync_folder(
         self, collection: str, folder: Path, *, progress: bool = False
@@ -180,12 +173,12 @@ class Ingestor:
         (report.added if previous is None else report.updated).append(name)
 
     async def _embed_missing(self, report: IngestReport, *, progress: bool = False) -> None:
-        if self.vectors is None or self.embedder is None:
+        if self.embedding is None:
             return
-        while batch := await self.vectors.missing(report.collection, EMBED_PAGE):
+        while batch := await self.embedding.index.missing(report.collection, EMBED_PAGE):
             ids = [chunk_id for chunk_id, _ in batch]
             try:
-                embedded = await self.embedder.embed([text for _, text in batch])
+                embedded = await self.embedding.embedder.embed([text for _, text in batch])
             except EmbeddingError as error:
                 # The chunks stay searchable by full text; the next sync tries again.
                 log.warning("embedding %s failed: %s", report.collection, error)
@@ -194,7 +187,7 @@ class Ingestor:
                     [ingest_usage(call, report.collection) for call in error.calls]
                 )
                 return
-            await self.vectors.store(ids, embedded.vectors)
+            await self.embedding.index.store(ids, embedded.vectors)
             await self.store.record_usage(
                 [ingest_usage(call, report.collection) for call in embedded.calls]
             )

@@ -13,9 +13,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from parley.knowledge.embeddings import Embedder, EmbeddingCall, EmbeddingError
+from parley.knowledge.embeddings import EmbeddingCall, EmbeddingError
 from parley.knowledge.store import Hit, KnowledgeStore
-from parley.knowledge.vectors import VectorIndex
+from parley.knowledge.vectors import Embedding
 from parley.llm.base import ChatMessage
 
 log = logging.getLogger(__name__)
@@ -85,34 +85,27 @@ def _rescored(hit: Hit, score: float) -> Hit:
 
 
 class Retriever:
-    def __init__(
-        self,
-        store: KnowledgeStore,
-        *,
-        vectors: VectorIndex | None = None,
-        embedder: Embedder | None = None,
-    ) -> None:
+    def __init__(self, store: KnowledgeStore, embedding: Embedding | None = None) -> None:
         self.store = store
-        self.vectors = vectors if embedder is not None else None
-        self.embedder = embedder
+        self.embedding = embedding
 
     @property
     def hybrid(self) -> bool:
-        return self.vectors is not None
+        return self.embedding is not None
 
     async def search(self, collections: Sequence[str], query: str, limit: int) -> Found:
         """The best ``limit`` chunks of ``collections`` for ``query``."""
         if not collections or not query.strip():
             return Found([])
         text_hits = await self.store.search_text(collections, query, max(limit, CANDIDATES))
-        if self.vectors is None or self.embedder is None:
+        if self.embedding is None:
             return Found(text_hits[:limit])
         try:
-            embedded = await self.embedder.embed([query])
+            embedded = await self.embedding.embedder.embed([query])
         except EmbeddingError as error:
             log.warning("embedding the question failed; full-text results only: %s", error)
             return Found(text_hits[:limit], error.calls)
-        vector_hits = await self.vectors.search(
+        vector_hits = await self.embedding.index.search(
             collections, embedded.vectors[0], max(limit, CANDIDATES)
         )
         return Found(fuse([text_hits, vector_hits], limit), embedded.calls, hybrid=True)

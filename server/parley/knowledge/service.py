@@ -25,7 +25,7 @@ from parley.knowledge.ingest import Ingestor, IngestReport, usage_row
 from parley.knowledge.prompt import Passage
 from parley.knowledge.retrieval import Retriever, first_query, search_queries
 from parley.knowledge.store import Hit, KnowledgeStore
-from parley.knowledge.vectors import VectorIndex
+from parley.knowledge.vectors import Embedding, VectorIndex
 from parley.llm.base import ChatMessage, ModelRef
 
 log = logging.getLogger("parley.knowledge")
@@ -54,17 +54,16 @@ class Knowledge:
         store: KnowledgeStore,
         root: Path,
         *,
-        vectors: VectorIndex | None = None,
-        embedder: Embedder | None = None,
+        embedding: Embedding | None = None,
         mode_note: str = "",
         top_k: int = 5,
         context_share: float = 0.25,
     ) -> None:
         self.store = store
         self.root = root
-        self.embedder = embedder
-        self.retriever = Retriever(store, vectors=vectors, embedder=embedder)
-        self.ingestor = Ingestor(store, vectors=vectors, embedder=embedder)
+        self.embedding = embedding
+        self.retriever = Retriever(store, embedding)
+        self.ingestor = Ingestor(store, embedding)
         self.top_k = top_k
         self.context_share = context_share
         self._mode_note = mode_note
@@ -81,19 +80,17 @@ class Knowledge:
         """Ready the store and, when configured and possible, vectors."""
         store = KnowledgeStore(pool)
 
-        def knowledge(note: str, vectors: VectorIndex | None = None) -> Knowledge:
+        def knowledge(note: str, embedding: Embedding | None = None) -> Knowledge:
             return cls(
                 store,
                 settings.catalog,
-                vectors=vectors,
-                embedder=embedder if vectors is not None else None,
+                embedding=embedding,
                 mode_note=note,
                 top_k=settings.knowledge_top_k,
                 context_share=settings.knowledge_context_share,
             )
 
         dimensions = settings.embeddings_space_dimensions
-        embedder: Embedder | None = None
         if settings.embeddings_model is None or dimensions is None:
             return knowledge("no PARLEY_EMBEDDINGS_MODEL")
         embedder = Embedder(
@@ -111,7 +108,7 @@ class Knowledge:
             degraded = knowledge(f"{model} is set but Postgres has no pgvector: {vectors}")
             degraded.degraded = True
             return degraded
-        return knowledge(embedder.space, vectors)
+        return knowledge(embedder.space, Embedding(embedder, vectors))
 
     @property
     def mode(self) -> str:
@@ -209,8 +206,8 @@ class Knowledge:
         return int(max(context_window - reply_tokens, 0) * self.context_share)
 
     async def aclose(self) -> None:
-        if self.embedder is not None:
-            await self.embedder.aclose()
+        if self.embedding is not None:
+            await self.embedding.embedder.aclose()
 
     async def _account(self, calls: Sequence[EmbeddingCall], asker: Asker) -> None:
         if not calls:

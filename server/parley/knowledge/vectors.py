@@ -16,9 +16,11 @@ import hashlib
 import logging
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import asyncpg
 
+from parley.knowledge.embeddings import Embedder
 from parley.knowledge.store import HIT_COLUMNS, Hit
 
 log = logging.getLogger(__name__)
@@ -128,6 +130,19 @@ class VectorIndex:
                 limit,
             )
         return [Hit.from_row(row) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Embedding:
+    """Vector search: the model that embeds and the index that keeps its vectors.
+
+    Ingestion and retrieval take both or neither (then full text alone): the
+    index cannot be searched without the model to embed a question, nor the
+    model's vectors kept without the index.
+    """
+
+    embedder: Embedder
+    index: VectorIndex
 
 
 def embedding_text(heading: str, body: str) -> str:

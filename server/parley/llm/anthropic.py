@@ -23,6 +23,7 @@ from parley.llm.base import (
 from parley.llm.http import VendorHTTP
 from parley.llm.sse import sse_json
 from parley.llm.toolwire import AnthropicToolUse, arguments_object, spec_schema
+from parley.llm.wire import VendorWire
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
@@ -101,24 +102,13 @@ def _content(blocks: list[Block]) -> Content:
     return tuple(sorted(blocks, key=lambda block: block["type"] != "tool_result"))
 
 
-class MessagesWire:
+class MessagesWire(VendorWire):
     """The Messages API over one endpoint: the body, the events, the outcome.
 
-    ``models`` maps Parley's model names to the endpoint's ids (a Bedrock
-    inference profile, a Vertex version); unmapped names go as they are.
     Subclasses say how a request is sent and its events read (:meth:`events`).
     """
 
-    name: str
     family = "anthropic"
-
-    def __init__(self, name: str, http: VendorHTTP, models: Mapping[str, str]) -> None:
-        self.name = name
-        self._http = http
-        self._models = dict(models)
-
-    def __repr__(self) -> str:  # never the headers: they hold the key
-        return f"{type(self).__name__}({self.name!r})"
 
     def events(
         self, model: str, body: dict[str, Any]
@@ -128,7 +118,7 @@ class MessagesWire:
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         state = _StreamState()
-        model = self._models.get(request.model, request.model)
+        model = self.model_id(request.model)
         try:
             async with self.events(model, messages_body(request, model)) as events:
                 async for event in events:
@@ -149,9 +139,6 @@ class MessagesWire:
         if state.prompt_tokens is not None:
             yield Usage(state.prompt_tokens, state.completion_tokens)
         yield Finish(state.finish)
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     def _stream_error(self, event: dict[str, Any]) -> ProviderError:
         """An error event inside a 200 stream: its kind, not a status, says if a retry helps."""

@@ -25,6 +25,7 @@ from parley.llm.failures import vendor_message
 from parley.llm.http import VendorHTTP
 from parley.llm.sse import sse_json
 from parley.llm.toolwire import OpenAIToolCalls, spec_schema
+from parley.llm.wire import VendorWire
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -38,24 +39,13 @@ TOOL_ERROR_PREFIX = "Error: "
 _REASONING_MODELS = re.compile(r"^(o\d|gpt-5)\b")
 
 
-class OpenAIWire:
+class OpenAIWire(VendorWire):
     """Chat Completions over one endpoint: the body, the stream, the events.
 
-    ``models`` maps the names models are known by in Parley to the ids the
-    endpoint wants (an OpenRouter slug, an Azure deployment); unmapped names
-    go as they are. Subclasses say where each request goes (:meth:`url`).
+    Subclasses say where each request goes (:meth:`url`).
     """
 
-    name: str
     family = "openai"
-
-    def __init__(self, name: str, http: VendorHTTP, models: Mapping[str, str]) -> None:
-        self.name = name
-        self._http = http
-        self._models = dict(models)
-
-    def __repr__(self) -> str:  # never the headers: they hold the key
-        return f"{type(self).__name__}({self.name!r})"
 
     def url(self, model: str) -> URL | None:
         """Where a request for ``model`` (the endpoint's id) goes; None: the endpoint's URL."""
@@ -65,7 +55,7 @@ class OpenAIWire:
         usage: Usage | None = None
         finish = "unknown"
         calls = OpenAIToolCalls()
-        model = self._models.get(request.model, request.model)
+        model = self.model_id(request.model)
         try:
             async with self._http.lines(_body(request, model), url=self.url(model)) as lines:
                 async for chunk in sse_json(lines):
@@ -95,9 +85,6 @@ class OpenAIWire:
         if usage is not None:
             yield usage
         yield Finish(finish)
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
 
 class OpenAIProvider(OpenAIWire):

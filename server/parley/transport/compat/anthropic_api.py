@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from parley.errors import ErrorCode, ParleyError
 from parley.replies.events import Event
-from parley.transport.collect import CollectedReply, collect
+from parley.transport.collect import CollectedReply
 from parley.transport.compat.anthropic_shapes import (
     ContentBlockDelta,
     ContentBlockStart,
@@ -44,10 +44,10 @@ from parley.transport.compat.shapes import ParleyInfo, Shape
 from parley.transport.compat.transcript import Transcript
 from parley.transport.compat.turn import (
     StartedTurn,
+    StreamedText,
     Tokens,
     event_stream,
-    failure_of,
-    new_text,
+    finished,
     start_turn,
     under_way,
 )
@@ -116,15 +116,14 @@ class _Reply:
         self.id = f"msg_{turn.id}"
 
     async def collected(self) -> Response:
-        collected = await collect(self.turn.events)
-        failure = failure_of(self.turn, collected)
-        if failure is not None:
-            return error_response(failure, self.turn.headers)
+        reply = await finished(self.turn)
+        if isinstance(reply, ParleyError):
+            return error_response(reply, self.turn.headers)
         message = self._message(
-            [TextBlock(text=collected.text)] if collected.text else [],
+            [TextBlock(text=reply.text)] if reply.text else [],
             stop_reason="end_turn",
-            usage=_usage(collected),
-            parley=self.turn.info(collected),
+            usage=_usage(reply),
+            parley=self.turn.info(reply),
         )
         return Response(
             message.model_dump_json(), headers=self.turn.headers, media_type="application/json"
@@ -139,28 +138,22 @@ class _Reply:
     async def _events(self, events: AsyncIterator[Event]) -> AsyncIterator[str]:
         start = self._message([], stop_reason=None, usage=Usage(input_tokens=0, output_tokens=0))
         yield _event(MessageStart(message=start))
-        collected = CollectedReply()
-        sent = 0
-        async for event in events:
-            ended = collected.take(event)
-            if text := new_text(event, collected, sent):
-                if not sent:  # the text block opens with the first text
-                    yield _event(ContentBlockStart(index=0, content_block=TextBlock(text="")))
-                sent += len(text)
-                yield _event(ContentBlockDelta(index=0, delta=TextDelta(text=text)))
-            if ended:
-                break
-        failure = failure_of(self.turn, collected)
+        reply = StreamedText(self.turn, events)
+        async for text in reply.pieces():
+            if not reply.sent:  # the text block opens with the first text
+                yield _event(ContentBlockStart(index=0, content_block=TextBlock(text="")))
+            yield _event(ContentBlockDelta(index=0, delta=TextDelta(text=text)))
+        failure = reply.failure()
         if failure is not None:  # mid-stream: Anthropic's SDKs raise on an error event
             yield _event(_error(failure))
             return
-        if sent:
+        if reply.sent:
             yield _event(ContentBlockStop(index=0))
         yield _event(
             MessageDelta(
                 delta=MessageDeltaBody(stop_reason="end_turn"),
-                usage=_usage(collected),
-                parley=self.turn.info(collected),
+                usage=_usage(reply.collected),
+                parley=self.turn.info(reply.collected),
             )
         )
         yield _event(MessageStop())

@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from parley.errors import ErrorCode, ParleyError
 from parley.replies.events import Event
-from parley.transport.collect import CollectedReply, collect
+from parley.transport.collect import CollectedReply
 from parley.transport.compat.errors import InvalidParam, param_of, parse, speaking
 from parley.transport.compat.openai_shapes import (
     AssistantMessage,
@@ -39,10 +39,10 @@ from parley.transport.compat.shapes import ParleyInfo, Shape
 from parley.transport.compat.transcript import Role, Transcript
 from parley.transport.compat.turn import (
     StartedTurn,
+    StreamedText,
     Tokens,
     event_stream,
-    failure_of,
-    new_text,
+    finished,
     start_turn,
     under_way,
 )
@@ -158,17 +158,16 @@ class _Reply:
         self.id = f"chatcmpl-{turn.id}"
 
     async def collected(self) -> Response:
-        collected = await collect(self.turn.events)
-        failure = failure_of(self.turn, collected)
-        if failure is not None:
-            return error_response(failure, self.turn.headers)
+        reply = await finished(self.turn)
+        if isinstance(reply, ParleyError):
+            return error_response(reply, self.turn.headers)
         completion = ChatCompletion(
             id=self.id,
             created=self.created,
             model=self.model,
-            choices=[Choice(message=AssistantMessage(content=collected.text))],
-            usage=_usage(collected),
-            parley=self.turn.info(collected),
+            choices=[Choice(message=AssistantMessage(content=reply.text))],
+            usage=_usage(reply),
+            parley=self.turn.info(reply),
         )
         return _json(completion, headers=self.turn.headers)
 
@@ -184,23 +183,17 @@ class _Reply:
         self, events: AsyncIterator[Event], *, include_usage: bool
     ) -> AsyncIterator[str]:
         yield self._chunk([ChunkChoice(delta=Delta(role="assistant", content=""))])
-        collected = CollectedReply()
-        sent = 0
-        async for event in events:
-            ended = collected.take(event)
-            if text := new_text(event, collected, sent):
-                sent += len(text)
-                yield self._chunk([ChunkChoice(delta=Delta(content=text))])
-            if ended:
-                break
-        failure = failure_of(self.turn, collected)
+        reply = StreamedText(self.turn, events)
+        async for text in reply.pieces():
+            yield self._chunk([ChunkChoice(delta=Delta(content=text))])
+        failure = reply.failure()
         if failure is not None:  # mid-stream: OpenAI's SDKs raise on an error event
             yield _sse(_error(failure))
             return
         finish = ChunkChoice(delta=Delta(), finish_reason="stop")
-        yield self._chunk([finish], parley=self.turn.info(collected))
+        yield self._chunk([finish], parley=self.turn.info(reply.collected))
         if include_usage:
-            yield self._chunk([], usage=_usage(collected))
+            yield self._chunk([], usage=_usage(reply.collected))
         yield DONE
 
     def _chunk(

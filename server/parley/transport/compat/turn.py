@@ -18,16 +18,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import TypedDict
 
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
 from parley.auth.tokens import Principal
 from parley.errors import BudgetExceeded, Internal, ParleyError, UpstreamUnavailable
+from parley.llm.base import ChatMessage
 from parley.replies.events import Event
 from parley.services import Services
 from parley.storage.records import Conversation
-from parley.transport.collect import CollectedReply
+from parley.transport.collect import CollectedReply, collect
 from parley.transport.compat.errors import InvalidParam
 from parley.transport.compat.shapes import Notice, ParleyInfo, ToolStep
 from parley.transport.compat.transcript import Transcript
@@ -80,32 +82,33 @@ class StartedTurn:
         )
 
 
+class _Message(TypedDict):
+    """The new turn, as both ``ChatService.send_first`` and ``ChatService.send`` take it."""
+
+    client_id: str  # the vendors' APIs have none: each request is a turn of its own
+    text: str
+    history: tuple[ChatMessage, ...]
+    can_confirm: bool  # False: nobody can approve a tool call in these APIs
+
+
 async def start_turn(request: Request, model: str, transcript: Transcript) -> StartedTurn:
     """Accept the caller's new message for agent ``model`` and start its reply."""
     user = current_user(request)
     services = services_of(request)
+    message = _Message(
+        client_id=str(uuid.uuid4()),
+        text=transcript.text,
+        history=transcript.history,
+        can_confirm=False,
+    )
     named = request.headers.get(CONVERSATION_HEADER)
     if named is None:
         # Stored with its first turn, so a refused message (rules, budget) leaves
         # no empty conversation behind.
-        conversation, accepted = await services.chat.send_first(
-            user,
-            model,
-            client_id=str(uuid.uuid4()),
-            text=transcript.text,
-            history=transcript.history,
-            can_confirm=False,
-        )
+        conversation, accepted = await services.chat.send_first(user, model, **message)
     else:
         conversation = await _conversation(services, user, model, named)
-        accepted = await services.chat.send(
-            user,
-            conversation,
-            client_id=str(uuid.uuid4()),
-            text=transcript.text,
-            history=transcript.history,
-            can_confirm=False,
-        )
+        accepted = await services.chat.send(user, conversation, **message)
     if accepted.reply_id is None:
         events: AsyncIterator[Event] = _no_events()
     else:
@@ -165,13 +168,50 @@ def event_stream(turn: StartedTurn, body: AsyncIterator[str]) -> StreamingRespon
     )
 
 
-def new_text(event: Event, collected: CollectedReply, sent: int) -> str:
-    """The text ``event`` adds to the ``sent`` characters (``collected`` has taken it in)."""
-    if event.kind == "delta":
-        return collected.parts[-1]
-    if event.kind == "resync":  # the reply's log was lost: the stored text, past what was sent
-        return collected.text[sent:]
-    return ""
+async def finished(turn: StartedTurn) -> CollectedReply | ParleyError:
+    """For a whole answer: the reply once it ends (or waits), or the error it ended with."""
+    collected = await collect(turn.events)
+    failure = failure_of(turn, collected)
+    return collected if failure is None else failure
+
+
+class StreamedText:
+    """For a streamed answer: the reply's text as it comes, then how the reply ended.
+
+    :meth:`pieces` yields each piece of text the reply adds, until it ends (or
+    waits for an approval nobody can give here). Meanwhile ``sent`` counts the
+    characters yielded before the current piece, so a vendor can open its text
+    block with the first; ``collected`` is the reply so far.
+    """
+
+    def __init__(self, turn: StartedTurn, events: AsyncIterator[Event]) -> None:
+        self.collected = CollectedReply()
+        self.sent = 0
+        self._turn = turn
+        self._events = events
+
+    async def pieces(self) -> AsyncIterator[str]:
+        async for event in self._events:
+            ended = self.collected.take(event)
+            if text := self._new_text(event):
+                yield text
+                # Counted once handed on: while the caller handles a piece, ``sent``
+                # is what came before it.
+                self.sent += len(text)
+            if ended:
+                break
+
+    def failure(self) -> ParleyError | None:
+        """The error the reply ended with, once :meth:`pieces` is done; ``None`` for an answer."""
+        return failure_of(self._turn, self.collected)
+
+    def _new_text(self, event: Event) -> str:
+        """The text ``event`` adds to what was sent (``collected`` has taken it in)."""
+        if event.kind == "delta":
+            return self.collected.parts[-1]
+        if event.kind == "resync":  # the reply's log was lost: the stored text, past what was sent
+            return self.collected.text[self.sent :]
+        return ""
 
 
 def failure_of(turn: StartedTurn, collected: CollectedReply) -> ParleyError | None:
