@@ -273,17 +273,15 @@ def server_env(
 
 @pytest.fixture(scope="session")
 def server(server_env: dict[str, str]) -> Iterator[ParleyServer]:
-    instance = ParleyServer(server_env, name="parley-a").start()
-    yield instance
-    instance.stop()
+    with ParleyServer(server_env, name="parley-a") as instance:
+        yield instance
 
 
 @pytest.fixture(scope="session")
 def server_b(server_env: dict[str, str]) -> Iterator[ParleyServer]:
     """A second instance sharing the first one's Postgres and Redis."""
-    instance = ParleyServer(server_env, name="parley-b").start()
-    yield instance
-    instance.stop()
+    with ParleyServer(server_env, name="parley-b") as instance:
+        yield instance
 
 
 @pytest.fixture
@@ -320,3 +318,14 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     redis.start()
     yield redis
     redis.stop()
+
+
+@pytest.fixture
+def private_redis_server(
+    server_env: dict[str, str], private_redis: PrivateRedis
+) -> Iterator[ParleyServer]:
+    """A server of the test's own on the test's own Redis, which the test may stop."""
+    with ParleyServer(
+        {**server_env, "REDIS_URL": private_redis.url}, name="parley-private-redis"
+    ) as instance:
+        yield instance

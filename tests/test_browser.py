@@ -63,9 +63,8 @@ async def browser() -> AsyncIterator[Browser]:
 
 @pytest.fixture(scope="module")
 def web_server(server_env: dict[str, str]) -> Iterator[ParleyServer]:
-    instance = ParleyServer({**server_env, "PARLEY_DEV_LOGIN": "true"}, name="parley-web").start()
-    yield instance
-    instance.stop()
+    with ParleyServer({**server_env, "PARLEY_DEV_LOGIN": "true"}, name="parley-web") as instance:
+        yield instance
 
 
 class Web:

@@ -64,9 +64,8 @@ def guest_server(
         "PARLEY_GUEST_RATE_LIMIT_IP": "1000/minute",
         "PARLEY_GUEST_RATE_LIMIT_SITE": "1000/minute",
     }
-    instance = ParleyServer(env, name="parley-guests").start()
-    yield instance
-    instance.stop()
+    with ParleyServer(env, name="parley-guests") as instance:
+        yield instance
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +83,8 @@ def limited_server(
         "PARLEY_GUEST_RATE_LIMIT_IP": "3/minute",
         "PARLEY_GUEST_RATE_LIMIT_SITE": "3/minute",
     }
-    instance = ParleyServer(env, name="parley-guests-limited").start()
-    yield instance
-    instance.stop()
+    with ParleyServer(env, name="parley-guests-limited") as instance:
+        yield instance
 
 
 def claims(token: str) -> dict[str, object]:

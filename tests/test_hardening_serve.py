@@ -57,8 +57,7 @@ def serve(env: dict[str, str], port: int) -> subprocess.CompletedProcess[str]:
 async def test_a_second_serve_on_the_same_data_dir_leaves_the_first_alone(
     embedded_env: dict[str, str], fake: FakeLLM, make_token: TokenFactory, tmp_path: Path
 ) -> None:
-    first = ParleyServer(embedded_env, name="parley-embedded").start()
-    try:
+    with ParleyServer(embedded_env, name="parley-embedded") as first:
         assert first.process is not None
         second = serve(embedded_env, free_port())
         assert second.returncode != 0
@@ -79,8 +78,6 @@ async def test_a_second_serve_on_the_same_data_dir_leaves_the_first_alone(
             await client.start(agent="agent_gamma")
             reply = await client.ask("still there?")
         assert reply.done is not None and reply.done["status"] == "complete"
-    finally:
-        first.stop()
 
 
 def test_banner_names_only_the_embedded_servers(
@@ -88,24 +85,18 @@ def test_banner_names_only_the_embedded_servers(
 ) -> None:
     monkeypatch.delenv("REDIS_URL", raising=False)
     env = {**without(server_env, "REDIS_URL"), "PARLEY_DATA_DIR": str(tmp_path / "data")}
-    instance = ParleyServer(env, name="parley-half-embedded").start()
-    try:
+    with ParleyServer(env, name="parley-half-embedded") as instance:
         banner = instance.log()
-    finally:
-        instance.stop()
     assert f"EMBEDDED Redis in {tmp_path / 'data'}/" in banner
     assert "Postgres/Redis" not in banner
     assert "EMBEDDED Postgres" not in banner
 
 
 def test_ctrl_c_stops_an_idle_server_cleanly(embedded_env: dict[str, str]) -> None:
-    instance = ParleyServer(embedded_env, name="parley-idle").start()
-    try:
+    with ParleyServer(embedded_env, name="parley-idle") as instance:
         assert instance.process is not None
         instance.process.send_signal(signal.SIGINT)
         instance.process.wait(60)
-    finally:
-        instance.stop()
     # Stopping the embedded Redis used to fall back to redis-py's reconnect
     # retries (SHUTDOWN closes the connection, which they took for a fault):
     # seconds of waiting on every exit. How long an exit takes is measured

@@ -46,9 +46,8 @@ def quick_start(server_env: dict[str, str], database: str) -> Iterator[ParleySer
         "PARLEY_MODEL": "demo:echo",
         "PARLEY_DEMO_DELAY_MS": "0",
     }
-    instance = ParleyServer(env, name="parley-quick-start").start()
-    yield instance
-    instance.stop()
+    with ParleyServer(env, name="parley-quick-start") as instance:
+        yield instance
 
 
 async def test_the_quick_start_answers_with_cited_passages(

@@ -203,9 +203,8 @@ def hybrid_server(
         "PARLEY_EMBEDDINGS_MODEL": "openai:text-embedding-3-small",
         "PARLEY_EMBEDDINGS_DIMENSIONS": str(DIMENSIONS),
     }
-    instance = ParleyServer(env, name="parley-hybrid").start()
-    yield instance
-    instance.stop()
+    with ParleyServer(env, name="parley-hybrid") as instance:
+        yield instance
 
 
 async def test_a_server_with_pgvector_answers_misspelt_questions(

@@ -106,9 +106,8 @@ def test_one_config_for_every_logger() -> None:
 @pytest.fixture(scope="module")
 def json_server(server_env: dict[str, str]) -> Iterator[ParleyServer]:
     env = {**server_env, "PARLEY_LOG_FORMAT": "json", "PARLEY_METRICS_TOKEN": METRICS_TOKEN}
-    instance = ParleyServer(env, name="parley-json", args=["--workers", "2"]).start()
-    yield instance
-    instance.stop()
+    with ParleyServer(env, name="parley-json", args=["--workers", "2"]) as instance:
+        yield instance
 
 
 async def test_json_logs_of_two_workers(
@@ -149,11 +148,8 @@ async def test_json_logs_of_two_workers(
 
 
 def test_text_logs_of_two_workers_are_one_format(server_env: dict[str, str]) -> None:
-    instance = ParleyServer(server_env, name="parley-text", args=["--workers", "2"]).start()
-    try:
+    with ParleyServer(server_env, name="parley-text", args=["--workers", "2"]) as instance:
         assert httpx.get(f"{instance.url}/health", timeout=10).status_code == 200
-    finally:
-        instance.stop()
     lines = instance.log().splitlines()
     assert all(TEXT_LINE.match(line) for line in lines), "\n".join(
         line for line in lines if not TEXT_LINE.match(line)

@@ -52,9 +52,8 @@ def metrics_server(server_env: dict[str, str], metrics_port: int) -> Iterator[Pa
         "PARLEY_METRICS_TOKEN": METRICS_TOKEN,
         "PARLEY_METRICS_PORT": str(metrics_port),
     }
-    instance = ParleyServer(env, name="parley-metrics").start()
-    yield instance
-    instance.stop()
+    with ParleyServer(env, name="parley-metrics") as instance:
+        yield instance
 
 
 def scraped(server: ParleyServer) -> Scrape:
@@ -276,14 +275,11 @@ async def test_rest_rate_limit_refusals_are_counted(
         "PARLEY_METRICS_TOKEN": METRICS_TOKEN,
         "PARLEY_REST_RATE_LIMIT": "2/minute",
     }
-    instance = ParleyServer(env, name="parley-metrics-limited").start()
-    try:
+    with ParleyServer(env, name="parley-metrics-limited") as instance:
         headers = {"Authorization": f"Bearer {make_token()[1]}"}
         async with httpx.AsyncClient(base_url=instance.url, headers=headers) as http:
             statuses = [(await http.get("/v1/agents")).status_code for _ in range(5)]
         after = await asyncio.to_thread(scraped, instance)
-    finally:
-        instance.stop()
     assert statuses == [200, 200, 429, 429, 429]
     assert after.value("parley_rate_limit_refusals_total", transport="rest", reason="limited") == 3
 

@@ -63,9 +63,8 @@ def providers_server(
     )
     (root / "agents.yaml").write_text(yaml.safe_dump(agents))
     env = {**server_env, "PARLEY_CATALOG": str(root), "TEST_AZURE_KEY": "azure-e2e-key-0123"}
-    instance = ParleyServer(env, name="parley-providers").start()
-    yield instance
-    instance.stop()
+    with ParleyServer(env, name="parley-providers") as instance:
+        yield instance
 
 
 async def test_fallback_chain_crosses_providers(

@@ -176,16 +176,14 @@ def cluster_env(server_env: dict[str, str], cluster: LocalCluster) -> dict[str, 
 
 @pytest.fixture(scope="module")
 def first(cluster_env: dict[str, str]) -> Iterator[ParleyServer]:
-    instance = ParleyServer(cluster_env, name="parley-cluster-a").start()
-    yield instance
-    instance.stop()
+    with ParleyServer(cluster_env, name="parley-cluster-a") as instance:
+        yield instance
 
 
 @pytest.fixture(scope="module")
 def second(cluster_env: dict[str, str]) -> Iterator[ParleyServer]:
-    instance = ParleyServer(cluster_env, name="parley-cluster-b").start()
-    yield instance
-    instance.stop()
+    with ParleyServer(cluster_env, name="parley-cluster-b") as instance:
+        yield instance
 
 
 @pytest.fixture

@@ -22,9 +22,8 @@ from support.server import ParleyServer
 
 @pytest.fixture(scope="module")
 def titling(server_env: dict[str, str]) -> Iterator[ParleyServer]:
-    instance = ParleyServer({**server_env, "PARLEY_GENERATE_TITLES": "true"}, name="titles")
-    yield instance.start()
-    instance.stop()
+    with ParleyServer({**server_env, "PARLEY_GENERATE_TITLES": "true"}, name="titles") as instance:
+        yield instance
 
 
 @pytest.fixture

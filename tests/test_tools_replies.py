@@ -310,15 +310,12 @@ async def test_an_unanswered_confirmation_declines_the_call(
     subject = f"Nobody answered {uuid.uuid4().hex[:6]}"
     arguments = json.dumps({"subject": subject, "description": "Left waiting."})
     fake.enqueue(Script(tool_calls=[("create_ticket", arguments)]), Script(chunks=["Okay."]))
-    impatient = ParleyServer(
+    with ParleyServer(
         {**server_env, "PARLEY_TOOL_CONFIRM_TIMEOUT_SECONDS": "0.5"}, name="parley-impatient"
-    ).start()
-    try:
+    ) as impatient:
         async with await ChatClient.connect(impatient.ws_url, make_token()[1]) as client:
             await client.start(agent="agent_tools")
             reply = await client.ask("Open a ticket")
-    finally:
-        impatient.stop()
     assert [(f["type"], f["status"]) for f in reply.tool_frames] == [
         ("tool_call", "awaiting_confirmation"),
         ("tool_result", "declined"),

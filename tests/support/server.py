@@ -55,6 +55,12 @@ class ParleyServer:
         self._wait_until_ready()
         return self
 
+    def __enter__(self) -> ParleyServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
