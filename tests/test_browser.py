@@ -34,11 +34,10 @@ from playwright.async_api import (
 
 from support.browser import (
     ChatPage,
-    PageWatch,
     TcpProxy,
+    WatchedContexts,
     launched_browser,
     session_token,
-    watch_context,
 )
 from support.client import ChatClient, Reply
 from support.fake_llm import FakeLLM, Script
@@ -47,7 +46,6 @@ from support.server import ParleyServer
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[1]
-DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 375, "height": 812}
 TIMEOUT_MS = 15_000
 
@@ -67,32 +65,15 @@ def web_server(server_env: dict[str, str]) -> Iterator[ParleyServer]:
         yield instance
 
 
-class Web:
+class Web(WatchedContexts):
     """Opens browser contexts and tabs for one test; checks them when it ends."""
 
     def __init__(self, browser: Browser, server: ParleyServer) -> None:
-        self.browser = browser
+        super().__init__(browser, server.url, TIMEOUT_MS)
         self.server = server
-        self.contexts: list[tuple[BrowserContext, PageWatch]] = []
-
-    async def context(
-        self, *, viewport: ViewportSize = DESKTOP, base_url: str | None = None, **options: Any
-    ) -> BrowserContext:
-        context = await self.browser.new_context(
-            base_url=base_url or self.server.url, viewport=viewport, **options
-        )
-        context.set_default_timeout(TIMEOUT_MS)
-        self.contexts.append((context, await watch_context(context)))
-        return context
-
-    def watch(self, context: BrowserContext) -> PageWatch:
-        return next(watch for known, watch in self.contexts if known is context)
 
     async def tab(self, context: BrowserContext | None = None, **options: Any) -> ChatPage:
-        context = context or await self.context(**options)
-        page = await context.new_page()
-        self.watch(context).attach(page)
-        return ChatPage(page)
+        return ChatPage(await self.page(context, **options))
 
     async def signed_in(
         self, agent: str | None = "agent_gamma", *, name: str | None = None, **options: Any
@@ -120,18 +101,6 @@ class Web:
     async def observer(self, chat: ChatPage) -> ChatClient:
         """A WebSocket client of the same user, connected to the server directly."""
         return await ChatClient.connect(self.server.ws_url, await session_token(chat.page.context))
-
-    async def close(self) -> None:
-        problems = []
-        for context, watch in self.contexts:
-            await context.close()
-            if watch.csp_violations or watch.csp_console_errors:
-                problems.append(
-                    f"CSP violations: {watch.csp_violations + watch.csp_console_errors}"
-                )
-            if watch.page_errors:
-                problems.append(f"uncaught page errors: {watch.page_errors}")
-        assert not problems, problems
 
 
 @pytest.fixture

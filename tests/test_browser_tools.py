@@ -20,8 +20,6 @@ import httpx
 import pytest
 from playwright.async_api import (
     Browser,
-    BrowserContext,
-    Dialog,
     Locator,
     expect,
 )
@@ -32,9 +30,8 @@ from support.browser import (
     NON_EMPTY,
     ChatPage,
     FrameGate,
-    PageWatch,
+    WatchedContexts,
     launched_browser,
-    watch_context,
 )
 from support.client import ChatClient
 from support.fake_llm import FakeLLM, Script
@@ -52,27 +49,17 @@ async def browser() -> AsyncIterator[Browser]:
         yield instance
 
 
-class Tabs:
+class Tabs(WatchedContexts):
     """Tabs of one test, each signed in as the test's user; checked when the test ends."""
 
     def __init__(self, browser: Browser, server: ParleyServer, token: str) -> None:
-        self.browser = browser
+        super().__init__(browser, server.url, TIMEOUT_MS)
         self.server = server
         self.token = token
-        self.contexts: list[tuple[BrowserContext, PageWatch]] = []
-        self.dialogs: list[str] = []
 
     async def signed_in(self, *, gate: FrameGate | None = None) -> ChatPage:
         """A new tab, signed in, with the tool agent picked (``gate`` routes its socket)."""
-        context = await self.browser.new_context(
-            base_url=self.server.url, viewport={"width": 1280, "height": 800}
-        )
-        context.set_default_timeout(TIMEOUT_MS)
-        watch = await watch_context(context)
-        self.contexts.append((context, watch))
-        page = await context.new_page()
-        watch.attach(page)
-        page.on("dialog", self._on_dialog)
+        page = await self.page()
         if gate is not None:
             await gate.install(page)
         chat = ChatPage(page)
@@ -80,10 +67,6 @@ class Tabs:
         await chat.sign_in_with_token(self.token)
         await chat.pick_agent("agent_tools")
         return chat
-
-    async def _on_dialog(self, dialog: Dialog) -> None:
-        self.dialogs.append(dialog.message)  # e.g. an alert() some markup managed to run
-        await dialog.dismiss()
 
     async def stored_reply(self, conversation_id: str) -> dict[str, Any]:
         async with httpx.AsyncClient(base_url=self.server.url, timeout=10) as client:
@@ -98,20 +81,6 @@ class Tabs:
     async def observer(self) -> ChatClient:
         """A WebSocket client of the same user, straight to the server (another device)."""
         return await ChatClient.connect(self.server.ws_url, self.token)
-
-    async def close(self) -> None:
-        problems = []
-        for context, watch in self.contexts:
-            await context.close()
-            if watch.csp_violations or watch.csp_console_errors:
-                problems.append(
-                    f"CSP violations: {watch.csp_violations + watch.csp_console_errors}"
-                )
-            if watch.page_errors:
-                problems.append(f"uncaught page errors: {watch.page_errors}")
-        if self.dialogs:
-            problems.append(f"dialogs opened: {self.dialogs}")
-        assert not problems, problems
 
 
 @pytest.fixture
