@@ -20,7 +20,7 @@ import pytest
 from conftest import REPO, TokenFactory
 from parley.catalog import CatalogError, load_catalog
 from parley.transport.cors import CorsPolicy
-from support.client import ChatClient
+from support.client import ChatClient, ask_once
 from support.fake_llm import FakeLLM, Script
 from support.guests import (
     BUDGET_FILLER,
@@ -310,9 +310,7 @@ async def test_guests_have_their_own_daily_budget(
     _, user_token = make_token()
     for credential in (other, user_token):
         fake.enqueue(Script(chunks=["Fine."], prompt_tokens=BUDGET_FILLER))
-        async with await ChatClient.connect(guest_server.ws_url, credential) as chat:
-            await chat.start(agent=GUEST_BUDGET_AGENT)
-            reply = await chat.ask("Hello")
+        reply = await ask_once(guest_server.ws_url, credential, GUEST_BUDGET_AGENT, "Hello")
         assert reply.done is not None and reply.done["status"] == "complete"
 
 

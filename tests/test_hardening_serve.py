@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from conftest import TokenFactory
-from support.client import ChatClient
+from support.client import ChatClient, ask_once
 from support.fake_llm import FakeLLM, Script
 from support.server import ParleyServer, free_port
 
@@ -74,9 +74,7 @@ async def test_a_second_serve_on_the_same_data_dir_leaves_the_first_alone(
 
         ready = await asyncio.to_thread(httpx.get, f"{first.url}/ready", timeout=10)
         assert ready.status_code == 200
-        async with await ChatClient.connect(first.ws_url, make_token()[1]) as client:
-            await client.start(agent="agent_gamma")
-            reply = await client.ask("still there?")
+        reply = await ask_once(first.ws_url, make_token()[1], "agent_gamma", "still there?")
         assert reply.done is not None and reply.done["status"] == "complete"
 
 

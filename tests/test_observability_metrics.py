@@ -23,7 +23,7 @@ from conftest import TIGHT_BUDGET, TokenFactory
 from parley.observability import metrics
 from parley.observability.exposition import authorized
 from parley.transport.failures import client_error
-from support.client import ChatClient
+from support.client import ChatClient, ask_once
 from support.fake_llm import FakeLLM, Script
 from support.metrics import (
     ALERTS,
@@ -177,9 +177,12 @@ async def test_tool_calls_and_rule_actions_are_counted(
         Script(chunks=["Order 1042 has shipped."]),
     )
     before = scraped(metrics_server)
-    async with await ChatClient.connect(metrics_server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_tools")
-        reply = await client.ask("Where is order 1042? My password is hunter2hunter2")
+    reply = await ask_once(
+        metrics_server.ws_url,
+        make_token()[1],
+        "agent_tools",
+        "Where is order 1042? My password is hunter2hunter2",
+    )
     assert reply.done is not None and reply.done["status"] == "complete"
     after = scraped(metrics_server)
 
@@ -207,9 +210,7 @@ async def test_retries_and_fallbacks_are_counted_by_provider(
     fake.enqueue(*[Script(status=503, model_filter="gpt-4o") for _ in range(3)])
     fake.enqueue(Script(chunks=["Fallback reply."], model_filter="claude-haiku-4-5"))
     before = scraped(metrics_server)
-    async with await ChatClient.connect(metrics_server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_fallback")
-        reply = await client.ask("hello")
+    reply = await ask_once(metrics_server.ws_url, make_token()[1], "agent_fallback", "hello")
     assert reply.text == "Fallback reply."
     after = scraped(metrics_server)
 

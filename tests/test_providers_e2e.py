@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from conftest import REPO, TokenFactory
-from support.client import ChatClient
+from support.client import ask_once
 from support.fake_llm import FakeLLM, Script
 from support.server import ParleyServer
 
@@ -77,9 +77,7 @@ async def test_fallback_chain_crosses_providers(
     fake.enqueue(*[Script(status=503, model_filter="llama3.2") for _ in range(3)])
     fake.enqueue(Script(status=401, model_filter="prod-gpt-4o", error_message="bad key"))
     fake.enqueue(Script(chunks=["Third ", "time."], model_filter="claude-haiku-4-5"))
-    async with await ChatClient.connect(providers_server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_chain")
-        reply = await client.ask("hello")
+    reply = await ask_once(providers_server.ws_url, make_token()[1], "agent_chain", "hello")
 
     assert reply.text == "Third time." and reply.errors == []
     assert reply.done is not None and reply.done["status"] == "complete"
@@ -101,9 +99,7 @@ async def test_a_break_after_the_first_token_is_an_error_frame_with_the_prompt_k
     server: ParleyServer, fake: FakeLLM, make_token: TokenFactory, db: asyncpg.Connection
 ) -> None:
     fake.enqueue(Script(chunks=["Partial ", "answer ", "lost"], break_after=2, prompt_tokens=777))
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_anthropic")
-        reply = await client.ask("hello")
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_anthropic", "hello")
 
     # The fake drops the connection right after its second chunk; on a busy machine
     # the drop can overtake that chunk, so the text is what arrived first.

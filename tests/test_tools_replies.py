@@ -13,7 +13,7 @@ import httpx
 
 from conftest import TokenFactory
 from parley.examples.background import BackgroundServer
-from support.client import ChatClient, Frame, Reply
+from support.client import ChatClient, Frame, Reply, ask_once
 from support.fake_llm import FakeLLM, Script
 from support.server import ParleyServer
 from support.tool_service import ToolService
@@ -109,9 +109,7 @@ async def test_one_call_on_the_anthropic_wire(
         Script(chunks=["Checking."], tool_calls=[("lookup_order", '{"order_id": "1044"}')]),
         Script(chunks=["Delivered."]),
     )
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_tools_anthropic")
-        reply = await client.ask("Order 1044?")
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_tools_anthropic", "Order 1044?")
     assert [f["status"] for f in reply.tool_results] == ["ok"]
     assert reply.text == "Checking.\n\nDelivered."
     second = fake.requests[1].body
@@ -141,9 +139,7 @@ async def test_parallel_calls_on_the_openai_wire_run_concurrently(
         ),
         Script(chunks=["One worked."]),
     )
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_tools")
-        reply = await client.ask("Both please")
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_tools", "Both please")
     results = {r["tool"]: r for r in reply.tool_results}
     assert results["lookup_order"]["status"] == "ok"
     assert results["slow_lookup"]["status"] == "error"
@@ -168,9 +164,9 @@ async def test_parallel_calls_on_the_anthropic_wire(
         ),
         Script(chunks=["Both found."]),
     )
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_tools_anthropic")
-        reply = await client.ask("Orders 1042 and 1043?")
+    reply = await ask_once(
+        server.ws_url, make_token()[1], "agent_tools_anthropic", "Orders 1042 and 1043?"
+    )
     results = reply.tool_results
     assert sorted(r["call_id"] for r in results) == ["r1c1", "r1c2"]
     assert all(r["status"] == "ok" for r in results)
@@ -193,9 +189,8 @@ async def test_a_tool_the_agent_may_not_use_is_refused(
         Script(tool_calls=[("create_ticket", '{"subject": "x", "description": "y"}')]),
         Script(chunks=["I cannot do that here."]),
     )
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_tools_narrow")  # rule set allows it; the agent does not
-        reply = await client.ask("Open a ticket")
+    # The rule set allows the tool; the agent does not.
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_tools_narrow", "Open a ticket")
     assert [(f["type"], f["status"]) for f in reply.tool_frames] == [("tool_result", "refused")]
     assert any(n["rule"] == "tools" and n["action"] == "refused" for n in reply.notices)
     # The model was only ever offered the agent's tools, and read an error.
@@ -313,9 +308,7 @@ async def test_an_unanswered_confirmation_declines_the_call(
     with ParleyServer(
         {**server_env, "PARLEY_TOOL_CONFIRM_TIMEOUT_SECONDS": "0.5"}, name="parley-impatient"
     ) as impatient:
-        async with await ChatClient.connect(impatient.ws_url, make_token()[1]) as client:
-            await client.start(agent="agent_tools")
-            reply = await client.ask("Open a ticket")
+        reply = await ask_once(impatient.ws_url, make_token()[1], "agent_tools", "Open a ticket")
     assert [(f["type"], f["status"]) for f in reply.tool_frames] == [
         ("tool_call", "awaiting_confirmation"),
         ("tool_result", "declined"),
@@ -334,9 +327,7 @@ async def test_a_tool_that_hangs_times_out_as_a_tool_error(
     fake.enqueue(
         Script(tool_calls=[("slow_lookup", '{"key": "abc"}')]), Script(chunks=["It timed out."])
     )
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_tools")
-        reply = await client.ask("Look up abc")
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_tools", "Look up abc")
     [result] = reply.tool_results
     assert result["status"] == "error" and "within 1s" in result["summary"]
     assert tool_service.calls["/slow/abc"] == 1
@@ -382,9 +373,7 @@ async def test_a_tool_result_with_pii_is_redacted_before_the_model_reads_it(
         Script(tool_calls=[("customer_record", '{"customer_id": "c-7"}')]),
         Script(chunks=["Found the customer."]),
     )
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_tools")
-        reply = await client.ask("Who is customer c-7?")
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_tools", "Who is customer c-7?")
     [answer] = tool_message(fake.requests[1].body)
     assert "ada.lovelace@example.com" not in answer["content"]
     assert "4111" not in answer["content"]
@@ -417,9 +406,8 @@ async def test_tool_rounds_stop_at_the_rule_sets_limit(
 ) -> None:
     call = Script(tool_calls=[("lookup_order", '{"order_id": "1042"}')])
     fake.enqueue(call, call, Script(chunks=["Here is what I found."]))
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_tools")  # tool_lab allows 2 rounds
-        reply = await client.ask("Keep looking")
+    # tool_lab allows 2 rounds.
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_tools", "Keep looking")
     chats = [r for r in fake.requests if r.path.endswith("/chat/completions")]
     assert len(chats) == 3
     assert "tool_choice" not in chats[0].body and "tool_choice" not in chats[1].body
@@ -436,9 +424,7 @@ async def test_invalid_arguments_go_back_to_the_model_as_an_error(
         Script(tool_calls=[("lookup_order", '{"order_id": "../../admin"}')]),
         Script(chunks=["That is not an order number."]),
     )
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_tools")
-        reply = await client.ask("Look up ../../admin")
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_tools", "Look up ../../admin")
     [result] = reply.tool_results
     assert result["status"] == "error" and "Invalid arguments" in result["summary"]
     [answer] = tool_message(fake.requests[1].body)
@@ -454,9 +440,9 @@ async def test_the_budget_running_out_mid_loop_ends_the_reply(
         Script(tool_calls=[("lookup_order", '{"order_id": "1042"}')], prompt_tokens=2_900),
         Script(chunks=["never sent"]),
     )
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_tools_budget")
-        reply = await client.ask("Where is order 1042?")
+    reply = await ask_once(
+        server.ws_url, make_token()[1], "agent_tools_budget", "Where is order 1042?"
+    )
     assert [e["code"] for e in reply.errors] == ["budget_exceeded"]
     assert reply.done is not None and reply.done["status"] == "failed"
     assert len([r for r in fake.requests if r.path.endswith("/chat/completions")]) == 1
@@ -534,9 +520,8 @@ async def test_an_mcp_tool_answers_through_the_example_server(
         Script(tool_calls=[("status_page__service_status", '{"service": "vpn"}')]),
         Script(chunks=["The VPN is degraded."]),
     )
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_gamma")  # technical_support allows status_page
-        reply = await client.ask("Is the VPN down?")
+    # technical_support allows status_page.
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_gamma", "Is the VPN down?")
     offered = {t["function"]["name"] for t in fake.requests[0].body["tools"]}
     assert {"status_page__service_status", "status_page__known_issues"} <= offered
     [result] = reply.tool_results

@@ -9,7 +9,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from conftest import KEYS, REDIS_PREFIX, TokenFactory
-from support.client import ChatClient
+from support.client import ChatClient, ask_once
 from support.fake_llm import FakeLLM, Script
 from support.server import ParleyServer
 from support.storage import StorageURLs
@@ -110,9 +110,7 @@ async def test_anthropic_streams_and_reports_usage(
     server: ParleyServer, fake: FakeLLM, make_token: TokenFactory, db: asyncpg.Connection
 ) -> None:
     fake.enqueue(Script(chunks=WORDS, prompt_tokens=50, completion_tokens=9))
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_anthropic")
-        reply = await client.ask("hello")
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_anthropic", "hello")
     assert reply.text == "".join(WORDS)
     assert reply.done is not None
     assert reply.done["usage"]["prompt_tokens"] == 50
@@ -128,9 +126,7 @@ async def test_server_without_usage_is_estimated(
     server: ParleyServer, fake: FakeLLM, make_token: TokenFactory
 ) -> None:
     fake.enqueue(Script(chunks=WORDS, include_usage=False))
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_gamma")
-        reply = await client.ask("hello")
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_gamma", "hello")
     assert reply.done is not None
     assert reply.done["usage"]["estimated"] is True
     assert reply.done["usage"]["completion_tokens"] > 0
@@ -240,9 +236,7 @@ async def test_cancel_from_another_instance_stops_the_reply(
 async def test_another_user_cannot_cancel_or_resume(
     server: ParleyServer, fake: FakeLLM, make_token: TokenFactory
 ) -> None:
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as alice:
-        await alice.start(agent="agent_gamma")
-        reply = await alice.ask("hi")
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_gamma", "hi")
     async with await ChatClient.connect(server.ws_url, make_token()[1]) as mallory:
         await mallory.send({"type": "cancel", "reply_id": reply.reply_id})
         assert (await mallory.expect("error"))["code"] == "not_found"
@@ -319,9 +313,7 @@ async def test_fallback_to_next_model_before_first_token(
 ) -> None:
     fake.enqueue(*[Script(status=503, model_filter="gpt-4o") for _ in range(3)])
     fake.enqueue(Script(chunks=["Fallback reply."], model_filter="claude-haiku-4-5"))
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_fallback")
-        reply = await client.ask("hello")
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_fallback", "hello")
     assert reply.text == "Fallback reply."
     assert reply.done is not None and reply.done["status"] == "complete"
     calls = await usage_rows(db, reply.done["message_id"])
@@ -338,9 +330,7 @@ async def test_failure_after_first_token_keeps_partial_text_without_fallback(
     server: ParleyServer, fake: FakeLLM, make_token: TokenFactory, db: asyncpg.Connection
 ) -> None:
     fake.enqueue(Script(chunks=["Partial ", "answer ", "never ", "finished"], break_after=2))
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_fallback")
-        reply = await client.ask("hello")
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_fallback", "hello")
     assert reply.done is not None and reply.done["status"] == "failed"
     assert reply.text == "Partial answer "
     assert len(fake.requests) == 1  # no retry, no fallback after the first token
@@ -352,9 +342,7 @@ async def test_every_model_failing_is_upstream_unavailable(
     server: ParleyServer, fake: FakeLLM, make_token: TokenFactory, db: asyncpg.Connection
 ) -> None:
     fake.enqueue(*[Script(status=500) for _ in range(6)])
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_fallback")
-        reply = await client.ask("hello")
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_fallback", "hello")
     assert [e["code"] for e in reply.errors] == ["upstream_unavailable"]
     assert reply.done is not None and reply.done["status"] == "failed"
     assert reply.text == ""

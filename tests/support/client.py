@@ -140,3 +140,10 @@ class ChatClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+async def ask_once(url: str, token: str | None, agent: str, text: str) -> Reply:
+    """Connect, start a conversation with ``agent``, ask ``text`` and hang up."""
+    async with await ChatClient.connect(url, token) as client:
+        await client.start(agent=agent)
+        return await client.ask(text)
