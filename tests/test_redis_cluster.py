@@ -34,6 +34,7 @@ from support.client import ChatClient, Frame
 from support.cluster import LocalCluster
 from support.fake_llm import FakeLLM, Script
 from support.operations import Operator, frames_until, of_type
+from support.scenarios import killed_mid_reply, over_the_daily_budget, resumed_on_another_instance
 from support.server import ParleyServer
 
 CLUSTER_PREFIX = f"parley-cluster-{uuid.uuid4().hex[:8]}"
@@ -256,20 +257,7 @@ async def test_replies_of_many_conversations_spread_over_every_node(
 async def test_resume_on_a_second_instance(
     first: ParleyServer, second: ParleyServer, fake: FakeLLM, make_token: TokenFactory
 ) -> None:
-    token = make_token()[1]
-    fake.enqueue(Script(chunks=["Alpha. "], hold=True, after_release=["Bravo. ", "Charlie. "]))
-    async with await ChatClient.connect(first.ws_url, token) as client:
-        session = await client.start(agent="agent_gamma")
-        accepted = await client.say("go")
-        seen = await client.reply(accepted["reply_id"], until_seq=1)
-    async with await ChatClient.connect(second.ws_url, token) as other:
-        again = await other.start(session_id=session["session_id"])
-        assert again["active_reply"]["reply_id"] == accepted["reply_id"]
-        await other.send(
-            {"type": "resume", "reply_id": accepted["reply_id"], "after_seq": seen.seqs[-1]}
-        )
-        fake.release()
-        rest = await other.reply(accepted["reply_id"])
+    seen, rest = await resumed_on_another_instance(first, second, fake, make_token()[1])
     assert seen.text + rest.text == "Alpha. Bravo. Charlie. "
     assert seen.seqs + rest.seqs == list(range(1, rest.seqs[-1] + 1))
     assert rest.done is not None and rest.done["status"] == "complete"
@@ -324,13 +312,7 @@ async def test_a_tool_confirmation_given_on_another_instance(
 async def test_the_daily_budget_refuses_a_turn(
     first: ParleyServer, fake: FakeLLM, make_token: TokenFactory
 ) -> None:
-    fake.enqueue(Script(chunks=["Check the cable."], prompt_tokens=1000, completion_tokens=200))
-    async with await ChatClient.connect(first.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_budget")
-        spent = await client.ask("My printer is offline")
-        assert spent.done is not None and spent.done["usage"]["total_tokens"] == 1200
-        await client.send({"type": "message", "client_id": "over", "text": "And the scanner?"})
-        error = await client.expect("error")
+    error = await over_the_daily_budget(first, fake, make_token()[1])
     assert error["code"] == "budget_exceeded"
     assert len(fake.requests) == 1
 
@@ -389,17 +371,9 @@ async def test_the_sweeper_closes_the_reply_of_a_killed_instance(
     make_token: TokenFactory,
     db: asyncpg.Connection,
 ) -> None:
-    doomed = ParleyServer(cluster_env, name="parley-cluster-doomed").start()
     token = make_token()[1]
     fake.enqueue(Script(chunks=["Half of an answer. "], hold=True))
-    try:
-        async with await ChatClient.connect(doomed.ws_url, token) as client:
-            session = await client.start(agent="agent_gamma")
-            accepted = await client.say("go")
-            seen = await client.reply(accepted["reply_id"], until_seq=1)
-            doomed.kill()  # SIGKILL: no shutdown code runs
-    finally:
-        doomed.kill()
+    session, accepted, seen = await killed_mid_reply(cluster_env, "parley-cluster-doomed", token)
     reply_id = accepted["reply_id"]
     assert await redis.sismember(KEYS.active_replies_of(reply_id), reply_id)
     async with await ChatClient.connect(first.ws_url, token) as survivor:

@@ -12,6 +12,7 @@ import pytest
 from conftest import TokenFactory
 from support.client import ChatClient, ask_once
 from support.fake_llm import FakeLLM, Script
+from support.scenarios import over_the_daily_budget
 from support.server import ParleyServer
 
 DISCLAIMER = (
@@ -169,15 +170,7 @@ async def test_escalation_hands_off_to_a_person_and_admins_see_it(
 async def test_daily_budget_refuses_before_calling_the_llm(
     server: ParleyServer, fake: FakeLLM, make_token: TokenFactory
 ) -> None:
-    # The first reply spends 1,200 of the 2,000-token budget; the second would
-    # reserve its prompt plus 500 reply tokens, which no longer fits.
-    fake.enqueue(Script(chunks=["Check the cable."], prompt_tokens=1000, completion_tokens=200))
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_budget")
-        first = await client.ask("My printer is offline")
-        assert first.done is not None and first.done["usage"]["total_tokens"] == 1200
-        await client.send({"type": "message", "client_id": "over", "text": "And the scanner?"})
-        error = await client.expect("error")
+    error = await over_the_daily_budget(server, fake, make_token()[1])
     assert error["code"] == "budget_exceeded"
     assert len(fake.requests) == 1
 

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from conftest import KEYS, REDIS_PREFIX, TokenFactory
 from support.client import ChatClient, ask_once
 from support.fake_llm import FakeLLM, Script
+from support.scenarios import killed_mid_reply, resumed_on_another_instance
 from support.server import ParleyServer
 from support.storage import StorageURLs
 
@@ -247,21 +248,8 @@ async def test_another_user_cannot_cancel_or_resume(
 async def test_resume_after_disconnect_on_the_same_and_another_instance(
     server: ParleyServer, server_b: ParleyServer, fake: FakeLLM, make_token: TokenFactory
 ) -> None:
-    token = make_token()[1]
-    fake.enqueue(Script(chunks=["Alpha. "], hold=True, after_release=["Bravo. ", "Charlie. "]))
-    async with await ChatClient.connect(server.ws_url, token) as first:
-        session = await first.start(agent="agent_gamma")
-        accepted = await first.say("go")
-        seen = await first.reply(accepted["reply_id"], until_seq=1)
     # The client is gone; the reply goes on. Reattach on the other instance.
-    async with await ChatClient.connect(server_b.ws_url, token) as second:
-        again = await second.start(session_id=session["session_id"])
-        assert again["active_reply"]["reply_id"] == accepted["reply_id"]
-        await second.send(
-            {"type": "resume", "reply_id": accepted["reply_id"], "after_seq": seen.seqs[-1]}
-        )
-        fake.release()
-        rest = await second.reply(accepted["reply_id"])
+    seen, rest = await resumed_on_another_instance(server, server_b, fake, make_token()[1])
     assert rest.seqs[0] == seen.seqs[-1] + 1
     assert seen.seqs + rest.seqs == list(range(1, rest.seqs[-1] + 1))
     assert seen.text + rest.text == "Alpha. Bravo. Charlie. "
@@ -356,17 +344,9 @@ async def test_killed_instance_leaves_its_reply_interrupted(
     make_token: TokenFactory,
     db: asyncpg.Connection,
 ) -> None:
-    doomed = ParleyServer(server_env, name="parley-doomed").start()
     user_id, token = make_token()
     fake.enqueue(Script(chunks=["Half of an answer. "], hold=True))
-    try:
-        async with await ChatClient.connect(doomed.ws_url, token) as client:
-            session = await client.start(agent="agent_gamma")
-            accepted = await client.say("go")
-            seen = await client.reply(accepted["reply_id"], until_seq=1)
-            doomed.kill()
-    finally:
-        doomed.kill()
+    session, accepted, seen = await killed_mid_reply(server_env, "parley-doomed", token)
     async with await ChatClient.connect(server.ws_url, token) as survivor:
         await survivor.start(session_id=session["session_id"])
         await survivor.send({"type": "resume", "reply_id": accepted["reply_id"], "after_seq": 1})
@@ -396,17 +376,11 @@ async def test_a_reply_redis_forgot_is_closed_from_postgres(
 ) -> None:
     """Its instance died and Redis lost its state (a restart without persistence):
     only Postgres knows the reply is streaming; the sweeper's orphan pass closes it."""
-    doomed = ParleyServer(server_env, name="parley-orphaning").start()
     user_id, token = make_token()
     fake.enqueue(Script(chunks=["Begun. "], hold=True))
     try:
-        async with await ChatClient.connect(doomed.ws_url, token) as client:
-            session = await client.start(agent="agent_gamma")
-            accepted = await client.say("go")
-            await client.reply(accepted["reply_id"], until_seq=1)
-            doomed.kill()
+        session, accepted, _ = await killed_mid_reply(server_env, "parley-orphaning", token)
     finally:
-        doomed.kill()
         fake.release()
     reply_id, conversation_id = accepted["reply_id"], session["conversation_id"]
     redis = Redis.from_url(storage.redis_url)
