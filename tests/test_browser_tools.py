@@ -36,6 +36,7 @@ from support.browser import (
 from support.client import ChatClient
 from support.fake_llm import FakeLLM, Script
 from support.server import ParleyServer
+from support.tickets import ticket_call, tickets
 
 pytestmark = pytest.mark.browser
 
@@ -90,16 +91,6 @@ async def tabs(
     session = Tabs(browser, server, make_token()[1])
     yield session
     await session.close()
-
-
-def tickets(orders: BackgroundServer, subject: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = httpx.get(f"{orders.url}/tickets").json()["tickets"]
-    return [ticket for ticket in found if ticket["subject"] == subject]
-
-
-def ticket_call(subject: str, description: str = "The printer smokes when printing.") -> Script:
-    arguments = json.dumps({"subject": subject, "description": description})
-    return Script(tool_calls=[("create_ticket", arguments)])
 
 
 async def reply_id_of(reply: Locator) -> str:

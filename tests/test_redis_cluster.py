@@ -9,7 +9,6 @@ servers against a real cluster of three masters, started from the same
 from __future__ import annotations
 
 import inspect
-import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -30,12 +29,13 @@ from parley.replies.writer import ReplyWriter
 from parley.storage.keys import SHARDS, Keys, new_reply_id, shard_of
 from parley.storage.redis import as_text, cluster_seeds, connect
 from parley.transport.ratelimit import limits_uri
-from support.client import ChatClient, Frame
+from support.client import ChatClient
 from support.cluster import LocalCluster
 from support.fake_llm import FakeLLM, Script
 from support.operations import Operator, frames_until, of_type
 from support.scenarios import killed_mid_reply, over_the_daily_budget, resumed_on_another_instance
 from support.server import ParleyServer
+from support.tickets import awaiting, ticket_call, tickets
 
 CLUSTER_PREFIX = f"parley-cluster-{uuid.uuid4().hex[:8]}"
 KEYS = Keys(prefix=CLUSTER_PREFIX)
@@ -279,10 +279,6 @@ async def test_cancel_from_another_instance(
     assert rest.done is not None and rest.done["status"] == "cancelled"
 
 
-def awaiting(frame: Frame) -> bool:
-    return frame["type"] == "tool_call" and frame["status"] == "awaiting_confirmation"
-
-
 async def test_a_tool_confirmation_given_on_another_instance(
     first: ParleyServer,
     second: ParleyServer,
@@ -291,8 +287,7 @@ async def test_a_tool_confirmation_given_on_another_instance(
     orders_service: BackgroundServer,
 ) -> None:
     subject = f"Cluster ticket {uuid.uuid4().hex[:6]}"
-    arguments = json.dumps({"subject": subject, "description": "Approved elsewhere."})
-    fake.enqueue(Script(tool_calls=[("create_ticket", arguments)]), Script(chunks=["Done."]))
+    fake.enqueue(ticket_call(subject, "Approved elsewhere."), Script(chunks=["Done."]))
     token = make_token()[1]
     async with await ChatClient.connect(first.ws_url, token) as client:
         await client.start(agent="agent_tools")
@@ -304,9 +299,7 @@ async def test_a_tool_confirmation_given_on_another_instance(
             rest = await client.reply(reply_id)
     assert rest.tool_results[-1]["status"] == "ok"
     assert rest.text == "Done."
-    async with httpx.AsyncClient() as http:
-        found = (await http.get(f"{orders_service.url}/tickets")).json()["tickets"]
-    assert len([ticket for ticket in found if ticket["subject"] == subject]) == 1
+    assert len(tickets(orders_service, subject)) == 1
 
 
 async def test_the_daily_budget_refuses_a_turn(

@@ -13,9 +13,10 @@ import httpx
 
 from conftest import TokenFactory
 from parley.examples.background import BackgroundServer
-from support.client import ChatClient, Frame, Reply, ask_once
+from support.client import ChatClient, Reply, ask_once
 from support.fake_llm import FakeLLM, Script
 from support.server import ParleyServer
+from support.tickets import awaiting, ticket_call, tickets
 from support.tool_service import ToolService
 
 
@@ -36,15 +37,6 @@ async def usage_count(db: asyncpg.Connection, reply_id: str) -> int:
         uuid.UUID(reply_id),
     )
     return count
-
-
-def tickets(orders: BackgroundServer, subject: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = httpx.get(f"{orders.url}/tickets").json()["tickets"]
-    return [ticket for ticket in found if ticket["subject"] == subject]
-
-
-def awaiting(frame: Frame) -> bool:
-    return frame["type"] == "tool_call" and frame["status"] == "awaiting_confirmation"
 
 
 async def test_one_call_runs_and_its_result_reaches_the_model(
@@ -210,9 +202,8 @@ async def test_a_confirmed_side_effect_runs_once_with_an_idempotency_key(
     orders_service: BackgroundServer,
 ) -> None:
     subject = f"Printer on fire {uuid.uuid4().hex[:6]}"
-    arguments = json.dumps({"subject": subject, "description": "It smokes when printing."})
     fake.enqueue(
-        Script(tool_calls=[("create_ticket", arguments)]), Script(chunks=["Ticket opened."])
+        ticket_call(subject, "It smokes when printing."), Script(chunks=["Ticket opened."])
     )
     async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
         await client.start(agent="agent_tools")
@@ -248,8 +239,7 @@ async def test_a_declined_call_never_runs(
     orders_service: BackgroundServer,
 ) -> None:
     subject = f"Declined {uuid.uuid4().hex[:6]}"
-    arguments = json.dumps({"subject": subject, "description": "Please do not open this."})
-    fake.enqueue(Script(tool_calls=[("create_ticket", arguments)]), Script(chunks=["Okay."]))
+    fake.enqueue(ticket_call(subject, "Please do not open this."), Script(chunks=["Okay."]))
     async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
         await client.start(agent="agent_tools")
         accepted = await client.say("Open a ticket?")
@@ -272,8 +262,7 @@ async def test_a_confirmation_on_another_instance_resumes_the_tool_round(
     orders_service: BackgroundServer,
 ) -> None:
     subject = f"Cross-instance {uuid.uuid4().hex[:6]}"
-    arguments = json.dumps({"subject": subject, "description": "Approved elsewhere."})
-    fake.enqueue(Script(tool_calls=[("create_ticket", arguments)]), Script(chunks=["Done."]))
+    fake.enqueue(ticket_call(subject, "Approved elsewhere."), Script(chunks=["Done."]))
     _, token = make_token()
     async with await ChatClient.connect(server.ws_url, token) as first:
         await first.start(agent="agent_tools")
@@ -303,8 +292,7 @@ async def test_an_unanswered_confirmation_declines_the_call(
     orders_service: BackgroundServer,
 ) -> None:
     subject = f"Nobody answered {uuid.uuid4().hex[:6]}"
-    arguments = json.dumps({"subject": subject, "description": "Left waiting."})
-    fake.enqueue(Script(tool_calls=[("create_ticket", arguments)]), Script(chunks=["Okay."]))
+    fake.enqueue(ticket_call(subject, "Left waiting."), Script(chunks=["Okay."]))
     with ParleyServer(
         {**server_env, "PARLEY_TOOL_CONFIRM_TIMEOUT_SECONDS": "0.5"}, name="parley-impatient"
     ) as impatient:
@@ -472,9 +460,8 @@ async def test_a_side_effect_is_never_repeated_when_its_instance_dies(
     orders_service: BackgroundServer,
 ) -> None:
     subject = f"Survives a crash {uuid.uuid4().hex[:6]}"
-    arguments = json.dumps({"subject": subject, "description": "Opened just before a crash."})
     fake.enqueue(
-        Script(tool_calls=[("create_ticket", arguments)]),
+        ticket_call(subject, "Opened just before a crash."),
         Script(chunks=["Your ticket is "], hold=True),  # the next round hangs: kill it there
     )
     _, token = make_token()
@@ -537,8 +524,7 @@ async def test_rest_chat_stops_at_a_confirmation_and_continues_after_it(
     orders_service: BackgroundServer,
 ) -> None:
     subject = f"Over REST {uuid.uuid4().hex[:6]}"
-    arguments = json.dumps({"subject": subject, "description": "Opened by a REST client."})
-    fake.enqueue(Script(tool_calls=[("create_ticket", arguments)]), Script(chunks=["Opened."]))
+    fake.enqueue(ticket_call(subject, "Opened by a REST client."), Script(chunks=["Opened."]))
     headers = {"Authorization": f"Bearer {make_token()[1]}"}
     async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=20) as http:
         first = await http.post(
@@ -597,8 +583,7 @@ async def test_arguments_are_redacted_before_they_leave_for_a_third_party(
 ) -> None:
     subject = f"Card trouble {uuid.uuid4().hex[:6]}"
     description = "Charged twice on 4111 1111 1111 1111, reach me at ada@example.com please."
-    arguments = json.dumps({"subject": subject, "description": description})
-    fake.enqueue(Script(tool_calls=[("create_ticket", arguments)]), Script(chunks=["Opened."]))
+    fake.enqueue(ticket_call(subject, description), Script(chunks=["Opened."]))
     async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
         await client.start(agent="agent_tools")
         accepted = await client.say("Open a ticket about the double charge")
