@@ -20,7 +20,7 @@ import pytest
 from conftest import REPO, TokenFactory
 from parley.catalog import CatalogError, load_catalog
 from parley.transport.cors import CorsPolicy
-from support.client import ChatClient, ask_once
+from support.client import ChatClient, ask_once, start_and_ask
 from support.fake_llm import FakeLLM, Script
 from support.guests import (
     BUDGET_FILLER,
@@ -115,9 +115,9 @@ async def test_the_same_guest_id_gets_the_same_guest_and_its_conversation(
 ) -> None:
     first = await guest_token(guest_server.url, source=fresh_address())
     fake.enqueue(Script(chunks=["Hello ", "guest."]))
-    async with await ChatClient.connect(guest_server.ws_url, first["token"]) as chat:
-        session = await chat.start(agent=GUEST_AGENT)
-        reply = await chat.ask("Hi there")
+    session, reply = await start_and_ask(
+        guest_server.ws_url, first["token"], GUEST_AGENT, "Hi there"
+    )
     assert reply.done is not None and reply.done["status"] == "complete"
     assert reply.text == "Hello guest."
 

@@ -13,7 +13,7 @@ import httpx
 
 from conftest import JWT_SECRET, TokenFactory
 from parley.auth.tokens import mint_token
-from support.client import ChatClient, ask_once
+from support.client import ChatClient, ask_once, start_and_ask
 from support.fake_llm import FakeLLM, Script
 from support.pdf import pdf_bytes
 from support.server import ParleyServer
@@ -36,9 +36,9 @@ async def test_a_cited_answer_over_the_websocket(
 ) -> None:
     fake.enqueue(Script(chunks=["Hold the reset pin ", "for ten seconds [1]."]))
     token = make_token()[1]
-    async with await ChatClient.connect(server.ws_url, token) as client:
-        session = await client.start(agent="agent_kb")
-        reply = await client.ask("How do I restore the factory settings of my router?")
+    session, reply = await start_and_ask(
+        server.ws_url, token, "agent_kb", "How do I restore the factory settings of my router?"
+    )
     # The sources frame comes first, numbered in the reply's one sequence.
     assert reply.sources is not None
     assert reply.numbered[0] is reply.sources and reply.sources["seq"] == 1
@@ -100,9 +100,9 @@ async def test_the_source_viewer_serves_plain_text_to_the_owner_only(
     server: ParleyServer, fake: FakeLLM, make_token: TokenFactory
 ) -> None:
     token = make_token()[1]
-    async with await ChatClient.connect(server.ws_url, token) as client:
-        session = await client.start(agent="agent_kb")
-        reply = await client.ask("When does the router install firmware updates?")
+    session, reply = await start_and_ask(
+        server.ws_url, token, "agent_kb", "When does the router install firmware updates?"
+    )
     assert reply.sources is not None
     uri = reply.sources["sources"][0]["uri"]
     async with httpx.AsyncClient(base_url=server.url) as http:

@@ -22,7 +22,7 @@ import pytest
 from conftest import TokenFactory
 from parley.observability import context
 from parley.observability.logs import JsonFormatter, TextFormatter, logging_config
-from support.client import ChatClient
+from support.client import start_and_ask
 from support.fake_llm import FakeLLM, Script
 from support.server import ParleyServer
 
@@ -115,9 +115,7 @@ async def test_json_logs_of_two_workers(
 ) -> None:
     user, token = make_token()
     fake.enqueue(Script(status=503), Script(chunks=["Noted."]))  # the retry logs a line
-    async with await ChatClient.connect(json_server.ws_url, token) as client:
-        session = await client.start(agent="agent_gamma")
-        reply = await client.ask(SECRET_TEXT)
+    session, reply = await start_and_ask(json_server.ws_url, token, "agent_gamma", SECRET_TEXT)
     assert reply.done is not None and reply.done["status"] == "complete"
     async with httpx.AsyncClient(base_url=json_server.url) as http:
         agents = await http.get(

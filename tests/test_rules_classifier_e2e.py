@@ -32,7 +32,7 @@ from support.classifiers import (
     STRICT_TIMEOUT,
     VIOLENCE_REPLY,
 )
-from support.client import ChatClient, Reply, ask_once
+from support.client import ChatClient, Reply, ask_once, start_and_ask
 from support.fake_llm import FakeLLM, RecordedRequest, Script
 from support.server import ParleyServer
 from support.storage import StorageURLs
@@ -239,9 +239,12 @@ async def test_a_handoff_classifier_flags_the_conversation_and_the_reply_goes_on
 ) -> None:
     # Not held: this rule's timeout is short, and the test's pace must not matter.
     fake.enqueue(Script(model_filter=CLASSIFIER_MODEL, chunks=["YES"]), answer("I'm sorry."))
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        session = await client.start(agent="agent_guarded_lenient")
-        reply = await client.ask("Nothing works and I can't take this anymore.")
+    session, reply = await start_and_ask(
+        server.ws_url,
+        make_token()[1],
+        "agent_guarded_lenient",
+        "Nothing works and I can't take this anymore.",
+    )
     assert reply.text == "I'm sorry."
     assert reply.done is not None and reply.done["status"] == "complete"
     assert [(n["rule"], n["action"], n["detail"]) for n in reply.notices] == [

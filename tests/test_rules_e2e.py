@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from conftest import TokenFactory
-from support.client import ChatClient, ask_once
+from support.client import ChatClient, ask_once, start_and_ask
 from support.fake_llm import FakeLLM, Script
 from support.scenarios import over_the_daily_budget
 from support.server import ParleyServer
@@ -148,9 +148,7 @@ async def test_escalation_hands_off_to_a_person_and_admins_see_it(
     rule: str,
 ) -> None:
     _, token = make_token()
-    async with await ChatClient.connect(server.ws_url, token) as client:
-        session = await client.start(agent=agent)
-        reply = await client.ask(text)
+    session, reply = await start_and_ask(server.ws_url, token, agent, text)
     handoffs = [n for n in reply.notices if n["action"] == "handoff"]
     assert [n["rule"] for n in handoffs] == [rule]
     _, admin = make_token(admin=True)
@@ -178,9 +176,9 @@ async def test_daily_budget_refuses_before_calling_the_llm(
 async def test_rule_events_are_recorded(
     server: ParleyServer, fake: FakeLLM, make_token: TokenFactory, db: asyncpg.Connection
 ) -> None:
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        session = await client.start(agent="agent_alpha")
-        await client.ask("my card is 4111 1111 1111 1111")
+    session, _ = await start_and_ask(
+        server.ws_url, make_token()[1], "agent_alpha", "my card is 4111 1111 1111 1111"
+    )
     rows = await db.fetch(
         "SELECT rule, action FROM rule_events WHERE conversation_id = $1 ORDER BY id",
         uuid.UUID(session["conversation_id"]),

@@ -13,7 +13,7 @@ import httpx
 
 from conftest import TokenFactory
 from parley.examples.background import BackgroundServer
-from support.client import ChatClient, Reply, ask_once
+from support.client import ChatClient, Reply, ask_once, start_and_ask
 from support.fake_llm import FakeLLM, Script
 from support.server import ParleyServer
 from support.tickets import awaiting, ticket_call, tickets
@@ -46,9 +46,10 @@ async def test_one_call_runs_and_its_result_reaches_the_model(
         Script(chunks=["Let me check."], tool_calls=[("lookup_order", '{"order_id": "1042"}')]),
         Script(chunks=["Order 1042", " has shipped."]),
     )
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        session = await client.start(agent="agent_tools")
-        reply = await client.ask("Where is order 1042?")
+    token = make_token()[1]
+    session, reply = await start_and_ask(
+        server.ws_url, token, "agent_tools", "Where is order 1042?"
+    )
     assert [(f["type"], f["status"]) for f in reply.tool_frames] == [
         ("tool_call", "running"),
         ("tool_result", "ok"),
@@ -75,7 +76,7 @@ async def test_one_call_runs_and_its_result_reaches_the_model(
     async with httpx.AsyncClient(base_url=server.url) as http:
         history = await http.get(
             f"/v1/conversations/{session['conversation_id']}",
-            headers={"Authorization": f"Bearer {client_token(client)}"},
+            headers={"Authorization": f"Bearer {token}"},
         )
     [stored] = [m for m in history.json()["messages"] if m["role"] == "assistant"]
     assert stored["tool_calls"] == [
@@ -87,11 +88,6 @@ async def test_one_call_runs_and_its_result_reaches_the_model(
             "summary": result["summary"],
         }
     ]
-
-
-def client_token(client: ChatClient) -> str:
-    header = client.connection.request.headers["Authorization"]  # type: ignore[union-attr]
-    return str(header).removeprefix("Bearer ")
 
 
 async def test_one_call_on_the_anthropic_wire(
@@ -377,9 +373,9 @@ async def test_handoff_to_human_marks_the_conversation(
         Script(tool_calls=[("handoff_to_human", '{"reason": "wants a refund over the limit"}')]),
         Script(chunks=["A colleague will take over."]),
     )
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        session = await client.start(agent="agent_tools")
-        reply = await client.ask("I want to talk to a person")
+    session, reply = await start_and_ask(
+        server.ws_url, make_token()[1], "agent_tools", "I want to talk to a person"
+    )
     assert reply.tool_results[0]["status"] == "ok"
     assert any(n["action"] == "handoff" for n in reply.notices)
     needs_human = await db.fetchval(
