@@ -33,7 +33,12 @@ from support.client import ChatClient
 from support.cluster import LocalCluster
 from support.fake_llm import FakeLLM, Script
 from support.operations import Operator, frames_until, of_type
-from support.scenarios import killed_mid_reply, over_the_daily_budget, resumed_on_another_instance
+from support.scenarios import (
+    cancelled_from_another_instance,
+    killed_mid_reply,
+    over_the_daily_budget,
+    resumed_on_another_instance,
+)
 from support.server import ParleyServer
 from support.tickets import awaiting, ticket_call, tickets
 
@@ -266,16 +271,7 @@ async def test_resume_on_a_second_instance(
 async def test_cancel_from_another_instance(
     first: ParleyServer, second: ParleyServer, fake: FakeLLM, make_token: TokenFactory
 ) -> None:
-    token = make_token()[1]
-    fake.enqueue(Script(chunks=["Checking the logs now. "], hold=True))
-    async with await ChatClient.connect(first.ws_url, token) as client:
-        await client.start(agent="agent_gamma")
-        accepted = await client.say("help")
-        await client.reply(accepted["reply_id"], until_seq=1)
-        async with await ChatClient.connect(second.ws_url, token) as other:
-            # Over the control channel: classic pub/sub reaches every node's subscribers.
-            await other.send({"type": "cancel", "reply_id": accepted["reply_id"]})
-            rest = await client.reply(accepted["reply_id"])
+    rest = await cancelled_from_another_instance(first, second, fake, make_token()[1])
     assert rest.done is not None and rest.done["status"] == "cancelled"
 
 

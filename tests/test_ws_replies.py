@@ -11,7 +11,11 @@ from redis.asyncio import Redis
 from conftest import KEYS, REDIS_PREFIX, TokenFactory
 from support.client import ChatClient, ask_once
 from support.fake_llm import FakeLLM, Script
-from support.scenarios import killed_mid_reply, resumed_on_another_instance
+from support.scenarios import (
+    cancelled_from_another_instance,
+    killed_mid_reply,
+    resumed_on_another_instance,
+)
 from support.server import ParleyServer
 from support.storage import StorageURLs
 
@@ -222,15 +226,7 @@ async def test_cancel_keeps_partial_text_and_estimated_usage(
 async def test_cancel_from_another_instance_stops_the_reply(
     server: ParleyServer, server_b: ParleyServer, fake: FakeLLM, make_token: TokenFactory
 ) -> None:
-    token = make_token()[1]
-    fake.enqueue(Script(chunks=["Checking the logs now. "], hold=True))
-    async with await ChatClient.connect(server.ws_url, token) as client:
-        await client.start(agent="agent_gamma")
-        accepted = await client.say("help")
-        await client.reply(accepted["reply_id"], until_seq=1)
-        async with await ChatClient.connect(server_b.ws_url, token) as other:
-            await other.send({"type": "cancel", "reply_id": accepted["reply_id"]})
-            rest = await client.reply(accepted["reply_id"])
+    rest = await cancelled_from_another_instance(server, server_b, fake, make_token()[1])
     assert rest.done is not None and rest.done["status"] == "cancelled"
 
 

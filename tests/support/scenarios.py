@@ -36,6 +36,23 @@ async def resumed_on_another_instance(
     return seen, rest
 
 
+async def cancelled_from_another_instance(
+    first: ParleyServer, second: ParleyServer, fake: FakeLLM, token: str
+) -> Reply:
+    """A reply begun on ``first``, cancelled by the same user on ``second`` after its
+    first frame; returns the rest of it, read on ``first``."""
+    fake.enqueue(Script(chunks=["Checking the logs now. "], hold=True))
+    async with await ChatClient.connect(first.ws_url, token) as client:
+        await client.start(agent="agent_gamma")
+        accepted = await client.say("help")
+        await client.reply(accepted["reply_id"], until_seq=1)
+        async with await ChatClient.connect(second.ws_url, token) as other:
+            # Over the control channel: on a cluster, classic pub/sub reaches every
+            # node's subscribers.
+            await other.send({"type": "cancel", "reply_id": accepted["reply_id"]})
+            return await client.reply(accepted["reply_id"])
+
+
 async def over_the_daily_budget(server: ParleyServer, fake: FakeLLM, token: str) -> Frame:
     """Spend 1,200 of agent_budget's 2,000 daily tokens, then ask again.
 
