@@ -21,6 +21,9 @@ from redis.asyncio import Redis
 from parley.auth.tokens import mint_token
 from parley.examples.background import BackgroundServer
 from parley.examples.orders import ORDERS_URL_ENV, start_orders_service
+from parley.llm.anthropic import AnthropicProvider
+from parley.llm.base import Provider
+from parley.llm.openai import OpenAIProvider
 from parley.storage.keys import Keys
 from parley.storage.redis import connect
 from support.classifiers import (
@@ -175,6 +178,18 @@ def fake(fake_llm: FakeLLM) -> FakeLLM:
     """The fake vendor with no scripts queued and no requests recorded."""
     fake_llm.reset()
     return fake_llm
+
+
+@pytest.fixture
+async def vendors(fake: FakeLLM) -> AsyncIterator[dict[str, Provider]]:
+    """Both vendors' providers on the fake vendor, by wire: "openai" and "anthropic"."""
+    made: dict[str, Provider] = {
+        "openai": OpenAIProvider("sk-test", fake.base_url, connect_timeout=2),
+        "anthropic": AnthropicProvider("sk-ant-test", fake.anthropic_base_url, 2),
+    }
+    yield made
+    for provider in made.values():
+        await provider.aclose()
 
 
 @pytest.fixture(scope="session")
