@@ -236,13 +236,8 @@ async def test_reload_mid_reply_picks_up_the_running_reply(web: Web, fake: FakeL
     reply_id = await reply.get_attribute("data-reply-id")
     conversation_id = await chat.conversation_id()
 
-    await chat.page.reload()
-    await expect(chat.body).to_have_attribute("data-screen", "app")
-    await expect(chat.page.locator("#chat")).to_have_attribute(
-        "data-conversation-id", conversation_id
-    )
-    await expect(chat.body).to_have_attribute("data-session", "ready")
-    live = chat.page.locator(f'article.msg-assistant[data-reply-id="{reply_id}"]')
+    await chat.reload_in(conversation_id)
+    live = chat.reply_of(reply_id)
     # Still running (the fake holds the stream open): picked up from active_reply.
     await expect(live).to_have_attribute("data-status", "streaming")
     await expect(chat.body).to_have_attribute("data-busy", "true")

@@ -215,13 +215,8 @@ async def test_a_waiting_step_survives_reloads(
     conversation_id = await chat.conversation_id()
 
     # Reload mid-confirmation: active_reply is resumed from seq 0, the question is back.
-    await chat.page.reload()
-    await expect(chat.body).to_have_attribute("data-screen", "app")
-    await expect(chat.page.locator("#chat")).to_have_attribute(
-        "data-conversation-id", conversation_id
-    )
-    await expect(chat.body).to_have_attribute("data-session", "ready")
-    live = chat.page.locator(f'article.msg-assistant[data-reply-id="{reply_id}"]')
+    await chat.reload_in(conversation_id)
+    live = chat.reply_of(reply_id)
     await expect(chat.replies).to_have_count(1)
     step = await expect_asking(live, subject)
     await expect(live).to_have_attribute("data-status", "streaming")

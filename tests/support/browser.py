@@ -228,6 +228,19 @@ class ChatPage:
         assert value
         return value
 
+    async def reload_in(self, conversation_id: str) -> None:
+        """Reload the tab; wait until it is back in ``conversation_id``, its session ready."""
+        await self.page.reload()
+        await expect(self.body).to_have_attribute("data-screen", "app")
+        await expect(self.page.locator("#chat")).to_have_attribute(
+            "data-conversation-id", conversation_id
+        )
+        await expect(self.body).to_have_attribute("data-session", "ready")
+
+    def reply_of(self, reply_id: str | None) -> Locator:
+        """The reply ``reply_id`` in the conversation shown."""
+        return self.page.locator(f'article.msg-assistant[data-reply-id="{reply_id}"]')
+
     async def settled(self) -> None:
         """Wait two animation frames, so text received so far is rendered (once per frame)."""
         await self.page.evaluate(
