@@ -15,7 +15,8 @@ import asyncpg
 import pytest
 import yaml
 
-from conftest import REPO, TokenFactory
+from conftest import TokenFactory
+from support.catalog import copy_catalog
 from support.client import ask_once
 from support.fake_llm import FakeLLM, Script
 from support.server import ParleyServer
@@ -125,11 +126,7 @@ def parley_check(catalog: Path, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_check_lists_providers_problems_one_line_each(tmp_path: Path) -> None:
-    root = tmp_path / "catalog"
-    for shipped in ("personalities", "rules", "tools", "knowledge"):
-        if (REPO / shipped).is_dir():
-            shutil.copytree(REPO / shipped, root / shipped)
-    shutil.copy(REPO / "agents.yaml", root / "agents.yaml")
+    root = copy_catalog(tmp_path / "catalog")
     (root / "providers.yaml").write_text(
         "providers:\n"
         "  groq:\n"
