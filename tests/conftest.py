@@ -16,6 +16,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 import yaml
+from playwright.async_api import Browser
 from redis.asyncio import Redis
 
 from parley.auth.tokens import mint_token
@@ -26,6 +27,7 @@ from parley.llm.base import Provider
 from parley.llm.openai import OpenAIProvider
 from parley.storage.keys import Keys
 from parley.storage.redis import connect
+from support.browser import TIMEOUT_MS, launched_browser
 from support.classifiers import (
     CLASSIFIER_AGENTS,
     MODERATION_KEY,
@@ -296,6 +298,13 @@ def server(server_env: dict[str, str]) -> Iterator[ParleyServer]:
 def server_b(server_env: dict[str, str]) -> Iterator[ParleyServer]:
     """A second instance sharing the first one's Postgres and Redis."""
     with ParleyServer(server_env, name="parley-b") as instance:
+        yield instance
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    """Chromium for a browser test module; every expect() waits up to TIMEOUT_MS."""
+    async with launched_browser(TIMEOUT_MS) as instance:
         yield instance
 
 

@@ -33,10 +33,10 @@ from playwright.async_api import (
 )
 
 from support.browser import (
+    TIMEOUT_MS,
     ChatPage,
     TcpProxy,
     WatchedContexts,
-    launched_browser,
     session_token,
 )
 from support.client import ChatClient, Reply
@@ -47,16 +47,9 @@ pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[1]
 PHONE: ViewportSize = {"width": 375, "height": 812}
-TIMEOUT_MS = 15_000
 
 
 # --- fixtures -------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with launched_browser(TIMEOUT_MS) as instance:
-        yield instance
 
 
 @pytest.fixture(scope="module")

@@ -16,23 +16,16 @@ from playwright.async_api import Browser, Page, expect
 
 from conftest import TokenFactory
 from support.browser import (
+    TIMEOUT_MS,
     ChatPage,
     WatchedContexts,
-    launched_browser,
 )
 from support.fake_llm import FakeLLM, Script
 from support.server import ParleyServer
 
 pytestmark = pytest.mark.browser
 
-TIMEOUT_MS = 15_000
 HOSTILE = "<img src=x onerror=alert(1)> **not bold**"
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with launched_browser(TIMEOUT_MS) as instance:
-        yield instance
 
 
 class People(WatchedContexts):

@@ -28,10 +28,10 @@ from conftest import TokenFactory
 from parley.examples.background import BackgroundServer
 from support.browser import (
     NON_EMPTY,
+    TIMEOUT_MS,
     ChatPage,
     FrameGate,
     WatchedContexts,
-    launched_browser,
 )
 from support.client import ChatClient
 from support.fake_llm import FakeLLM, Script
@@ -40,14 +40,7 @@ from support.tickets import ticket_call, tickets
 
 pytestmark = pytest.mark.browser
 
-TIMEOUT_MS = 15_000
 HOSTILE = "<img src=x onerror=alert(1)>"
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with launched_browser(TIMEOUT_MS) as instance:
-        yield instance
 
 
 class Tabs(WatchedContexts):

@@ -37,6 +37,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 SYSTEM_CHROMIUM = "/usr/bin/chromium"
 NON_EMPTY = re.compile(r".+")
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+TIMEOUT_MS = 15_000  # what an expect() or a page action of the browser tests waits
 
 # Reports every CSP / Trusted Types violation the page sees to the test process
 # (window.__parleyCspViolation is a Playwright binding, installed per context).
