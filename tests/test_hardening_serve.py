@@ -6,10 +6,8 @@ Postgres and Redis.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import pytest
 from conftest import TokenFactory
 from support.client import ChatClient, ask_once
 from support.fake_llm import FakeLLM, Script
-from support.server import ParleyServer, free_port
+from support.server import ParleyServer, free_port, run_parley
 
 STORAGE_URLS = ("DATABASE_URL", "REDIS_URL")
 
@@ -45,13 +43,7 @@ def embedded_env(
 
 def serve(env: dict[str, str], port: int) -> subprocess.CompletedProcess[str]:
     """Run ``parley serve`` expecting it to give up; a server that starts fails the test."""
-    return subprocess.run(
-        [sys.executable, "-m", "parley", "serve", "--port", str(port)],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_parley("serve", "--port", str(port), env=env)
 
 
 async def test_a_second_serve_on_the_same_data_dir_leaves_the_first_alone(

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import httpx
@@ -33,7 +30,7 @@ from support.metrics import (
     metric_names,
     scrape,
 )
-from support.server import ParleyServer, free_port
+from support.server import ParleyServer, free_port, run_parley
 
 METRICS_TOKEN = "metrics-token-0123456789abcdef"
 MINI = "openai:gpt-4o-mini"
@@ -319,12 +316,11 @@ def test_a_metrics_port_that_cannot_be_had_stops_the_start(server_env: dict[str,
             (port, f"PARLEY_METRICS_PORT: {port} is the port Parley serves on"),
             (taken.getsockname()[1], "PARLEY_METRICS_PORT: cannot listen on 127.0.0.1:"),
         ):
-            result = subprocess.run(
-                [sys.executable, "-m", "parley", "serve", "--port", str(port)],
-                env={**os.environ, **server_env, "PARLEY_METRICS_PORT": str(metrics_port)},
-                capture_output=True,
-                text=True,
-                timeout=60,
+            result = run_parley(
+                "serve",
+                "--port",
+                str(port),
+                env={**server_env, "PARLEY_METRICS_PORT": str(metrics_port)},
             )
             assert result.returncode == 2
             assert f"parley: {problem}" in result.stderr

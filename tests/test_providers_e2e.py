@@ -3,10 +3,8 @@ model that breaks off mid-reply reaching the client as an error frame."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +17,7 @@ from conftest import TokenFactory
 from support.catalog import copy_catalog
 from support.client import ask_once
 from support.fake_llm import FakeLLM, Script
-from support.server import ParleyServer
+from support.server import ParleyServer, run_parley
 
 CHAIN = ["ollama:llama3.2", "azure:gpt-4o", "anthropic:claude-haiku-4-5"]
 
@@ -116,13 +114,7 @@ async def test_a_break_after_the_first_token_is_an_error_frame_with_the_prompt_k
 
 
 def parley_check(catalog: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "parley", "check", "--offline"],
-        env={**os.environ, "PARLEY_CATALOG": str(catalog), **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_parley("check", "--offline", env={"PARLEY_CATALOG": str(catalog), **env})
 
 
 def test_check_lists_providers_problems_one_line_each(tmp_path: Path) -> None:
