@@ -67,7 +67,11 @@ class ParleyServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        self._wait_until_ready()
+        try:
+            self._wait_until_ready()
+        except BaseException:
+            self.stop()  # not left running when it did not start in time
+            raise
         return self
 
     def __enter__(self) -> ParleyServer:
