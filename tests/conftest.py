@@ -16,13 +16,18 @@ from pathlib import Path
 import asyncpg
 import pytest
 import yaml
+from playwright.async_api import Browser
 from redis.asyncio import Redis
 
 from parley.auth.tokens import mint_token
 from parley.examples.background import BackgroundServer
 from parley.examples.orders import ORDERS_URL_ENV, start_orders_service
+from parley.llm.anthropic import AnthropicProvider
+from parley.llm.base import Provider
+from parley.llm.openai import OpenAIProvider
 from parley.storage.keys import Keys
 from parley.storage.redis import connect
+from support.browser import TIMEOUT_MS, launched_browser
 from support.classifiers import (
     CLASSIFIER_AGENTS,
     MODERATION_KEY,
@@ -177,6 +182,18 @@ def fake(fake_llm: FakeLLM) -> FakeLLM:
     return fake_llm
 
 
+@pytest.fixture
+async def vendors(fake: FakeLLM) -> AsyncIterator[dict[str, Provider]]:
+    """Both vendors' providers on the fake vendor, by wire: "openai" and "anthropic"."""
+    made: dict[str, Provider] = {
+        "openai": OpenAIProvider("sk-test", fake.base_url, connect_timeout=2),
+        "anthropic": AnthropicProvider("sk-ant-test", fake.anthropic_base_url, 2),
+    }
+    yield made
+    for provider in made.values():
+        await provider.aclose()
+
+
 @pytest.fixture(scope="session")
 def catalog_dir(tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeLLM) -> Path:
     """The shipped catalog plus the test-only agents."""
@@ -273,17 +290,22 @@ def server_env(
 
 @pytest.fixture(scope="session")
 def server(server_env: dict[str, str]) -> Iterator[ParleyServer]:
-    instance = ParleyServer(server_env, name="parley-a").start()
-    yield instance
-    instance.stop()
+    with ParleyServer(server_env, name="parley-a") as instance:
+        yield instance
 
 
 @pytest.fixture(scope="session")
 def server_b(server_env: dict[str, str]) -> Iterator[ParleyServer]:
     """A second instance sharing the first one's Postgres and Redis."""
-    instance = ParleyServer(server_env, name="parley-b").start()
-    yield instance
-    instance.stop()
+    with ParleyServer(server_env, name="parley-b") as instance:
+        yield instance
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    """Chromium for a browser test module; every expect() waits up to TIMEOUT_MS."""
+    async with launched_browser(TIMEOUT_MS) as instance:
+        yield instance
 
 
 @pytest.fixture
@@ -320,3 +342,14 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     redis.start()
     yield redis
     redis.stop()
+
+
+@pytest.fixture
+def private_redis_server(
+    server_env: dict[str, str], private_redis: PrivateRedis
+) -> Iterator[ParleyServer]:
+    """A server of the test's own on the test's own Redis, which the test may stop."""
+    with ParleyServer(
+        {**server_env, "REDIS_URL": private_redis.url}, name="parley-private-redis"
+    ) as instance:
+        yield instance

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from conftest import TokenFactory
-from support.client import ChatClient
+from support.client import start_and_ask
 from support.fake_llm import FakeLLM, Script
 from support.operations import bearer
 from support.server import ParleyServer
@@ -26,9 +26,7 @@ async def admin(server: ParleyServer, make_token: TokenFactory) -> AsyncIterator
 
 async def converse(server: ParleyServer, token: str, agent: str, text: str) -> tuple[str, str]:
     """A conversation with one exchange; returns its id and the reply's message id."""
-    async with await ChatClient.connect(server.ws_url, token) as client:
-        session = await client.start(agent=agent)
-        reply = await client.ask(text)
+    session, reply = await start_and_ask(server.ws_url, token, agent, text)
     assert reply.done is not None
     return session["conversation_id"], reply.done["message_id"]
 

@@ -33,12 +33,11 @@ from playwright.async_api import (
 )
 
 from support.browser import (
+    TIMEOUT_MS,
     ChatPage,
-    PageWatch,
     TcpProxy,
-    launched_browser,
+    WatchedContexts,
     session_token,
-    watch_context,
 )
 from support.client import ChatClient, Reply
 from support.fake_llm import FakeLLM, Script
@@ -47,53 +46,27 @@ from support.server import ParleyServer
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[1]
-DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 375, "height": 812}
-TIMEOUT_MS = 15_000
 
 
 # --- fixtures -------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with launched_browser(TIMEOUT_MS) as instance:
+def web_server(server_env: dict[str, str]) -> Iterator[ParleyServer]:
+    with ParleyServer({**server_env, "PARLEY_DEV_LOGIN": "true"}, name="parley-web") as instance:
         yield instance
 
 
-@pytest.fixture(scope="module")
-def web_server(server_env: dict[str, str]) -> Iterator[ParleyServer]:
-    instance = ParleyServer({**server_env, "PARLEY_DEV_LOGIN": "true"}, name="parley-web").start()
-    yield instance
-    instance.stop()
-
-
-class Web:
+class Web(WatchedContexts):
     """Opens browser contexts and tabs for one test; checks them when it ends."""
 
     def __init__(self, browser: Browser, server: ParleyServer) -> None:
-        self.browser = browser
+        super().__init__(browser, server.url, TIMEOUT_MS)
         self.server = server
-        self.contexts: list[tuple[BrowserContext, PageWatch]] = []
-
-    async def context(
-        self, *, viewport: ViewportSize = DESKTOP, base_url: str | None = None, **options: Any
-    ) -> BrowserContext:
-        context = await self.browser.new_context(
-            base_url=base_url or self.server.url, viewport=viewport, **options
-        )
-        context.set_default_timeout(TIMEOUT_MS)
-        self.contexts.append((context, await watch_context(context)))
-        return context
-
-    def watch(self, context: BrowserContext) -> PageWatch:
-        return next(watch for known, watch in self.contexts if known is context)
 
     async def tab(self, context: BrowserContext | None = None, **options: Any) -> ChatPage:
-        context = context or await self.context(**options)
-        page = await context.new_page()
-        self.watch(context).attach(page)
-        return ChatPage(page)
+        return ChatPage(await self.page(context, **options))
 
     async def signed_in(
         self, agent: str | None = "agent_gamma", *, name: str | None = None, **options: Any
@@ -121,18 +94,6 @@ class Web:
     async def observer(self, chat: ChatPage) -> ChatClient:
         """A WebSocket client of the same user, connected to the server directly."""
         return await ChatClient.connect(self.server.ws_url, await session_token(chat.page.context))
-
-    async def close(self) -> None:
-        problems = []
-        for context, watch in self.contexts:
-            await context.close()
-            if watch.csp_violations or watch.csp_console_errors:
-                problems.append(
-                    f"CSP violations: {watch.csp_violations + watch.csp_console_errors}"
-                )
-            if watch.page_errors:
-                problems.append(f"uncaught page errors: {watch.page_errors}")
-        assert not problems, problems
 
 
 @pytest.fixture
@@ -268,13 +229,8 @@ async def test_reload_mid_reply_picks_up_the_running_reply(web: Web, fake: FakeL
     reply_id = await reply.get_attribute("data-reply-id")
     conversation_id = await chat.conversation_id()
 
-    await chat.page.reload()
-    await expect(chat.body).to_have_attribute("data-screen", "app")
-    await expect(chat.page.locator("#chat")).to_have_attribute(
-        "data-conversation-id", conversation_id
-    )
-    await expect(chat.body).to_have_attribute("data-session", "ready")
-    live = chat.page.locator(f'article.msg-assistant[data-reply-id="{reply_id}"]')
+    await chat.reload_in(conversation_id)
+    live = chat.reply_of(reply_id)
     # Still running (the fake holds the stream open): picked up from active_reply.
     await expect(live).to_have_attribute("data-status", "streaming")
     await expect(chat.body).to_have_attribute("data-busy", "true")

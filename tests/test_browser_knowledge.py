@@ -1,8 +1,9 @@
 """Cited replies in the chat UI, in headless Chromium against a real server: the
 sources list under a reply, ``[n]`` linked to the source viewer, both kept on reload.
 
-Uses tests/test_browser.py's browser, dev-sign-in server and :class:`Web` helper;
-the agent is ``agent_kb`` (tests/support/knowledge.py). Waits on DOM state, never sleeps.
+Uses conftest.py's browser and tests/test_browser.py's dev-sign-in server and
+:class:`Web` helper; the agent is ``agent_kb`` (tests/support/knowledge.py). Waits on
+DOM state, never sleeps.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import pytest
 from playwright.async_api import expect
 
 from support.fake_llm import FakeLLM, Script
-from test_browser import Web, browser, web, web_server  # noqa: F401  (fixtures)
+from test_browser import Web, web, web_server  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser
 

@@ -12,50 +12,27 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Dialog, Page, expect
+from playwright.async_api import Browser, Page, expect
 
 from conftest import TokenFactory
 from support.browser import (
+    TIMEOUT_MS,
     ChatPage,
-    PageWatch,
-    launched_browser,
-    watch_context,
+    WatchedContexts,
 )
 from support.fake_llm import FakeLLM, Script
 from support.server import ParleyServer
 
 pytestmark = pytest.mark.browser
 
-TIMEOUT_MS = 15_000
 HOSTILE = "<img src=x onerror=alert(1)> **not bold**"
 
 
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with launched_browser(TIMEOUT_MS) as instance:
-        yield instance
-
-
-class People:
+class People(WatchedContexts):
     """Browser contexts of one test (a user, an operator), checked when the test ends."""
 
     def __init__(self, browser: Browser, server: ParleyServer) -> None:
-        self.browser = browser
-        self.server = server
-        self.contexts: list[tuple[BrowserContext, PageWatch]] = []
-        self.dialogs: list[str] = []
-
-    async def page(self) -> Page:
-        context = await self.browser.new_context(
-            base_url=self.server.url, viewport={"width": 1280, "height": 800}
-        )
-        context.set_default_timeout(TIMEOUT_MS)
-        watch = await watch_context(context)
-        self.contexts.append((context, watch))
-        page = await context.new_page()
-        watch.attach(page)
-        page.on("dialog", self._on_dialog)
-        return page
+        super().__init__(browser, server.url, TIMEOUT_MS)
 
     async def user(self, token: str) -> ChatPage:
         chat = ChatPage(await self.page())
@@ -72,22 +49,6 @@ class People:
         await chat.page.click("#console-link")
         await console_ready(chat.page)
         return chat.page
-
-    async def _on_dialog(self, dialog: Dialog) -> None:
-        self.dialogs.append(dialog.message)  # e.g. an alert() some markup managed to run
-        await dialog.dismiss()
-
-    async def close(self) -> None:
-        problems = []
-        for context, watch in self.contexts:
-            await context.close()
-            if watch.csp_violations or watch.csp_console_errors:
-                problems.append(f"CSP: {watch.csp_violations + watch.csp_console_errors}")
-            if watch.page_errors:
-                problems.append(f"uncaught page errors: {watch.page_errors}")
-        if self.dialogs:
-            problems.append(f"dialogs opened: {self.dialogs}")
-        assert not problems, problems
 
 
 @pytest.fixture

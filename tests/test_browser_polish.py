@@ -3,8 +3,8 @@
 A reply that ends without text, Retry of a failed reply, what the server stored
 of a redacted message, the agent's own message limit, plain-text titles, plain
 words on chips and errors, a quiet console when signed out, and an image-link
-icon that needs no emoji font. Uses tests/test_browser.py's browser, dev-sign-in
-server and :class:`Web` helper; waits on DOM state, never sleeps.
+icon that needs no emoji font. Uses conftest.py's browser and tests/test_browser.py's
+dev-sign-in server and :class:`Web` helper; waits on DOM state, never sleeps.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from playwright.async_api import expect
 
 from support.browser import session_token
 from support.fake_llm import FakeLLM, Script
-from test_browser import Web, browser, web, web_server  # noqa: F401  (fixtures)
+from test_browser import Web, web, web_server  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser
 

@@ -20,8 +20,6 @@ import httpx
 import pytest
 from playwright.async_api import (
     Browser,
-    BrowserContext,
-    Dialog,
     Locator,
     expect,
 )
@@ -30,49 +28,32 @@ from conftest import TokenFactory
 from parley.examples.background import BackgroundServer
 from support.browser import (
     NON_EMPTY,
+    TIMEOUT_MS,
     ChatPage,
     FrameGate,
-    PageWatch,
-    launched_browser,
-    watch_context,
+    WatchedContexts,
 )
 from support.client import ChatClient
 from support.fake_llm import FakeLLM, Script
 from support.server import ParleyServer
+from support.tickets import ticket_call, tickets
 
 pytestmark = pytest.mark.browser
 
-TIMEOUT_MS = 15_000
 HOSTILE = "<img src=x onerror=alert(1)>"
 
 
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with launched_browser(TIMEOUT_MS) as instance:
-        yield instance
-
-
-class Tabs:
+class Tabs(WatchedContexts):
     """Tabs of one test, each signed in as the test's user; checked when the test ends."""
 
     def __init__(self, browser: Browser, server: ParleyServer, token: str) -> None:
-        self.browser = browser
+        super().__init__(browser, server.url, TIMEOUT_MS)
         self.server = server
         self.token = token
-        self.contexts: list[tuple[BrowserContext, PageWatch]] = []
-        self.dialogs: list[str] = []
 
     async def signed_in(self, *, gate: FrameGate | None = None) -> ChatPage:
         """A new tab, signed in, with the tool agent picked (``gate`` routes its socket)."""
-        context = await self.browser.new_context(
-            base_url=self.server.url, viewport={"width": 1280, "height": 800}
-        )
-        context.set_default_timeout(TIMEOUT_MS)
-        watch = await watch_context(context)
-        self.contexts.append((context, watch))
-        page = await context.new_page()
-        watch.attach(page)
-        page.on("dialog", self._on_dialog)
+        page = await self.page()
         if gate is not None:
             await gate.install(page)
         chat = ChatPage(page)
@@ -80,10 +61,6 @@ class Tabs:
         await chat.sign_in_with_token(self.token)
         await chat.pick_agent("agent_tools")
         return chat
-
-    async def _on_dialog(self, dialog: Dialog) -> None:
-        self.dialogs.append(dialog.message)  # e.g. an alert() some markup managed to run
-        await dialog.dismiss()
 
     async def stored_reply(self, conversation_id: str) -> dict[str, Any]:
         async with httpx.AsyncClient(base_url=self.server.url, timeout=10) as client:
@@ -99,20 +76,6 @@ class Tabs:
         """A WebSocket client of the same user, straight to the server (another device)."""
         return await ChatClient.connect(self.server.ws_url, self.token)
 
-    async def close(self) -> None:
-        problems = []
-        for context, watch in self.contexts:
-            await context.close()
-            if watch.csp_violations or watch.csp_console_errors:
-                problems.append(
-                    f"CSP violations: {watch.csp_violations + watch.csp_console_errors}"
-                )
-            if watch.page_errors:
-                problems.append(f"uncaught page errors: {watch.page_errors}")
-        if self.dialogs:
-            problems.append(f"dialogs opened: {self.dialogs}")
-        assert not problems, problems
-
 
 @pytest.fixture
 async def tabs(
@@ -121,16 +84,6 @@ async def tabs(
     session = Tabs(browser, server, make_token()[1])
     yield session
     await session.close()
-
-
-def tickets(orders: BackgroundServer, subject: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = httpx.get(f"{orders.url}/tickets").json()["tickets"]
-    return [ticket for ticket in found if ticket["subject"] == subject]
-
-
-def ticket_call(subject: str, description: str = "The printer smokes when printing.") -> Script:
-    arguments = json.dumps({"subject": subject, "description": description})
-    return Script(tool_calls=[("create_ticket", arguments)])
 
 
 async def reply_id_of(reply: Locator) -> str:
@@ -255,13 +208,8 @@ async def test_a_waiting_step_survives_reloads(
     conversation_id = await chat.conversation_id()
 
     # Reload mid-confirmation: active_reply is resumed from seq 0, the question is back.
-    await chat.page.reload()
-    await expect(chat.body).to_have_attribute("data-screen", "app")
-    await expect(chat.page.locator("#chat")).to_have_attribute(
-        "data-conversation-id", conversation_id
-    )
-    await expect(chat.body).to_have_attribute("data-session", "ready")
-    live = chat.page.locator(f'article.msg-assistant[data-reply-id="{reply_id}"]')
+    await chat.reload_in(conversation_id)
+    live = chat.reply_of(reply_id)
     await expect(chat.replies).to_have_count(1)
     step = await expect_asking(live, subject)
     await expect(live).to_have_attribute("data-status", "streaming")

@@ -20,14 +20,13 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, FrameLocator, Page, expect
 
 from parley.examples.background import BackgroundServer
-from support.browser import PageWatch, launched_browser, watch_context
+from support.browser import TIMEOUT_MS, PageWatch, watch_context
 from support.fake_llm import FakeLLM, Script
 from support.guests import GUEST_AGENT, GUEST_TOOLS_AGENT, host_site, write_guest_catalog
 from support.server import ParleyServer
 
 pytestmark = pytest.mark.browser
 
-TIMEOUT_MS = 15_000
 HOSTILE = "<img src=x onerror=alert(1)>"
 
 
@@ -53,12 +52,6 @@ def sites(
     parley.stop()
     allowed.stop()
     other.stop()
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with launched_browser(TIMEOUT_MS) as instance:
-        yield instance
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import date
 from pathlib import Path
 
@@ -12,18 +11,10 @@ from parley.catalog import Catalog, CatalogError, CatalogStore, load_catalog
 from parley.catalog.agent import clean_user_name
 from parley.errors import UnknownAgent
 from parley.llm.base import ModelRef
+from support.catalog import copy_catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 TODAY = date(2025, 3, 14)
-
-
-def copy_catalog(target: Path) -> Path:
-    shutil.copytree(ROOT / "personalities", target / "personalities")
-    shutil.copytree(ROOT / "rules", target / "rules")
-    shutil.copytree(ROOT / "tools", target / "tools")
-    shutil.copytree(ROOT / "knowledge", target / "knowledge")
-    shutil.copy(ROOT / "agents.yaml", target / "agents.yaml")
-    return target
 
 
 @pytest.fixture(scope="module")

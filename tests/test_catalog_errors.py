@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import date
 from pathlib import Path
 
@@ -10,18 +9,12 @@ import pytest
 
 from parley.catalog import CatalogError, load_catalog
 from parley.rules.templates import PromptContext, PromptError, PromptTemplate
-
-ROOT = Path(__file__).resolve().parents[1]
+from support.catalog import copy_catalog
 
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
-    shutil.copytree(ROOT / "personalities", tmp_path / "personalities")
-    shutil.copytree(ROOT / "rules", tmp_path / "rules")
-    shutil.copytree(ROOT / "tools", tmp_path / "tools")
-    shutil.copytree(ROOT / "knowledge", tmp_path / "knowledge")
-    shutil.copy(ROOT / "agents.yaml", tmp_path / "agents.yaml")
-    return tmp_path
+    return copy_catalog(tmp_path)
 
 
 def problems_for(root: Path) -> list[str]:

@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import jwt
 import pytest
 
 from conftest import JWT_SECRET
-from support.server import ParleyServer
+from support.server import ParleyServer, run_parley
 from support.storage import StorageURLs
 
 
-def parley(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "parley", *args],
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def test_check_accepts_the_shipped_catalog(tmp_path: Path) -> None:
-    result = parley("check", env={"PARLEY_DATA_DIR": str(tmp_path)})
+    result = run_parley("check", env={"PARLEY_DATA_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stderr
     assert "agent_alpha, agent_beta, agent_gamma" in result.stdout
 
@@ -35,14 +23,14 @@ def test_check_lists_catalog_problems(catalog_dir: Path, tmp_path: Path) -> None
     broken = tmp_path / "catalog"
     subprocess.run(["cp", "-r", str(catalog_dir), str(broken)], check=True)
     (broken / "personalities" / "analytical.yaml").write_text("id: analytical\ncolour: blue\n")
-    result = parley("check", env={"PARLEY_CATALOG": str(broken)})
+    result = run_parley("check", env={"PARLEY_CATALOG": str(broken)})
     assert result.returncode == 1
     assert "analytical.yaml" in result.stderr
     assert "colour" in result.stderr
 
 
 def test_invalid_configuration_gives_one_line_per_problem() -> None:
-    result = parley(
+    result = run_parley(
         "check",
         env={"PARLEY_PORT": "not-a-port", "PARLEY_JWT_SECRET": "short", "PARLEY_MODEL": "gpt-4"},
     )
@@ -56,13 +44,13 @@ def test_invalid_configuration_gives_one_line_per_problem() -> None:
 
 
 def test_short_jwt_secret_is_refused() -> None:
-    result = parley("check", env={"PARLEY_JWT_SECRET": "short"})
+    result = run_parley("check", env={"PARLEY_JWT_SECRET": "short"})
     assert result.returncode == 2
     assert "PARLEY_JWT_SECRET: must be at least 32 bytes" in result.stderr
 
 
 def test_token_mints_a_verifiable_jwt() -> None:
-    result = parley(
+    result = run_parley(
         "token",
         "--user",
         "ada",
@@ -82,20 +70,20 @@ def test_token_mints_a_verifiable_jwt() -> None:
 
 def test_migrate_is_idempotent(storage: StorageURLs) -> None:
     env = {"DATABASE_URL": storage.database_url}
-    first = parley("migrate", env=env)
+    first = run_parley("migrate", env=env)
     assert first.returncode == 0, first.stderr
-    again = parley("migrate", env=env)
+    again = run_parley("migrate", env=env)
     assert again.stdout.strip() == "database is up to date"
 
 
 def test_reload_asks_the_running_server(server: ParleyServer, server_env: dict[str, str]) -> None:
-    result = parley("reload", "--url", server.url, env=server_env)
+    result = run_parley("reload", "--url", server.url, env=server_env)
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.strip()) == 12  # the catalog version
 
 
 @pytest.mark.parametrize("command", [["serve", "--help"], ["--help"]])
 def test_help(command: list[str]) -> None:
-    result = parley(*command)
+    result = run_parley(*command)
     assert result.returncode == 0
     assert "usage: parley" in result.stdout

@@ -20,7 +20,7 @@ import pytest
 from conftest import REPO, TokenFactory
 from parley.catalog import CatalogError, load_catalog
 from parley.transport.cors import CorsPolicy
-from support.client import ChatClient
+from support.client import ChatClient, ask_once, start_and_ask
 from support.fake_llm import FakeLLM, Script
 from support.guests import (
     BUDGET_FILLER,
@@ -64,9 +64,8 @@ def guest_server(
         "PARLEY_GUEST_RATE_LIMIT_IP": "1000/minute",
         "PARLEY_GUEST_RATE_LIMIT_SITE": "1000/minute",
     }
-    instance = ParleyServer(env, name="parley-guests").start()
-    yield instance
-    instance.stop()
+    with ParleyServer(env, name="parley-guests") as instance:
+        yield instance
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +83,8 @@ def limited_server(
         "PARLEY_GUEST_RATE_LIMIT_IP": "3/minute",
         "PARLEY_GUEST_RATE_LIMIT_SITE": "3/minute",
     }
-    instance = ParleyServer(env, name="parley-guests-limited").start()
-    yield instance
-    instance.stop()
+    with ParleyServer(env, name="parley-guests-limited") as instance:
+        yield instance
 
 
 def claims(token: str) -> dict[str, object]:
@@ -117,9 +115,9 @@ async def test_the_same_guest_id_gets_the_same_guest_and_its_conversation(
 ) -> None:
     first = await guest_token(guest_server.url, source=fresh_address())
     fake.enqueue(Script(chunks=["Hello ", "guest."]))
-    async with await ChatClient.connect(guest_server.ws_url, first["token"]) as chat:
-        session = await chat.start(agent=GUEST_AGENT)
-        reply = await chat.ask("Hi there")
+    session, reply = await start_and_ask(
+        guest_server.ws_url, first["token"], GUEST_AGENT, "Hi there"
+    )
     assert reply.done is not None and reply.done["status"] == "complete"
     assert reply.text == "Hello guest."
 
@@ -312,9 +310,7 @@ async def test_guests_have_their_own_daily_budget(
     _, user_token = make_token()
     for credential in (other, user_token):
         fake.enqueue(Script(chunks=["Fine."], prompt_tokens=BUDGET_FILLER))
-        async with await ChatClient.connect(guest_server.ws_url, credential) as chat:
-            await chat.start(agent=GUEST_BUDGET_AGENT)
-            reply = await chat.ask("Hello")
+        reply = await ask_once(guest_server.ws_url, credential, GUEST_BUDGET_AGENT, "Hello")
         assert reply.done is not None and reply.done["status"] == "complete"
 
 

@@ -46,9 +46,8 @@ def hooked(server_env: dict[str, str], receiver: WebhookReceiver) -> Iterator[Pa
         "PARLEY_HANDOFF_WEBHOOK_RETRY_SECONDS": "0.05",
         "PARLEY_PUBLIC_URL": PUBLIC_URL,
     }
-    instance = ParleyServer(env, name="parley-hooked").start()
-    yield instance
-    instance.stop()
+    with ParleyServer(env, name="parley-hooked") as instance:
+        yield instance
 
 
 @pytest.fixture

@@ -15,22 +15,9 @@ import pytest
 
 from conftest import JWT_SECRET
 from parley import __version__
-from support.server import free_port
+from support.server import free_port, run_parley
 
 UNREACHABLE_PORT = "1"  # nothing listens on tcpmux
-
-
-def parley(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "parley", *args],
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def problem_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
@@ -79,7 +66,7 @@ def test_a_bad_setting_is_one_line(command: str, case: str, server_env: dict[str
     env, expected = BAD_SETTINGS[case]
     args = [command, "--port", str(free_port())] if command == "serve" else [command]
     # The test servers' settings, which pass: then only the bad one is wrong.
-    result = parley(*args, env={**server_env, **env})
+    result = run_parley(*args, env={**server_env, **env})
     assert result.returncode != 0
     [line] = problem_lines(result)
     assert line.startswith(expected), line
@@ -89,7 +76,9 @@ def test_a_bad_setting_is_one_line(command: str, case: str, server_env: dict[str
 @pytest.mark.parametrize("case", BAD_PRICES, ids=list(BAD_PRICES))
 def test_a_bad_prices_file_is_one_line(tmp_path: Path, case: str) -> None:
     text, expected = BAD_PRICES[case]
-    result = parley("check", env={"PARLEY_PRICES_FILE": prices_file(tmp_path, "prices.yaml", text)})
+    result = run_parley(
+        "check", env={"PARLEY_PRICES_FILE": prices_file(tmp_path, "prices.yaml", text)}
+    )
     assert result.returncode == 2
     [line] = problem_lines(result)
     assert line.startswith("PARLEY_PRICES_FILE: ")
@@ -97,7 +86,7 @@ def test_a_bad_prices_file_is_one_line(tmp_path: Path, case: str) -> None:
 
 
 def test_every_bad_setting_is_reported_at_once(tmp_path: Path) -> None:
-    result = parley(
+    result = run_parley(
         "check",
         env={
             "PARLEY_LOG_LEVEL": "LOUD",
@@ -118,7 +107,7 @@ def test_every_bad_setting_is_reported_at_once(tmp_path: Path) -> None:
 
 
 def test_unreachable_storage_is_reported_together_with_catalog_problems(tmp_path: Path) -> None:
-    result = parley(
+    result = run_parley(
         "check",
         env={
             "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{UNREACHABLE_PORT}/parley",
@@ -134,7 +123,7 @@ def test_unreachable_storage_is_reported_together_with_catalog_problems(tmp_path
 
 
 def test_migrate_with_unreachable_database_is_one_line() -> None:
-    result = parley(
+    result = run_parley(
         "migrate", env={"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{UNREACHABLE_PORT}/x"}
     )
     assert result.returncode == 2
@@ -144,13 +133,13 @@ def test_migrate_with_unreachable_database_is_one_line() -> None:
 
 
 def test_version() -> None:
-    result = parley("--version")
+    result = run_parley("--version")
     assert result.returncode == 0
     assert result.stdout.strip() == f"parley {__version__}"
 
 
 def test_serve_help_describes_every_option() -> None:
-    result = parley("serve", "--help")
+    result = run_parley("serve", "--help")
     assert result.returncode == 0
     help_text = " ".join(result.stdout.split())
     assert "address to listen on (default: PARLEY_HOST, else 127.0.0.1)" in help_text
@@ -173,5 +162,5 @@ def test_token_works_outside_a_checkout(tmp_path: Path) -> None:
 
 
 def test_check_with_working_storage_passes(server_env: dict[str, str]) -> None:
-    result = parley("check", env=server_env)
+    result = run_parley("check", env=server_env)
     assert result.returncode == 0, result.stderr

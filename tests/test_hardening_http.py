@@ -26,9 +26,8 @@ TRICKLE_FOR_SECONDS = HEADER_TIMEOUT_SECONDS + 5
 @pytest.fixture(scope="module")
 def guarded(server_env: dict[str, str]) -> Iterator[ParleyServer]:
     env = {**server_env, "PARLEY_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT_SECONDS)}
-    instance = ParleyServer(env, name="parley-guarded").start()
-    yield instance
-    instance.stop()
+    with ParleyServer(env, name="parley-guarded") as instance:
+        yield instance
 
 
 def closed_by_server(connection: socket.socket, wait: float) -> bool:
@@ -108,11 +107,12 @@ def test_rate_limiter_fails_closed_when_redis_is_gone(
     server_env: dict[str, str], private_redis: PrivateRedis, make_token: TokenFactory
 ) -> None:
     env = {**server_env, "REDIS_URL": private_redis.url}
-    closed = ParleyServer(env, name="parley-fail-closed").start()
-    opened = ParleyServer(
-        {**env, "PARLEY_RATE_LIMIT_FAIL_OPEN": "true"}, name="parley-fail-open"
-    ).start()
-    try:
+    with (
+        ParleyServer(env, name="parley-fail-closed") as closed,
+        ParleyServer(
+            {**env, "PARLEY_RATE_LIMIT_FAIL_OPEN": "true"}, name="parley-fail-open"
+        ) as opened,
+    ):
         headers = {"Authorization": f"Bearer {make_token()[1]}"}
         assert httpx.get(f"{closed.url}/v1/agents", headers=headers).status_code == 200
         private_redis.stop()
@@ -128,6 +128,3 @@ def test_rate_limiter_fails_closed_when_redis_is_gone(
         allowed = httpx.get(f"{opened.url}/v1/agents", headers=headers, timeout=10)
         assert allowed.status_code == 200
         assert "allowing REST requests" in opened.log()
-    finally:
-        closed.stop()
-        opened.stop()

@@ -6,10 +6,8 @@ Postgres and Redis.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -18,9 +16,9 @@ import httpx
 import pytest
 
 from conftest import TokenFactory
-from support.client import ChatClient
+from support.client import ChatClient, ask_once
 from support.fake_llm import FakeLLM, Script
-from support.server import ParleyServer, free_port
+from support.server import ParleyServer, free_port, run_parley
 
 STORAGE_URLS = ("DATABASE_URL", "REDIS_URL")
 
@@ -45,20 +43,13 @@ def embedded_env(
 
 def serve(env: dict[str, str], port: int) -> subprocess.CompletedProcess[str]:
     """Run ``parley serve`` expecting it to give up; a server that starts fails the test."""
-    return subprocess.run(
-        [sys.executable, "-m", "parley", "serve", "--port", str(port)],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_parley("serve", "--port", str(port), env=env)
 
 
 async def test_a_second_serve_on_the_same_data_dir_leaves_the_first_alone(
     embedded_env: dict[str, str], fake: FakeLLM, make_token: TokenFactory, tmp_path: Path
 ) -> None:
-    first = ParleyServer(embedded_env, name="parley-embedded").start()
-    try:
+    with ParleyServer(embedded_env, name="parley-embedded") as first:
         assert first.process is not None
         second = serve(embedded_env, free_port())
         assert second.returncode != 0
@@ -75,12 +66,8 @@ async def test_a_second_serve_on_the_same_data_dir_leaves_the_first_alone(
 
         ready = await asyncio.to_thread(httpx.get, f"{first.url}/ready", timeout=10)
         assert ready.status_code == 200
-        async with await ChatClient.connect(first.ws_url, make_token()[1]) as client:
-            await client.start(agent="agent_gamma")
-            reply = await client.ask("still there?")
+        reply = await ask_once(first.ws_url, make_token()[1], "agent_gamma", "still there?")
         assert reply.done is not None and reply.done["status"] == "complete"
-    finally:
-        first.stop()
 
 
 def test_banner_names_only_the_embedded_servers(
@@ -88,24 +75,18 @@ def test_banner_names_only_the_embedded_servers(
 ) -> None:
     monkeypatch.delenv("REDIS_URL", raising=False)
     env = {**without(server_env, "REDIS_URL"), "PARLEY_DATA_DIR": str(tmp_path / "data")}
-    instance = ParleyServer(env, name="parley-half-embedded").start()
-    try:
+    with ParleyServer(env, name="parley-half-embedded") as instance:
         banner = instance.log()
-    finally:
-        instance.stop()
     assert f"EMBEDDED Redis in {tmp_path / 'data'}/" in banner
     assert "Postgres/Redis" not in banner
     assert "EMBEDDED Postgres" not in banner
 
 
 def test_ctrl_c_stops_an_idle_server_cleanly(embedded_env: dict[str, str]) -> None:
-    instance = ParleyServer(embedded_env, name="parley-idle").start()
-    try:
+    with ParleyServer(embedded_env, name="parley-idle") as instance:
         assert instance.process is not None
         instance.process.send_signal(signal.SIGINT)
         instance.process.wait(60)
-    finally:
-        instance.stop()
     # Stopping the embedded Redis used to fall back to redis-py's reconnect
     # retries (SHUTDOWN closes the connection, which they took for a fault):
     # seconds of waiting on every exit. How long an exit takes is measured

@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed
 
 from conftest import JWT_SECRET, TokenFactory
 from parley.auth.tokens import CLOCK_SKEW_SECONDS
-from support.client import ChatClient
+from support.client import ChatClient, ask_once
 from support.fake_llm import FakeLLM, Script
 from support.server import ParleyServer
 
@@ -141,9 +141,7 @@ async def test_unstorable_text_is_a_bad_request_and_nothing_is_stored(
 async def test_tabs_and_newlines_are_ordinary_text(
     server: ParleyServer, fake: FakeLLM, make_token: TokenFactory
 ) -> None:
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_gamma")
-        reply = await client.ask("line one\r\n\tline two")
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_gamma", "line one\r\n\tline two")
     assert reply.done is not None and reply.done["status"] == "complete"
 
 

@@ -57,9 +57,8 @@ def census_server(server_env: dict[str, str], tmp_path: Path) -> Iterator[Parley
         "PARLEY_TEST_CENSUS": str(tmp_path / "census.json"),
         "PARLEY_METRICS_TOKEN": METRICS_TOKEN,
     }
-    instance = ParleyServer(env, name="census").start()
-    yield instance
-    instance.stop()
+    with ParleyServer(env, name="census") as instance:
+        yield instance
 
 
 def open_sockets(server: ParleyServer) -> float:

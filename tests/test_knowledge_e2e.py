@@ -13,7 +13,7 @@ import httpx
 
 from conftest import JWT_SECRET, TokenFactory
 from parley.auth.tokens import mint_token
-from support.client import ChatClient
+from support.client import ChatClient, ask_once, start_and_ask
 from support.fake_llm import FakeLLM, Script
 from support.pdf import pdf_bytes
 from support.server import ParleyServer
@@ -36,9 +36,9 @@ async def test_a_cited_answer_over_the_websocket(
 ) -> None:
     fake.enqueue(Script(chunks=["Hold the reset pin ", "for ten seconds [1]."]))
     token = make_token()[1]
-    async with await ChatClient.connect(server.ws_url, token) as client:
-        session = await client.start(agent="agent_kb")
-        reply = await client.ask("How do I restore the factory settings of my router?")
+    session, reply = await start_and_ask(
+        server.ws_url, token, "agent_kb", "How do I restore the factory settings of my router?"
+    )
     # The sources frame comes first, numbered in the reply's one sequence.
     assert reply.sources is not None
     assert reply.numbered[0] is reply.sources and reply.sources["seq"] == 1
@@ -100,9 +100,9 @@ async def test_the_source_viewer_serves_plain_text_to_the_owner_only(
     server: ParleyServer, fake: FakeLLM, make_token: TokenFactory
 ) -> None:
     token = make_token()[1]
-    async with await ChatClient.connect(server.ws_url, token) as client:
-        session = await client.start(agent="agent_kb")
-        reply = await client.ask("When does the router install firmware updates?")
+    session, reply = await start_and_ask(
+        server.ws_url, token, "agent_kb", "When does the router install firmware updates?"
+    )
     assert reply.sources is not None
     uri = reply.sources["sources"][0]["uri"]
     async with httpx.AsyncClient(base_url=server.url) as http:
@@ -175,9 +175,9 @@ async def test_a_poisoned_document_switches_no_rule_off(
 async def test_the_demo_model_quotes_and_cites_its_first_passage(
     server: ParleyServer, fake: FakeLLM, make_token: TokenFactory
 ) -> None:
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_kb_demo")
-        reply = await client.ask("What is your refund policy?")
+    reply = await ask_once(
+        server.ws_url, make_token()[1], "agent_kb_demo", "What is your refund policy?"
+    )
     assert reply.sources is not None
     assert reply.text.startswith("[Demo model — offline] From Refund policy")
     assert "[1]" in reply.text
@@ -198,9 +198,7 @@ async def test_knowledge_search_tool_searches_only_the_agents_collections(
         ),
         Script(chunks=["Nightly at 3 a.m."]),
     )
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_kb")
-        reply = await client.ask("Tell me something")
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_kb", "Tell me something")
     # The two calls run concurrently: their results come in either order.
     summaries = sorted(result["summary"] for result in reply.tool_results)
     assert summaries == [
@@ -292,9 +290,7 @@ async def test_admin_uploads_lists_and_deletes_documents(
         gone = await http.delete(f"{base}/{name}", headers=admin)
         await http.delete(f"{base}/warranty-{name}.pdf", headers=admin)
     assert deleted.status_code == 204 and gone.status_code == 404
-    async with await ChatClient.connect(server.ws_url, token) as client:
-        await client.start(agent="agent_kb")
-        after = await client.ask("How do I pair the mesh extender?")
+    after = await ask_once(server.ws_url, token, "agent_kb", "How do I pair the mesh extender?")
     titles = [s["title"] for s in (after.sources or {"sources": []})["sources"]]
     assert not any("Mesh extender" in title for title in titles)
 
@@ -310,17 +306,17 @@ async def test_reload_ingests_what_changed_in_the_catalog(
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
             assert (await http.post("/v1/admin/reload", headers=admin)).status_code == 200
-        async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-            await client.start(agent="agent_kb")
-            found = await client.ask("What does the quokka line light mean?")
+        found = await ask_once(
+            server.ws_url, make_token()[1], "agent_kb", "What does the quokka line light mean?"
+        )
         assert found.sources is not None
         assert found.sources["sources"][0]["title"] == "Modem lights \u203a Blinking orange"
     finally:
         document.unlink()
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
             assert (await http.post("/v1/admin/reload", headers=admin)).status_code == 200
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_kb")
-        gone = await client.ask("What does the quokka line light mean?")
+    gone = await ask_once(
+        server.ws_url, make_token()[1], "agent_kb", "What does the quokka line light mean?"
+    )
     titles = [source["title"] for source in (gone.sources or {"sources": []})["sources"]]
     assert not any(title.startswith("Modem lights") for title in titles)

@@ -9,10 +9,8 @@ the shared servers'.
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -23,7 +21,7 @@ import pytest
 from conftest import TokenFactory
 from support.client import ChatClient
 from support.fake_llm import FakeLLM
-from support.server import ParleyServer
+from support.server import ParleyServer, run_parley
 from support.storage import StorageURLs, _admin
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,9 +44,8 @@ def quick_start(server_env: dict[str, str], database: str) -> Iterator[ParleySer
         "PARLEY_MODEL": "demo:echo",
         "PARLEY_DEMO_DELAY_MS": "0",
     }
-    instance = ParleyServer(env, name="parley-quick-start").start()
-    yield instance
-    instance.stop()
+    with ParleyServer(env, name="parley-quick-start") as instance:
+        yield instance
 
 
 async def test_the_quick_start_answers_with_cited_passages(
@@ -78,15 +75,8 @@ async def test_the_quick_start_answers_with_cited_passages(
 
 
 def ingest(database: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": database, "PARLEY_CATALOG": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "parley", "ingest", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    env = {"DATABASE_URL": database, "PARLEY_CATALOG": str(REPO)}
+    return run_parley("ingest", *args, env=env, timeout=120)
 
 
 def test_parley_ingest_is_incremental(database: str) -> None:

@@ -18,7 +18,7 @@ from parley.config import Settings, load_settings
 from parley.knowledge.service import Asker, Knowledge
 from parley.llm.models import PriceTable
 from parley.storage.database import create_pool, migrate
-from support.client import ChatClient
+from support.client import ask_once
 from support.fake_llm import FakeLLM
 from support.knowledge import migrated_database
 from support.server import ParleyServer
@@ -203,18 +203,17 @@ def hybrid_server(
         "PARLEY_EMBEDDINGS_MODEL": "openai:text-embedding-3-small",
         "PARLEY_EMBEDDINGS_DIMENSIONS": str(DIMENSIONS),
     }
-    instance = ParleyServer(env, name="parley-hybrid").start()
-    yield instance
-    instance.stop()
+    with ParleyServer(env, name="parley-hybrid") as instance:
+        yield instance
 
 
 async def test_a_server_with_pgvector_answers_misspelt_questions(
     hybrid_server: ParleyServer, fake: FakeLLM, make_token: TokenFactory
 ) -> None:
     assert "KNOWLEDGE: hybrid search (Postgres full text + pgvector," in hybrid_server.log()
-    async with await ChatClient.connect(hybrid_server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_kb")
-        reply = await client.ask("resseting the ruoter to factroy setings")
+    reply = await ask_once(
+        hybrid_server.ws_url, make_token()[1], "agent_kb", "resseting the ruoter to factroy setings"
+    )
     assert reply.sources is not None
     assert reply.sources["sources"][0]["title"] == "Acme router manual \u203a Resetting the router"
     [request] = fake.requests  # the chat request; embeddings are recorded apart

@@ -85,9 +85,8 @@ async def test_a_backlog_says_when_there_is_no_room_to_wait() -> None:
 
 @pytest.fixture(scope="module")
 def one_at_a_time(server_env: dict[str, str]) -> Iterator[ParleyServer]:
-    instance = ParleyServer({**server_env, "PARLEY_ACCEPT_CONCURRENCY": "1"}, name="lane")
-    yield instance.start()
-    instance.stop()
+    with ParleyServer({**server_env, "PARLEY_ACCEPT_CONCURRENCY": "1"}, name="lane") as instance:
+        yield instance
 
 
 async def test_a_burst_that_queues_loses_and_doubles_nothing(

@@ -61,6 +61,13 @@ async def events_of(provider: Provider, chat: ChatRequest) -> list[StreamEvent]:
     return [event async for event in provider.stream(chat)]
 
 
+async def stream_error(provider: Provider, chat: ChatRequest) -> ProviderError:
+    """The ProviderError that streaming ``chat`` raises."""
+    with pytest.raises(ProviderError) as caught:
+        await events_of(provider, chat)
+    return caught.value
+
+
 def text_of(events: list[StreamEvent]) -> str:
     return "".join(e.text for e in events if isinstance(e, TextDelta))
 
@@ -140,30 +147,27 @@ async def test_openai_status_errors_are_classified(
     openai_provider: OpenAIProvider, fake: FakeLLM, status: int, transient: bool
 ) -> None:
     fake.enqueue(Script(status=status, error_message="nope"))
-    with pytest.raises(ProviderError) as caught:
-        await events_of(openai_provider, request("gpt-4o-mini"))
-    assert (caught.value.status, caught.value.transient) == (status, transient)
-    assert str(caught.value) == f"HTTP {status}: nope"
+    error = await stream_error(openai_provider, request("gpt-4o-mini"))
+    assert (error.status, error.transient) == (status, transient)
+    assert str(error) == f"HTTP {status}: nope"
 
 
 async def test_openai_error_text_is_redacted(
     openai_provider: OpenAIProvider, fake: FakeLLM
 ) -> None:
     fake.enqueue(Script(status=401, error_message=f"Incorrect API key provided: {OPENAI_KEY}."))
-    with pytest.raises(ProviderError) as caught:
-        await events_of(openai_provider, request("gpt-4o-mini"))
-    assert OPENAI_KEY not in str(caught.value)
-    assert "[redacted]" in str(caught.value)
+    error = await stream_error(openai_provider, request("gpt-4o-mini"))
+    assert OPENAI_KEY not in str(error)
+    assert "[redacted]" in str(error)
 
 
 async def test_openai_non_json_error_body_keeps_the_status(
     openai_provider: OpenAIProvider, fake: FakeLLM
 ) -> None:
     fake.enqueue(Script(status=500, error_body="<html>upstream exploded</html>\n"))
-    with pytest.raises(ProviderError) as caught:
-        await events_of(openai_provider, request("gpt-4o-mini"))
-    assert (caught.value.status, caught.value.transient) == (500, True)
-    assert str(caught.value) == "HTTP 500: <html>upstream exploded</html>"
+    error = await stream_error(openai_provider, request("gpt-4o-mini"))
+    assert (error.status, error.transient) == (500, True)
+    assert str(error) == "HTTP 500: <html>upstream exploded</html>"
 
 
 @pytest.mark.parametrize("vendor", ["openai", "anthropic"])
@@ -265,11 +269,10 @@ async def test_connection_refused_is_transient() -> None:
         port = probe.getsockname()[1]
     provider = OpenAIProvider(OPENAI_KEY, f"http://127.0.0.1:{port}/v1", connect_timeout=2)
     try:
-        with pytest.raises(ProviderError) as caught:
-            await events_of(provider, request("gpt-4o-mini"))
+        error = await stream_error(provider, request("gpt-4o-mini"))
     finally:
         await provider.aclose()
-    assert caught.value.transient and "connection" in str(caught.value)
+    assert error.transient and "connection" in str(error)
 
 
 async def test_proxy_from_the_environment_is_used(
@@ -322,20 +325,18 @@ async def test_anthropic_status_errors_are_classified(
     anthropic_provider: AnthropicProvider, fake: FakeLLM, status: int, transient: bool
 ) -> None:
     fake.enqueue(Script(status=status, error_message="nope"))
-    with pytest.raises(ProviderError) as caught:
-        await events_of(anthropic_provider, request("claude-haiku-4-5"))
-    assert (caught.value.status, caught.value.transient) == (status, transient)
-    assert str(caught.value) == f"HTTP {status}: nope"
+    error = await stream_error(anthropic_provider, request("claude-haiku-4-5"))
+    assert (error.status, error.transient) == (status, transient)
+    assert str(error) == f"HTTP {status}: nope"
 
 
 async def test_anthropic_error_body_echoing_the_key_is_redacted(
     anthropic_provider: AnthropicProvider, fake: FakeLLM
 ) -> None:
     fake.enqueue(Script(status=502, error_body=f"bad gateway for x-api-key {ANTHROPIC_KEY}"))
-    with pytest.raises(ProviderError) as caught:
-        await events_of(anthropic_provider, request("claude-haiku-4-5"))
-    assert (caught.value.status, caught.value.transient) == (502, True)
-    assert ANTHROPIC_KEY not in str(caught.value) and "[redacted]" in str(caught.value)
+    error = await stream_error(anthropic_provider, request("claude-haiku-4-5"))
+    assert (error.status, error.transient) == (502, True)
+    assert ANTHROPIC_KEY not in str(error) and "[redacted]" in str(error)
 
 
 async def test_anthropic_dropped_connection_mid_stream_is_transient(

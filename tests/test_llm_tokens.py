@@ -88,12 +88,26 @@ def test_character_estimate() -> None:
     assert [estimate_tokens(t) for t in ["", "abc", "abcd", "abcde"]] == [0, 1, 1, 2]
 
 
-def test_without_encoding_files_counts_are_estimated_and_logged_once(tmp_path: Path) -> None:
-    # A fresh interpreter, an empty cache and a proxy that refuses connections:
-    # tiktoken cannot load anything, whether or not this machine has internet.
+def run_without_encoding_files(script: str, cache: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in a fresh interpreter, with the empty ``cache`` for tiktoken's and a
+    proxy that refuses connections: tiktoken cannot load anything, whether or not this
+    machine has internet."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         dead_proxy = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    env = {
+        **os.environ,
+        "TIKTOKEN_CACHE_DIR": str(cache),
+        "HTTPS_PROXY": dead_proxy,
+        "HTTP_PROXY": dead_proxy,
+        "NO_PROXY": "",
+    }
+    return subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_without_encoding_files_counts_are_estimated_and_logged_once(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
         import json, logging
@@ -108,16 +122,7 @@ def test_without_encoding_files_counts_are_estimated_and_logged_once(tmp_path: P
         print(json.dumps(results))
         """
     )
-    env = {
-        **os.environ,
-        "TIKTOKEN_CACHE_DIR": str(tmp_path),
-        "HTTPS_PROXY": dead_proxy,
-        "HTTP_PROXY": dead_proxy,
-        "NO_PROXY": "",
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
-    )
+    done = run_without_encoding_files(script, tmp_path)
 
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [[10, True]] * 6
@@ -129,9 +134,6 @@ def test_without_encoding_files_counts_are_estimated_and_logged_once(tmp_path: P
 def test_without_encoding_files_no_record_claims_exact_counts(tmp_path: Path) -> None:
     # The demo model counts with our tokenizer; when that is a character guess,
     # its counts must not pass for a vendor's (CallRecord.estimated stays true).
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        dead_proxy = f"http://127.0.0.1:{probe.getsockname()[1]}"
     script = textwrap.dedent(
         """
         import asyncio, json
@@ -160,16 +162,7 @@ def test_without_encoding_files_no_record_claims_exact_counts(tmp_path: Path) ->
         asyncio.run(main())
         """
     )
-    env = {
-        **os.environ,
-        "TIKTOKEN_CACHE_DIR": str(tmp_path),
-        "HTTPS_PROXY": dead_proxy,
-        "HTTP_PROXY": dead_proxy,
-        "NO_PROXY": "",
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
-    )
+    done = run_without_encoding_files(script, tmp_path)
 
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [

@@ -5,14 +5,11 @@ Checked on what the fake vendor received over HTTP, i.e. what the vendor would.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from types import MappingProxyType
 
-import pytest
-
-from parley.llm.anthropic import TRIMMED_PLACEHOLDER, AnthropicProvider, to_anthropic
+from parley.llm.anthropic import TRIMMED_PLACEHOLDER, to_anthropic
 from parley.llm.base import ChatMessage, ChatRequest, Provider, ToolCall, ToolSpec
-from parley.llm.openai import TOOL_ERROR_PREFIX, OpenAIProvider
+from parley.llm.openai import TOOL_ERROR_PREFIX
 from support.fake_llm import FakeLLM
 
 ORDER_SCHEMA = {
@@ -42,17 +39,6 @@ CONVERSATION = (
     ChatMessage("tool", "A person will take over.", tool_call_id="call_3"),
     ChatMessage("user", "Thanks."),
 )
-
-
-@pytest.fixture
-async def vendors(fake: FakeLLM) -> AsyncIterator[dict[str, Provider]]:
-    made: dict[str, Provider] = {
-        "openai": OpenAIProvider("sk-test", fake.base_url, connect_timeout=2),
-        "anthropic": AnthropicProvider("sk-ant-test", fake.anthropic_base_url, 2),
-    }
-    yield made
-    for provider in made.values():
-        await provider.aclose()
 
 
 async def send(provider: Provider, request: ChatRequest) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from itertools import pairwise
 from types import MappingProxyType
 from typing import Any
@@ -12,7 +11,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from parley.llm.anthropic import AnthropicProvider
 from parley.llm.base import (
     ChatMessage,
     ChatRequest,
@@ -22,7 +20,6 @@ from parley.llm.base import (
     ToolCall,
     ToolSpec,
 )
-from parley.llm.openai import OpenAIProvider
 from parley.llm.toolwire import (
     AnthropicToolUse,
     OpenAIToolCalls,
@@ -210,17 +207,6 @@ CALLS = [
     ("create_ticket", '{"subject": "Broken ✓ — naïve", "description": "a\\nb"}', "call_two"),
 ]
 HELLO = ChatRequest("gpt-4o-mini", (ChatMessage("user", "hi"),), max_tokens=100)
-
-
-@pytest.fixture
-async def vendors(fake: FakeLLM) -> AsyncIterator[dict[str, Provider]]:
-    made: dict[str, Provider] = {
-        "openai": OpenAIProvider("sk-test", fake.base_url, connect_timeout=2),
-        "anthropic": AnthropicProvider("sk-ant-test", fake.anthropic_base_url, 2),
-    }
-    yield made
-    for provider in made.values():
-        await provider.aclose()
 
 
 @pytest.mark.parametrize("vendor", ["openai", "anthropic"])

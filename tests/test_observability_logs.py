@@ -22,7 +22,7 @@ import pytest
 from conftest import TokenFactory
 from parley.observability import context
 from parley.observability.logs import JsonFormatter, TextFormatter, logging_config
-from support.client import ChatClient
+from support.client import start_and_ask
 from support.fake_llm import FakeLLM, Script
 from support.server import ParleyServer
 
@@ -106,9 +106,8 @@ def test_one_config_for_every_logger() -> None:
 @pytest.fixture(scope="module")
 def json_server(server_env: dict[str, str]) -> Iterator[ParleyServer]:
     env = {**server_env, "PARLEY_LOG_FORMAT": "json", "PARLEY_METRICS_TOKEN": METRICS_TOKEN}
-    instance = ParleyServer(env, name="parley-json", args=["--workers", "2"]).start()
-    yield instance
-    instance.stop()
+    with ParleyServer(env, name="parley-json", args=["--workers", "2"]) as instance:
+        yield instance
 
 
 async def test_json_logs_of_two_workers(
@@ -116,9 +115,7 @@ async def test_json_logs_of_two_workers(
 ) -> None:
     user, token = make_token()
     fake.enqueue(Script(status=503), Script(chunks=["Noted."]))  # the retry logs a line
-    async with await ChatClient.connect(json_server.ws_url, token) as client:
-        session = await client.start(agent="agent_gamma")
-        reply = await client.ask(SECRET_TEXT)
+    session, reply = await start_and_ask(json_server.ws_url, token, "agent_gamma", SECRET_TEXT)
     assert reply.done is not None and reply.done["status"] == "complete"
     async with httpx.AsyncClient(base_url=json_server.url) as http:
         agents = await http.get(
@@ -149,11 +146,8 @@ async def test_json_logs_of_two_workers(
 
 
 def test_text_logs_of_two_workers_are_one_format(server_env: dict[str, str]) -> None:
-    instance = ParleyServer(server_env, name="parley-text", args=["--workers", "2"]).start()
-    try:
+    with ParleyServer(server_env, name="parley-text", args=["--workers", "2"]) as instance:
         assert httpx.get(f"{instance.url}/health", timeout=10).status_code == 200
-    finally:
-        instance.stop()
     lines = instance.log().splitlines()
     assert all(TEXT_LINE.match(line) for line in lines), "\n".join(
         line for line in lines if not TEXT_LINE.match(line)

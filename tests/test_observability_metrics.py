@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import httpx
@@ -23,7 +20,7 @@ from conftest import TIGHT_BUDGET, TokenFactory
 from parley.observability import metrics
 from parley.observability.exposition import authorized
 from parley.transport.failures import client_error
-from support.client import ChatClient
+from support.client import ChatClient, ask_once
 from support.fake_llm import FakeLLM, Script
 from support.metrics import (
     ALERTS,
@@ -33,7 +30,7 @@ from support.metrics import (
     metric_names,
     scrape,
 )
-from support.server import ParleyServer, free_port
+from support.server import ParleyServer, free_port, run_parley
 
 METRICS_TOKEN = "metrics-token-0123456789abcdef"
 MINI = "openai:gpt-4o-mini"
@@ -52,9 +49,8 @@ def metrics_server(server_env: dict[str, str], metrics_port: int) -> Iterator[Pa
         "PARLEY_METRICS_TOKEN": METRICS_TOKEN,
         "PARLEY_METRICS_PORT": str(metrics_port),
     }
-    instance = ParleyServer(env, name="parley-metrics").start()
-    yield instance
-    instance.stop()
+    with ParleyServer(env, name="parley-metrics") as instance:
+        yield instance
 
 
 def scraped(server: ParleyServer) -> Scrape:
@@ -178,9 +174,12 @@ async def test_tool_calls_and_rule_actions_are_counted(
         Script(chunks=["Order 1042 has shipped."]),
     )
     before = scraped(metrics_server)
-    async with await ChatClient.connect(metrics_server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_tools")
-        reply = await client.ask("Where is order 1042? My password is hunter2hunter2")
+    reply = await ask_once(
+        metrics_server.ws_url,
+        make_token()[1],
+        "agent_tools",
+        "Where is order 1042? My password is hunter2hunter2",
+    )
     assert reply.done is not None and reply.done["status"] == "complete"
     after = scraped(metrics_server)
 
@@ -208,9 +207,7 @@ async def test_retries_and_fallbacks_are_counted_by_provider(
     fake.enqueue(*[Script(status=503, model_filter="gpt-4o") for _ in range(3)])
     fake.enqueue(Script(chunks=["Fallback reply."], model_filter="claude-haiku-4-5"))
     before = scraped(metrics_server)
-    async with await ChatClient.connect(metrics_server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_fallback")
-        reply = await client.ask("hello")
+    reply = await ask_once(metrics_server.ws_url, make_token()[1], "agent_fallback", "hello")
     assert reply.text == "Fallback reply."
     after = scraped(metrics_server)
 
@@ -276,14 +273,11 @@ async def test_rest_rate_limit_refusals_are_counted(
         "PARLEY_METRICS_TOKEN": METRICS_TOKEN,
         "PARLEY_REST_RATE_LIMIT": "2/minute",
     }
-    instance = ParleyServer(env, name="parley-metrics-limited").start()
-    try:
+    with ParleyServer(env, name="parley-metrics-limited") as instance:
         headers = {"Authorization": f"Bearer {make_token()[1]}"}
         async with httpx.AsyncClient(base_url=instance.url, headers=headers) as http:
             statuses = [(await http.get("/v1/agents")).status_code for _ in range(5)]
         after = await asyncio.to_thread(scraped, instance)
-    finally:
-        instance.stop()
     assert statuses == [200, 200, 429, 429, 429]
     assert after.value("parley_rate_limit_refusals_total", transport="rest", reason="limited") == 3
 
@@ -322,12 +316,11 @@ def test_a_metrics_port_that_cannot_be_had_stops_the_start(server_env: dict[str,
             (port, f"PARLEY_METRICS_PORT: {port} is the port Parley serves on"),
             (taken.getsockname()[1], "PARLEY_METRICS_PORT: cannot listen on 127.0.0.1:"),
         ):
-            result = subprocess.run(
-                [sys.executable, "-m", "parley", "serve", "--port", str(port)],
-                env={**os.environ, **server_env, "PARLEY_METRICS_PORT": str(metrics_port)},
-                capture_output=True,
-                text=True,
-                timeout=60,
+            result = run_parley(
+                "serve",
+                "--port",
+                str(port),
+                env={**server_env, "PARLEY_METRICS_PORT": str(metrics_port)},
             )
             assert result.returncode == 2
             assert f"parley: {problem}" in result.stderr

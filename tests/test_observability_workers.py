@@ -59,9 +59,8 @@ def workers(
         "PARLEY_METRICS_TOKEN": METRICS_TOKEN,
         "PARLEY_METRICS_PORT": str(metrics_port),
     }
-    instance = ParleyServer(env, name="parley-workers", args=["--workers", "2"]).start()
-    yield instance
-    instance.stop()
+    with ParleyServer(env, name="parley-workers", args=["--workers", "2"]) as instance:
+        yield instance
 
 
 async def test_one_scrape_counts_the_replies_of_both_workers(
@@ -161,13 +160,10 @@ def test_the_workers_share_one_directory_removed_at_exit(
     stale.mkdir(parents=True)
     (stale / LOCK_FILE).touch()
     (stale / "counter_12345.db").write_bytes(b"\0" * 16)
-    instance = ParleyServer(env, name="parley-workers-dir", args=["--workers", "2"]).start()
-    try:
+    with ParleyServer(env, name="parley-workers-dir", args=["--workers", "2"]):
         [directory] = (tmp_path / METRICS_FOLDER).glob("serve-*")
         assert directory != stale
         assert any(directory.glob("*.db"))  # the workers write there
-    finally:
-        instance.stop()
     assert list((tmp_path / METRICS_FOLDER).iterdir()) == []
 
 

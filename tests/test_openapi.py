@@ -192,11 +192,10 @@ async def test_the_operations_not_fuzzed_answer_as_documented(
 def fuzz_server(server_env: dict[str, str]) -> Iterator[ParleyServer]:
     """A server of its own: the shared one's per-user rate limit would answer most of
     the fuzzer's requests with 429, and nothing else would be tested."""
-    instance = ParleyServer(
+    with ParleyServer(
         {**server_env, "PARLEY_REST_RATE_LIMIT": "1000000/minute"}, name="parley-fuzz"
-    ).start()
-    yield instance
-    instance.stop()
+    ) as instance:
+        yield instance
 
 
 def _seed(url: str, token: str) -> dict[str, list[str]]:

@@ -21,27 +21,17 @@ from support.private import PrivateRedis
 from support.server import ParleyServer
 
 
-@pytest.fixture
-def lonely_server(
-    server_env: dict[str, str], private_redis: PrivateRedis
-) -> Iterator[ParleyServer]:
-    instance = ParleyServer({**server_env, "REDIS_URL": private_redis.url}, name="parley-lonely")
-    instance.start()
-    yield instance
-    instance.stop()
-
-
 async def test_redis_outage_is_reported_and_survived(
-    lonely_server: ParleyServer,
+    private_redis_server: ParleyServer,
     private_redis: PrivateRedis,
     fake: FakeLLM,
     make_token: TokenFactory,
 ) -> None:
     token = make_token()[1]
-    async with await ChatClient.connect(lonely_server.ws_url, token) as client:
+    async with await ChatClient.connect(private_redis_server.ws_url, token) as client:
         await client.start(agent="agent_gamma")
         private_redis.stop()
-        ready = await asyncio.to_thread(httpx.get, f"{lonely_server.url}/ready", timeout=10)
+        ready = await asyncio.to_thread(httpx.get, f"{private_redis_server.url}/ready", timeout=10)
         assert ready.status_code == 503
         assert ready.json()["failing"] == ["redis"]
         await client.send({"type": "message", "client_id": "during-outage", "text": "hello?"})
@@ -55,7 +45,7 @@ async def test_redis_outage_is_reported_and_survived(
         accepted = await client.say("hello?", client_id="during-outage")
         reply = await client.reply(accepted["reply_id"])
     assert reply.done is not None and reply.done["status"] == "complete"
-    ready = await asyncio.to_thread(httpx.get, f"{lonely_server.url}/ready", timeout=10)
+    ready = await asyncio.to_thread(httpx.get, f"{private_redis_server.url}/ready", timeout=10)
     assert ready.status_code == 200
 
 
@@ -93,8 +83,7 @@ async def test_postgres_outage_loses_no_message(
     make_token: TokenFactory,
 ) -> None:
     postgres, url = private_postgres
-    instance = ParleyServer({**server_env, "DATABASE_URL": url}, name="parley-nopg").start()
-    try:
+    with ParleyServer({**server_env, "DATABASE_URL": url}, name="parley-nopg") as instance:
         async with await ChatClient.connect(instance.ws_url, make_token()[1]) as client:
             session = await client.start(agent="agent_gamma")
             postgres.stop()
@@ -119,5 +108,3 @@ async def test_postgres_outage_loses_no_message(
             assert reply.done is not None and reply.done["status"] == "complete"
             again = await client.start(conversation_id=session["conversation_id"])
         assert [m["content"] for m in again["history"]] == ["still there?", reply.text]
-    finally:
-        instance.stop()

@@ -3,10 +3,8 @@ model that breaks off mid-reply reaching the client as an error frame."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,10 +13,11 @@ import asyncpg
 import pytest
 import yaml
 
-from conftest import REPO, TokenFactory
-from support.client import ChatClient
+from conftest import TokenFactory
+from support.catalog import copy_catalog
+from support.client import ask_once
 from support.fake_llm import FakeLLM, Script
-from support.server import ParleyServer
+from support.server import ParleyServer, run_parley
 
 CHAIN = ["ollama:llama3.2", "azure:gpt-4o", "anthropic:claude-haiku-4-5"]
 
@@ -63,9 +62,8 @@ def providers_server(
     )
     (root / "agents.yaml").write_text(yaml.safe_dump(agents))
     env = {**server_env, "PARLEY_CATALOG": str(root), "TEST_AZURE_KEY": "azure-e2e-key-0123"}
-    instance = ParleyServer(env, name="parley-providers").start()
-    yield instance
-    instance.stop()
+    with ParleyServer(env, name="parley-providers") as instance:
+        yield instance
 
 
 async def test_fallback_chain_crosses_providers(
@@ -78,9 +76,7 @@ async def test_fallback_chain_crosses_providers(
     fake.enqueue(*[Script(status=503, model_filter="llama3.2") for _ in range(3)])
     fake.enqueue(Script(status=401, model_filter="prod-gpt-4o", error_message="bad key"))
     fake.enqueue(Script(chunks=["Third ", "time."], model_filter="claude-haiku-4-5"))
-    async with await ChatClient.connect(providers_server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_chain")
-        reply = await client.ask("hello")
+    reply = await ask_once(providers_server.ws_url, make_token()[1], "agent_chain", "hello")
 
     assert reply.text == "Third time." and reply.errors == []
     assert reply.done is not None and reply.done["status"] == "complete"
@@ -102,9 +98,7 @@ async def test_a_break_after_the_first_token_is_an_error_frame_with_the_prompt_k
     server: ParleyServer, fake: FakeLLM, make_token: TokenFactory, db: asyncpg.Connection
 ) -> None:
     fake.enqueue(Script(chunks=["Partial ", "answer ", "lost"], break_after=2, prompt_tokens=777))
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_anthropic")
-        reply = await client.ask("hello")
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_anthropic", "hello")
 
     # The fake drops the connection right after its second chunk; on a busy machine
     # the drop can overtake that chunk, so the text is what arrived first.
@@ -120,21 +114,11 @@ async def test_a_break_after_the_first_token_is_an_error_frame_with_the_prompt_k
 
 
 def parley_check(catalog: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "parley", "check", "--offline"],
-        env={**os.environ, "PARLEY_CATALOG": str(catalog), **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_parley("check", "--offline", env={"PARLEY_CATALOG": str(catalog), **env})
 
 
 def test_check_lists_providers_problems_one_line_each(tmp_path: Path) -> None:
-    root = tmp_path / "catalog"
-    for shipped in ("personalities", "rules", "tools", "knowledge"):
-        if (REPO / shipped).is_dir():
-            shutil.copytree(REPO / shipped, root / shipped)
-    shutil.copy(REPO / "agents.yaml", root / "agents.yaml")
+    root = copy_catalog(tmp_path / "catalog")
     (root / "providers.yaml").write_text(
         "providers:\n"
         "  groq:\n"

@@ -9,7 +9,6 @@ servers against a real cluster of three masters, started from the same
 from __future__ import annotations
 
 import inspect
-import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -30,11 +29,18 @@ from parley.replies.writer import ReplyWriter
 from parley.storage.keys import SHARDS, Keys, new_reply_id, shard_of
 from parley.storage.redis import as_text, cluster_seeds, connect
 from parley.transport.ratelimit import limits_uri
-from support.client import ChatClient, Frame
+from support.client import ChatClient
 from support.cluster import LocalCluster
 from support.fake_llm import FakeLLM, Script
 from support.operations import Operator, frames_until, of_type
+from support.scenarios import (
+    cancelled_from_another_instance,
+    killed_mid_reply,
+    over_the_daily_budget,
+    resumed_on_another_instance,
+)
 from support.server import ParleyServer
+from support.tickets import awaiting, ticket_call, tickets
 
 CLUSTER_PREFIX = f"parley-cluster-{uuid.uuid4().hex[:8]}"
 KEYS = Keys(prefix=CLUSTER_PREFIX)
@@ -176,16 +182,14 @@ def cluster_env(server_env: dict[str, str], cluster: LocalCluster) -> dict[str, 
 
 @pytest.fixture(scope="module")
 def first(cluster_env: dict[str, str]) -> Iterator[ParleyServer]:
-    instance = ParleyServer(cluster_env, name="parley-cluster-a").start()
-    yield instance
-    instance.stop()
+    with ParleyServer(cluster_env, name="parley-cluster-a") as instance:
+        yield instance
 
 
 @pytest.fixture(scope="module")
 def second(cluster_env: dict[str, str]) -> Iterator[ParleyServer]:
-    instance = ParleyServer(cluster_env, name="parley-cluster-b").start()
-    yield instance
-    instance.stop()
+    with ParleyServer(cluster_env, name="parley-cluster-b") as instance:
+        yield instance
 
 
 @pytest.fixture
@@ -258,20 +262,7 @@ async def test_replies_of_many_conversations_spread_over_every_node(
 async def test_resume_on_a_second_instance(
     first: ParleyServer, second: ParleyServer, fake: FakeLLM, make_token: TokenFactory
 ) -> None:
-    token = make_token()[1]
-    fake.enqueue(Script(chunks=["Alpha. "], hold=True, after_release=["Bravo. ", "Charlie. "]))
-    async with await ChatClient.connect(first.ws_url, token) as client:
-        session = await client.start(agent="agent_gamma")
-        accepted = await client.say("go")
-        seen = await client.reply(accepted["reply_id"], until_seq=1)
-    async with await ChatClient.connect(second.ws_url, token) as other:
-        again = await other.start(session_id=session["session_id"])
-        assert again["active_reply"]["reply_id"] == accepted["reply_id"]
-        await other.send(
-            {"type": "resume", "reply_id": accepted["reply_id"], "after_seq": seen.seqs[-1]}
-        )
-        fake.release()
-        rest = await other.reply(accepted["reply_id"])
+    seen, rest = await resumed_on_another_instance(first, second, fake, make_token()[1])
     assert seen.text + rest.text == "Alpha. Bravo. Charlie. "
     assert seen.seqs + rest.seqs == list(range(1, rest.seqs[-1] + 1))
     assert rest.done is not None and rest.done["status"] == "complete"
@@ -280,21 +271,8 @@ async def test_resume_on_a_second_instance(
 async def test_cancel_from_another_instance(
     first: ParleyServer, second: ParleyServer, fake: FakeLLM, make_token: TokenFactory
 ) -> None:
-    token = make_token()[1]
-    fake.enqueue(Script(chunks=["Checking the logs now. "], hold=True))
-    async with await ChatClient.connect(first.ws_url, token) as client:
-        await client.start(agent="agent_gamma")
-        accepted = await client.say("help")
-        await client.reply(accepted["reply_id"], until_seq=1)
-        async with await ChatClient.connect(second.ws_url, token) as other:
-            # Over the control channel: classic pub/sub reaches every node's subscribers.
-            await other.send({"type": "cancel", "reply_id": accepted["reply_id"]})
-            rest = await client.reply(accepted["reply_id"])
+    rest = await cancelled_from_another_instance(first, second, fake, make_token()[1])
     assert rest.done is not None and rest.done["status"] == "cancelled"
-
-
-def awaiting(frame: Frame) -> bool:
-    return frame["type"] == "tool_call" and frame["status"] == "awaiting_confirmation"
 
 
 async def test_a_tool_confirmation_given_on_another_instance(
@@ -305,8 +283,7 @@ async def test_a_tool_confirmation_given_on_another_instance(
     orders_service: BackgroundServer,
 ) -> None:
     subject = f"Cluster ticket {uuid.uuid4().hex[:6]}"
-    arguments = json.dumps({"subject": subject, "description": "Approved elsewhere."})
-    fake.enqueue(Script(tool_calls=[("create_ticket", arguments)]), Script(chunks=["Done."]))
+    fake.enqueue(ticket_call(subject, "Approved elsewhere."), Script(chunks=["Done."]))
     token = make_token()[1]
     async with await ChatClient.connect(first.ws_url, token) as client:
         await client.start(agent="agent_tools")
@@ -318,21 +295,13 @@ async def test_a_tool_confirmation_given_on_another_instance(
             rest = await client.reply(reply_id)
     assert rest.tool_results[-1]["status"] == "ok"
     assert rest.text == "Done."
-    async with httpx.AsyncClient() as http:
-        found = (await http.get(f"{orders_service.url}/tickets")).json()["tickets"]
-    assert len([ticket for ticket in found if ticket["subject"] == subject]) == 1
+    assert len(tickets(orders_service, subject)) == 1
 
 
 async def test_the_daily_budget_refuses_a_turn(
     first: ParleyServer, fake: FakeLLM, make_token: TokenFactory
 ) -> None:
-    fake.enqueue(Script(chunks=["Check the cable."], prompt_tokens=1000, completion_tokens=200))
-    async with await ChatClient.connect(first.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_budget")
-        spent = await client.ask("My printer is offline")
-        assert spent.done is not None and spent.done["usage"]["total_tokens"] == 1200
-        await client.send({"type": "message", "client_id": "over", "text": "And the scanner?"})
-        error = await client.expect("error")
+    error = await over_the_daily_budget(first, fake, make_token()[1])
     assert error["code"] == "budget_exceeded"
     assert len(fake.requests) == 1
 
@@ -391,17 +360,9 @@ async def test_the_sweeper_closes_the_reply_of_a_killed_instance(
     make_token: TokenFactory,
     db: asyncpg.Connection,
 ) -> None:
-    doomed = ParleyServer(cluster_env, name="parley-cluster-doomed").start()
     token = make_token()[1]
     fake.enqueue(Script(chunks=["Half of an answer. "], hold=True))
-    try:
-        async with await ChatClient.connect(doomed.ws_url, token) as client:
-            session = await client.start(agent="agent_gamma")
-            accepted = await client.say("go")
-            seen = await client.reply(accepted["reply_id"], until_seq=1)
-            doomed.kill()  # SIGKILL: no shutdown code runs
-    finally:
-        doomed.kill()
+    session, accepted, seen = await killed_mid_reply(cluster_env, "parley-cluster-doomed", token)
     reply_id = accepted["reply_id"]
     assert await redis.sismember(KEYS.active_replies_of(reply_id), reply_id)
     async with await ChatClient.connect(first.ws_url, token) as survivor:

@@ -12,7 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from conftest import REDIS_PREFIX, TokenFactory
-from support.client import ChatClient
+from support.client import ChatClient, start_and_ask
 from support.fake_llm import FakeLLM, Script
 from support.operations import Operator, bearer, event_stream, frames_until, of_type
 from support.server import ParleyServer
@@ -205,9 +205,7 @@ async def test_operators_act_only_through_admin_endpoints(
     _, token = make_token()
     _, stranger = make_token()
     _, other_admin = make_token(admin=True, name="Sam")
-    async with await ChatClient.connect(server.ws_url, token) as client:
-        session = await client.start(agent="agent_gamma")
-        reply = await client.ask("Hello")
+    session, reply = await start_and_ask(server.ws_url, token, "agent_gamma", "Hello")
     conversation_id = session["conversation_id"]
     admin_paths = [
         ("GET", "/v1/admin/queue"),
@@ -257,9 +255,7 @@ async def test_operator_messages_are_idempotent_and_rest_chat_is_held(
     http: httpx.AsyncClient,
 ) -> None:
     _, token = make_token()
-    async with await ChatClient.connect(server.ws_url, token) as client:
-        session = await client.start(agent="agent_gamma")
-        await client.ask("Hello")
+    session, _ = await start_and_ask(server.ws_url, token, "agent_gamma", "Hello")
     conversation_id = session["conversation_id"]
     await operator.take(conversation_id)
     first = await operator.say(conversation_id, "One moment.", client_id="op-1")

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import TokenFactory
 from parley.titles import PROMPT, clean_title
-from support.client import ChatClient
+from support.client import ChatClient, start_and_ask
 from support.fake_llm import FakeLLM, Script
 from support.operations import bearer
 from support.server import ParleyServer
@@ -22,9 +22,8 @@ from support.server import ParleyServer
 
 @pytest.fixture(scope="module")
 def titling(server_env: dict[str, str]) -> Iterator[ParleyServer]:
-    instance = ParleyServer({**server_env, "PARLEY_GENERATE_TITLES": "true"}, name="titles")
-    yield instance.start()
-    instance.stop()
+    with ParleyServer({**server_env, "PARLEY_GENERATE_TITLES": "true"}, name="titles") as instance:
+        yield instance
 
 
 @pytest.fixture
@@ -113,9 +112,9 @@ async def test_a_failed_title_keeps_the_provisional_one(
     titling: ParleyServer, fake: FakeLLM, make_token: TokenFactory, db: asyncpg.Connection
 ) -> None:
     fake.enqueue(Script(chunks=["Sure."]), Script(status=400))
-    async with await ChatClient.connect(titling.ws_url, make_token()[1]) as client:
-        session = await client.start(agent="agent_gamma")
-        await client.ask("Why is my screen flickering so much lately")
+    session, _ = await start_and_ask(
+        titling.ws_url, make_token()[1], "agent_gamma", "Why is my screen flickering so much lately"
+    )
     [usage] = await title_usage(db, session["conversation_id"])
     assert usage["status"] == "failed"
     row = await db.fetchrow(

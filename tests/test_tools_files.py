@@ -18,6 +18,7 @@ from parley.catalog import CatalogError, load_catalog
 from parley.tools.env import Environment
 from parley.tools.loading import HttpDeclaration, load_declarations
 from parley.tools.registry import ToolRegistry
+from support.catalog import copy_catalog
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = Environment({"CRM_URL": "https://crm.example.com", "CRM_TOKEN": "tok"})
@@ -214,10 +215,7 @@ async def test_check_returns_the_arguments_when_they_are_valid(crm: Any) -> None
 
 @pytest.fixture
 def catalog(tmp_path: Path) -> Path:
-    for folder in ("personalities", "rules", "tools", "knowledge"):
-        shutil.copytree(REPO / folder, tmp_path / folder)
-    shutil.copy(REPO / "agents.yaml", tmp_path)
-    return tmp_path
+    return copy_catalog(tmp_path)
 
 
 def test_the_shipped_catalog_lists_the_shipped_tools(catalog: Path) -> None:

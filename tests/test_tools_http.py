@@ -12,12 +12,11 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import (
@@ -33,12 +32,11 @@ from parley.catalog.errors import CatalogError
 from parley.examples.background import BackgroundServer
 from parley.examples.orders import ORDERS_URL_ENV, start_orders_service
 from parley.tools.base import Tool, ToolContext, ToolResult
-from parley.tools.registry import ToolRegistry
+from support.registries import Start, registries, write_tool
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "s3cr3t-token-0123456789"
 CONTEXT = ToolContext("reply-1", "call-1", "user-1", "conv-1", "agent_gamma")
-Start = Callable[[Mapping[str, str]], Awaitable[ToolRegistry]]
 
 
 class Quirks:
@@ -132,23 +130,8 @@ def orders_url() -> Iterator[str]:
 
 @pytest.fixture
 async def start(tmp_path: Path) -> AsyncIterator[Start]:
-    registries: list[ToolRegistry] = []
-
-    async def start(environ: Mapping[str, str]) -> ToolRegistry:
-        registry = ToolRegistry(environ=environ)
-        await registry.start(tmp_path)
-        registries.append(registry)
-        return registry
-
-    yield start
-    for registry in registries:
-        await registry.aclose()
-
-
-def write_tool(root: Path, tool_id: str, **fields: Any) -> None:
-    (root / "tools").mkdir(exist_ok=True)
-    text = yaml.safe_dump({"id": tool_id, **fields}, sort_keys=False)
-    (root / "tools" / f"{tool_id}.yaml").write_text(text)
+    async with registries(tmp_path) as start:
+        yield start
 
 
 def http_tool(

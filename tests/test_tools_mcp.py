@@ -9,21 +9,20 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from parley.catalog.errors import CatalogError
 from parley.examples.mcp_server import MCP_PATH, start_http_server
 from parley.tools.base import Tool, ToolContext, ToolResult
 from parley.tools.registry import ToolRegistry
+from support.registries import Start, registries, write_tool
 
 REPO = Path(__file__).resolve().parents[1]
 CONTEXT = ToolContext("reply-1", "call-1", "user-1", "conv-1", "agent_gamma")
-Start = Callable[[Mapping[str, str]], Awaitable[ToolRegistry]]
 
 FRAGILE_SERVER = '''
 import os
@@ -77,23 +76,8 @@ def http_mcp_url() -> Iterator[str]:
 
 @pytest.fixture
 async def start(tmp_path: Path) -> AsyncIterator[Start]:
-    registries: list[ToolRegistry] = []
-
-    async def start(environ: Mapping[str, str]) -> ToolRegistry:
-        registry = ToolRegistry(environ=environ, connect_timeout=20)
-        await registry.start(tmp_path)
-        registries.append(registry)
-        return registry
-
-    yield start
-    for registry in registries:
-        await registry.aclose()
-
-
-def write_tool(root: Path, tool_id: str, **fields: Any) -> None:
-    (root / "tools").mkdir(exist_ok=True)
-    text = yaml.safe_dump({"id": tool_id, **fields}, sort_keys=False)
-    (root / "tools" / f"{tool_id}.yaml").write_text(text)
+    async with registries(tmp_path, connect_timeout=20) as start:
+        yield start
 
 
 def fragile(root: Path, tool_id: str = "fragile", **fields: Any) -> None:

@@ -13,9 +13,10 @@ import httpx
 
 from conftest import TokenFactory
 from parley.examples.background import BackgroundServer
-from support.client import ChatClient, Frame, Reply
+from support.client import ChatClient, Reply, ask_once, start_and_ask
 from support.fake_llm import FakeLLM, Script
 from support.server import ParleyServer
+from support.tickets import awaiting, ticket_call, tickets
 from support.tool_service import ToolService
 
 
@@ -38,15 +39,6 @@ async def usage_count(db: asyncpg.Connection, reply_id: str) -> int:
     return count
 
 
-def tickets(orders: BackgroundServer, subject: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = httpx.get(f"{orders.url}/tickets").json()["tickets"]
-    return [ticket for ticket in found if ticket["subject"] == subject]
-
-
-def awaiting(frame: Frame) -> bool:
-    return frame["type"] == "tool_call" and frame["status"] == "awaiting_confirmation"
-
-
 async def test_one_call_runs_and_its_result_reaches_the_model(
     server: ParleyServer, fake: FakeLLM, make_token: TokenFactory, db: asyncpg.Connection
 ) -> None:
@@ -54,9 +46,10 @@ async def test_one_call_runs_and_its_result_reaches_the_model(
         Script(chunks=["Let me check."], tool_calls=[("lookup_order", '{"order_id": "1042"}')]),
         Script(chunks=["Order 1042", " has shipped."]),
     )
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        session = await client.start(agent="agent_tools")
-        reply = await client.ask("Where is order 1042?")
+    token = make_token()[1]
+    session, reply = await start_and_ask(
+        server.ws_url, token, "agent_tools", "Where is order 1042?"
+    )
     assert [(f["type"], f["status"]) for f in reply.tool_frames] == [
         ("tool_call", "running"),
         ("tool_result", "ok"),
@@ -83,7 +76,7 @@ async def test_one_call_runs_and_its_result_reaches_the_model(
     async with httpx.AsyncClient(base_url=server.url) as http:
         history = await http.get(
             f"/v1/conversations/{session['conversation_id']}",
-            headers={"Authorization": f"Bearer {client_token(client)}"},
+            headers={"Authorization": f"Bearer {token}"},
         )
     [stored] = [m for m in history.json()["messages"] if m["role"] == "assistant"]
     assert stored["tool_calls"] == [
@@ -97,11 +90,6 @@ async def test_one_call_runs_and_its_result_reaches_the_model(
     ]
 
 
-def client_token(client: ChatClient) -> str:
-    header = client.connection.request.headers["Authorization"]  # type: ignore[union-attr]
-    return str(header).removeprefix("Bearer ")
-
-
 async def test_one_call_on_the_anthropic_wire(
     server: ParleyServer, fake: FakeLLM, make_token: TokenFactory, db: asyncpg.Connection
 ) -> None:
@@ -109,9 +97,7 @@ async def test_one_call_on_the_anthropic_wire(
         Script(chunks=["Checking."], tool_calls=[("lookup_order", '{"order_id": "1044"}')]),
         Script(chunks=["Delivered."]),
     )
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_tools_anthropic")
-        reply = await client.ask("Order 1044?")
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_tools_anthropic", "Order 1044?")
     assert [f["status"] for f in reply.tool_results] == ["ok"]
     assert reply.text == "Checking.\n\nDelivered."
     second = fake.requests[1].body
@@ -141,9 +127,7 @@ async def test_parallel_calls_on_the_openai_wire_run_concurrently(
         ),
         Script(chunks=["One worked."]),
     )
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_tools")
-        reply = await client.ask("Both please")
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_tools", "Both please")
     results = {r["tool"]: r for r in reply.tool_results}
     assert results["lookup_order"]["status"] == "ok"
     assert results["slow_lookup"]["status"] == "error"
@@ -168,9 +152,9 @@ async def test_parallel_calls_on_the_anthropic_wire(
         ),
         Script(chunks=["Both found."]),
     )
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_tools_anthropic")
-        reply = await client.ask("Orders 1042 and 1043?")
+    reply = await ask_once(
+        server.ws_url, make_token()[1], "agent_tools_anthropic", "Orders 1042 and 1043?"
+    )
     results = reply.tool_results
     assert sorted(r["call_id"] for r in results) == ["r1c1", "r1c2"]
     assert all(r["status"] == "ok" for r in results)
@@ -193,9 +177,8 @@ async def test_a_tool_the_agent_may_not_use_is_refused(
         Script(tool_calls=[("create_ticket", '{"subject": "x", "description": "y"}')]),
         Script(chunks=["I cannot do that here."]),
     )
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_tools_narrow")  # rule set allows it; the agent does not
-        reply = await client.ask("Open a ticket")
+    # The rule set allows the tool; the agent does not.
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_tools_narrow", "Open a ticket")
     assert [(f["type"], f["status"]) for f in reply.tool_frames] == [("tool_result", "refused")]
     assert any(n["rule"] == "tools" and n["action"] == "refused" for n in reply.notices)
     # The model was only ever offered the agent's tools, and read an error.
@@ -215,9 +198,8 @@ async def test_a_confirmed_side_effect_runs_once_with_an_idempotency_key(
     orders_service: BackgroundServer,
 ) -> None:
     subject = f"Printer on fire {uuid.uuid4().hex[:6]}"
-    arguments = json.dumps({"subject": subject, "description": "It smokes when printing."})
     fake.enqueue(
-        Script(tool_calls=[("create_ticket", arguments)]), Script(chunks=["Ticket opened."])
+        ticket_call(subject, "It smokes when printing."), Script(chunks=["Ticket opened."])
     )
     async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
         await client.start(agent="agent_tools")
@@ -253,8 +235,7 @@ async def test_a_declined_call_never_runs(
     orders_service: BackgroundServer,
 ) -> None:
     subject = f"Declined {uuid.uuid4().hex[:6]}"
-    arguments = json.dumps({"subject": subject, "description": "Please do not open this."})
-    fake.enqueue(Script(tool_calls=[("create_ticket", arguments)]), Script(chunks=["Okay."]))
+    fake.enqueue(ticket_call(subject, "Please do not open this."), Script(chunks=["Okay."]))
     async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
         await client.start(agent="agent_tools")
         accepted = await client.say("Open a ticket?")
@@ -277,8 +258,7 @@ async def test_a_confirmation_on_another_instance_resumes_the_tool_round(
     orders_service: BackgroundServer,
 ) -> None:
     subject = f"Cross-instance {uuid.uuid4().hex[:6]}"
-    arguments = json.dumps({"subject": subject, "description": "Approved elsewhere."})
-    fake.enqueue(Script(tool_calls=[("create_ticket", arguments)]), Script(chunks=["Done."]))
+    fake.enqueue(ticket_call(subject, "Approved elsewhere."), Script(chunks=["Done."]))
     _, token = make_token()
     async with await ChatClient.connect(server.ws_url, token) as first:
         await first.start(agent="agent_tools")
@@ -308,17 +288,11 @@ async def test_an_unanswered_confirmation_declines_the_call(
     orders_service: BackgroundServer,
 ) -> None:
     subject = f"Nobody answered {uuid.uuid4().hex[:6]}"
-    arguments = json.dumps({"subject": subject, "description": "Left waiting."})
-    fake.enqueue(Script(tool_calls=[("create_ticket", arguments)]), Script(chunks=["Okay."]))
-    impatient = ParleyServer(
+    fake.enqueue(ticket_call(subject, "Left waiting."), Script(chunks=["Okay."]))
+    with ParleyServer(
         {**server_env, "PARLEY_TOOL_CONFIRM_TIMEOUT_SECONDS": "0.5"}, name="parley-impatient"
-    ).start()
-    try:
-        async with await ChatClient.connect(impatient.ws_url, make_token()[1]) as client:
-            await client.start(agent="agent_tools")
-            reply = await client.ask("Open a ticket")
-    finally:
-        impatient.stop()
+    ) as impatient:
+        reply = await ask_once(impatient.ws_url, make_token()[1], "agent_tools", "Open a ticket")
     assert [(f["type"], f["status"]) for f in reply.tool_frames] == [
         ("tool_call", "awaiting_confirmation"),
         ("tool_result", "declined"),
@@ -337,9 +311,7 @@ async def test_a_tool_that_hangs_times_out_as_a_tool_error(
     fake.enqueue(
         Script(tool_calls=[("slow_lookup", '{"key": "abc"}')]), Script(chunks=["It timed out."])
     )
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_tools")
-        reply = await client.ask("Look up abc")
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_tools", "Look up abc")
     [result] = reply.tool_results
     assert result["status"] == "error" and "within 1s" in result["summary"]
     assert tool_service.calls["/slow/abc"] == 1
@@ -385,9 +357,7 @@ async def test_a_tool_result_with_pii_is_redacted_before_the_model_reads_it(
         Script(tool_calls=[("customer_record", '{"customer_id": "c-7"}')]),
         Script(chunks=["Found the customer."]),
     )
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_tools")
-        reply = await client.ask("Who is customer c-7?")
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_tools", "Who is customer c-7?")
     [answer] = tool_message(fake.requests[1].body)
     assert "ada.lovelace@example.com" not in answer["content"]
     assert "4111" not in answer["content"]
@@ -403,9 +373,9 @@ async def test_handoff_to_human_marks_the_conversation(
         Script(tool_calls=[("handoff_to_human", '{"reason": "wants a refund over the limit"}')]),
         Script(chunks=["A colleague will take over."]),
     )
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        session = await client.start(agent="agent_tools")
-        reply = await client.ask("I want to talk to a person")
+    session, reply = await start_and_ask(
+        server.ws_url, make_token()[1], "agent_tools", "I want to talk to a person"
+    )
     assert reply.tool_results[0]["status"] == "ok"
     assert any(n["action"] == "handoff" for n in reply.notices)
     needs_human = await db.fetchval(
@@ -420,9 +390,8 @@ async def test_tool_rounds_stop_at_the_rule_sets_limit(
 ) -> None:
     call = Script(tool_calls=[("lookup_order", '{"order_id": "1042"}')])
     fake.enqueue(call, call, Script(chunks=["Here is what I found."]))
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_tools")  # tool_lab allows 2 rounds
-        reply = await client.ask("Keep looking")
+    # tool_lab allows 2 rounds.
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_tools", "Keep looking")
     chats = [r for r in fake.requests if r.path.endswith("/chat/completions")]
     assert len(chats) == 3
     assert "tool_choice" not in chats[0].body and "tool_choice" not in chats[1].body
@@ -439,9 +408,7 @@ async def test_invalid_arguments_go_back_to_the_model_as_an_error(
         Script(tool_calls=[("lookup_order", '{"order_id": "../../admin"}')]),
         Script(chunks=["That is not an order number."]),
     )
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_tools")
-        reply = await client.ask("Look up ../../admin")
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_tools", "Look up ../../admin")
     [result] = reply.tool_results
     assert result["status"] == "error" and "Invalid arguments" in result["summary"]
     [answer] = tool_message(fake.requests[1].body)
@@ -457,9 +424,9 @@ async def test_the_budget_running_out_mid_loop_ends_the_reply(
         Script(tool_calls=[("lookup_order", '{"order_id": "1042"}')], prompt_tokens=2_900),
         Script(chunks=["never sent"]),
     )
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_tools_budget")
-        reply = await client.ask("Where is order 1042?")
+    reply = await ask_once(
+        server.ws_url, make_token()[1], "agent_tools_budget", "Where is order 1042?"
+    )
     assert [e["code"] for e in reply.errors] == ["budget_exceeded"]
     assert reply.done is not None and reply.done["status"] == "failed"
     assert len([r for r in fake.requests if r.path.endswith("/chat/completions")]) == 1
@@ -489,9 +456,8 @@ async def test_a_side_effect_is_never_repeated_when_its_instance_dies(
     orders_service: BackgroundServer,
 ) -> None:
     subject = f"Survives a crash {uuid.uuid4().hex[:6]}"
-    arguments = json.dumps({"subject": subject, "description": "Opened just before a crash."})
     fake.enqueue(
-        Script(tool_calls=[("create_ticket", arguments)]),
+        ticket_call(subject, "Opened just before a crash."),
         Script(chunks=["Your ticket is "], hold=True),  # the next round hangs: kill it there
     )
     _, token = make_token()
@@ -537,9 +503,8 @@ async def test_an_mcp_tool_answers_through_the_example_server(
         Script(tool_calls=[("status_page__service_status", '{"service": "vpn"}')]),
         Script(chunks=["The VPN is degraded."]),
     )
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_gamma")  # technical_support allows status_page
-        reply = await client.ask("Is the VPN down?")
+    # technical_support allows status_page.
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_gamma", "Is the VPN down?")
     offered = {t["function"]["name"] for t in fake.requests[0].body["tools"]}
     assert {"status_page__service_status", "status_page__known_issues"} <= offered
     [result] = reply.tool_results
@@ -555,8 +520,7 @@ async def test_rest_chat_stops_at_a_confirmation_and_continues_after_it(
     orders_service: BackgroundServer,
 ) -> None:
     subject = f"Over REST {uuid.uuid4().hex[:6]}"
-    arguments = json.dumps({"subject": subject, "description": "Opened by a REST client."})
-    fake.enqueue(Script(tool_calls=[("create_ticket", arguments)]), Script(chunks=["Opened."]))
+    fake.enqueue(ticket_call(subject, "Opened by a REST client."), Script(chunks=["Opened."]))
     headers = {"Authorization": f"Bearer {make_token()[1]}"}
     async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=20) as http:
         first = await http.post(
@@ -615,8 +579,7 @@ async def test_arguments_are_redacted_before_they_leave_for_a_third_party(
 ) -> None:
     subject = f"Card trouble {uuid.uuid4().hex[:6]}"
     description = "Charged twice on 4111 1111 1111 1111, reach me at ada@example.com please."
-    arguments = json.dumps({"subject": subject, "description": description})
-    fake.enqueue(Script(tool_calls=[("create_ticket", arguments)]), Script(chunks=["Opened."]))
+    fake.enqueue(ticket_call(subject, description), Script(chunks=["Opened."]))
     async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
         await client.start(agent="agent_tools")
         accepted = await client.say("Open a ticket about the double charge")

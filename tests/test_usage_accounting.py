@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
 
 import asyncpg
-import pytest
 
 from conftest import TIGHT_BUDGET, TokenFactory
 from support.client import ChatClient, Reply
@@ -57,25 +55,15 @@ async def test_parallel_turns_against_an_upstream_that_ignores_max_tokens(
     assert spent <= TIGHT_BUDGET
 
 
-@pytest.fixture
-def redis_for_one(
-    server_env: dict[str, str], private_redis: PrivateRedis
-) -> Iterator[ParleyServer]:
-    instance = ParleyServer({**server_env, "REDIS_URL": private_redis.url}, name="parley-redis")
-    instance.start()
-    yield instance
-    instance.stop()
-
-
 async def test_redis_dying_mid_reply_still_records_the_call(
-    redis_for_one: ParleyServer,
+    private_redis_server: ParleyServer,
     private_redis: PrivateRedis,
     fake: FakeLLM,
     make_token: TokenFactory,
     db: asyncpg.Connection,
 ) -> None:
     fake.enqueue(Script(chunks=[f" piece{n}" for n in range(200)], delay=0.05))
-    async with await ChatClient.connect(redis_for_one.ws_url, make_token()[1]) as client:
+    async with await ChatClient.connect(private_redis_server.ws_url, make_token()[1]) as client:
         await client.start(agent="agent_gamma")
         accepted = await client.say("tell me a long story")
         await client.reply(accepted["reply_id"], until_seq=1)

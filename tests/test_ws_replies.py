@@ -9,8 +9,13 @@ import asyncpg
 from redis.asyncio import Redis
 
 from conftest import KEYS, REDIS_PREFIX, TokenFactory
-from support.client import ChatClient
+from support.client import ChatClient, ask_once
 from support.fake_llm import FakeLLM, Script
+from support.scenarios import (
+    cancelled_from_another_instance,
+    killed_mid_reply,
+    resumed_on_another_instance,
+)
 from support.server import ParleyServer
 from support.storage import StorageURLs
 
@@ -110,9 +115,7 @@ async def test_anthropic_streams_and_reports_usage(
     server: ParleyServer, fake: FakeLLM, make_token: TokenFactory, db: asyncpg.Connection
 ) -> None:
     fake.enqueue(Script(chunks=WORDS, prompt_tokens=50, completion_tokens=9))
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_anthropic")
-        reply = await client.ask("hello")
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_anthropic", "hello")
     assert reply.text == "".join(WORDS)
     assert reply.done is not None
     assert reply.done["usage"]["prompt_tokens"] == 50
@@ -128,9 +131,7 @@ async def test_server_without_usage_is_estimated(
     server: ParleyServer, fake: FakeLLM, make_token: TokenFactory
 ) -> None:
     fake.enqueue(Script(chunks=WORDS, include_usage=False))
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_gamma")
-        reply = await client.ask("hello")
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_gamma", "hello")
     assert reply.done is not None
     assert reply.done["usage"]["estimated"] is True
     assert reply.done["usage"]["completion_tokens"] > 0
@@ -225,24 +226,14 @@ async def test_cancel_keeps_partial_text_and_estimated_usage(
 async def test_cancel_from_another_instance_stops_the_reply(
     server: ParleyServer, server_b: ParleyServer, fake: FakeLLM, make_token: TokenFactory
 ) -> None:
-    token = make_token()[1]
-    fake.enqueue(Script(chunks=["Checking the logs now. "], hold=True))
-    async with await ChatClient.connect(server.ws_url, token) as client:
-        await client.start(agent="agent_gamma")
-        accepted = await client.say("help")
-        await client.reply(accepted["reply_id"], until_seq=1)
-        async with await ChatClient.connect(server_b.ws_url, token) as other:
-            await other.send({"type": "cancel", "reply_id": accepted["reply_id"]})
-            rest = await client.reply(accepted["reply_id"])
+    rest = await cancelled_from_another_instance(server, server_b, fake, make_token()[1])
     assert rest.done is not None and rest.done["status"] == "cancelled"
 
 
 async def test_another_user_cannot_cancel_or_resume(
     server: ParleyServer, fake: FakeLLM, make_token: TokenFactory
 ) -> None:
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as alice:
-        await alice.start(agent="agent_gamma")
-        reply = await alice.ask("hi")
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_gamma", "hi")
     async with await ChatClient.connect(server.ws_url, make_token()[1]) as mallory:
         await mallory.send({"type": "cancel", "reply_id": reply.reply_id})
         assert (await mallory.expect("error"))["code"] == "not_found"
@@ -253,21 +244,8 @@ async def test_another_user_cannot_cancel_or_resume(
 async def test_resume_after_disconnect_on_the_same_and_another_instance(
     server: ParleyServer, server_b: ParleyServer, fake: FakeLLM, make_token: TokenFactory
 ) -> None:
-    token = make_token()[1]
-    fake.enqueue(Script(chunks=["Alpha. "], hold=True, after_release=["Bravo. ", "Charlie. "]))
-    async with await ChatClient.connect(server.ws_url, token) as first:
-        session = await first.start(agent="agent_gamma")
-        accepted = await first.say("go")
-        seen = await first.reply(accepted["reply_id"], until_seq=1)
     # The client is gone; the reply goes on. Reattach on the other instance.
-    async with await ChatClient.connect(server_b.ws_url, token) as second:
-        again = await second.start(session_id=session["session_id"])
-        assert again["active_reply"]["reply_id"] == accepted["reply_id"]
-        await second.send(
-            {"type": "resume", "reply_id": accepted["reply_id"], "after_seq": seen.seqs[-1]}
-        )
-        fake.release()
-        rest = await second.reply(accepted["reply_id"])
+    seen, rest = await resumed_on_another_instance(server, server_b, fake, make_token()[1])
     assert rest.seqs[0] == seen.seqs[-1] + 1
     assert seen.seqs + rest.seqs == list(range(1, rest.seqs[-1] + 1))
     assert seen.text + rest.text == "Alpha. Bravo. Charlie. "
@@ -319,9 +297,7 @@ async def test_fallback_to_next_model_before_first_token(
 ) -> None:
     fake.enqueue(*[Script(status=503, model_filter="gpt-4o") for _ in range(3)])
     fake.enqueue(Script(chunks=["Fallback reply."], model_filter="claude-haiku-4-5"))
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_fallback")
-        reply = await client.ask("hello")
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_fallback", "hello")
     assert reply.text == "Fallback reply."
     assert reply.done is not None and reply.done["status"] == "complete"
     calls = await usage_rows(db, reply.done["message_id"])
@@ -338,9 +314,7 @@ async def test_failure_after_first_token_keeps_partial_text_without_fallback(
     server: ParleyServer, fake: FakeLLM, make_token: TokenFactory, db: asyncpg.Connection
 ) -> None:
     fake.enqueue(Script(chunks=["Partial ", "answer ", "never ", "finished"], break_after=2))
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_fallback")
-        reply = await client.ask("hello")
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_fallback", "hello")
     assert reply.done is not None and reply.done["status"] == "failed"
     assert reply.text == "Partial answer "
     assert len(fake.requests) == 1  # no retry, no fallback after the first token
@@ -352,9 +326,7 @@ async def test_every_model_failing_is_upstream_unavailable(
     server: ParleyServer, fake: FakeLLM, make_token: TokenFactory, db: asyncpg.Connection
 ) -> None:
     fake.enqueue(*[Script(status=500) for _ in range(6)])
-    async with await ChatClient.connect(server.ws_url, make_token()[1]) as client:
-        await client.start(agent="agent_fallback")
-        reply = await client.ask("hello")
+    reply = await ask_once(server.ws_url, make_token()[1], "agent_fallback", "hello")
     assert [e["code"] for e in reply.errors] == ["upstream_unavailable"]
     assert reply.done is not None and reply.done["status"] == "failed"
     assert reply.text == ""
@@ -368,17 +340,9 @@ async def test_killed_instance_leaves_its_reply_interrupted(
     make_token: TokenFactory,
     db: asyncpg.Connection,
 ) -> None:
-    doomed = ParleyServer(server_env, name="parley-doomed").start()
     user_id, token = make_token()
     fake.enqueue(Script(chunks=["Half of an answer. "], hold=True))
-    try:
-        async with await ChatClient.connect(doomed.ws_url, token) as client:
-            session = await client.start(agent="agent_gamma")
-            accepted = await client.say("go")
-            seen = await client.reply(accepted["reply_id"], until_seq=1)
-            doomed.kill()
-    finally:
-        doomed.kill()
+    session, accepted, seen = await killed_mid_reply(server_env, "parley-doomed", token)
     async with await ChatClient.connect(server.ws_url, token) as survivor:
         await survivor.start(session_id=session["session_id"])
         await survivor.send({"type": "resume", "reply_id": accepted["reply_id"], "after_seq": 1})
@@ -408,17 +372,11 @@ async def test_a_reply_redis_forgot_is_closed_from_postgres(
 ) -> None:
     """Its instance died and Redis lost its state (a restart without persistence):
     only Postgres knows the reply is streaming; the sweeper's orphan pass closes it."""
-    doomed = ParleyServer(server_env, name="parley-orphaning").start()
     user_id, token = make_token()
     fake.enqueue(Script(chunks=["Begun. "], hold=True))
     try:
-        async with await ChatClient.connect(doomed.ws_url, token) as client:
-            session = await client.start(agent="agent_gamma")
-            accepted = await client.say("go")
-            await client.reply(accepted["reply_id"], until_seq=1)
-            doomed.kill()
+        session, accepted, _ = await killed_mid_reply(server_env, "parley-orphaning", token)
     finally:
-        doomed.kill()
         fake.release()
     reply_id, conversation_id = accepted["reply_id"], session["conversation_id"]
     redis = Redis.from_url(storage.redis_url)

@@ -22,9 +22,11 @@ import pytest
 from playwright.async_api import (
     Browser,
     BrowserContext,
+    Dialog,
     Locator,
     Page,
     Playwright,
+    ViewportSize,
     WebSocket,
     WebSocketRoute,
     async_playwright,
@@ -34,6 +36,8 @@ from playwright.async_api import (
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SYSTEM_CHROMIUM = "/usr/bin/chromium"
 NON_EMPTY = re.compile(r".+")
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+TIMEOUT_MS = 15_000  # what an expect() or a page action of the browser tests waits
 
 # Reports every CSP / Trusted Types violation the page sees to the test process
 # (window.__parleyCspViolation is a Playwright binding, installed per context).
@@ -99,6 +103,60 @@ async def watch_context(context: BrowserContext) -> PageWatch:
     await context.expose_function("__parleyCspViolation", report)
     await context.add_init_script(script=CSP_REPORTER)
     return watch
+
+
+class WatchedContexts:
+    """The browser contexts of one test, and every page opened in them, watched.
+
+    ``close`` closes them and fails the test if a page broke the CSP, threw an
+    uncaught error or opened a dialog (an ``alert()`` some markup managed to run).
+    """
+
+    def __init__(self, browser: Browser, base_url: str, timeout_ms: int) -> None:
+        self.browser = browser
+        self.base_url = base_url
+        self.timeout_ms = timeout_ms
+        self.contexts: list[tuple[BrowserContext, PageWatch]] = []
+        self.dialogs: list[str] = []
+
+    async def context(
+        self, *, viewport: ViewportSize = DESKTOP, base_url: str | None = None, **options: Any
+    ) -> BrowserContext:
+        context = await self.browser.new_context(
+            base_url=base_url or self.base_url, viewport=viewport, **options
+        )
+        context.set_default_timeout(self.timeout_ms)
+        self.contexts.append((context, await watch_context(context)))
+        return context
+
+    def watch(self, context: BrowserContext) -> PageWatch:
+        return next(watch for known, watch in self.contexts if known is context)
+
+    async def page(self, context: BrowserContext | None = None, **options: Any) -> Page:
+        """A new page in ``context``, or in a new context made with ``options``."""
+        context = context or await self.context(**options)
+        page = await context.new_page()
+        self.watch(context).attach(page)
+        page.on("dialog", self._on_dialog)
+        return page
+
+    async def _on_dialog(self, dialog: Dialog) -> None:
+        self.dialogs.append(dialog.message)
+        await dialog.dismiss()
+
+    async def close(self) -> None:
+        problems = []
+        for context, watch in self.contexts:
+            await context.close()
+            if watch.csp_violations or watch.csp_console_errors:
+                problems.append(
+                    f"CSP violations: {watch.csp_violations + watch.csp_console_errors}"
+                )
+            if watch.page_errors:
+                problems.append(f"uncaught page errors: {watch.page_errors}")
+        if self.dialogs:
+            problems.append(f"dialogs opened: {self.dialogs}")
+        assert not problems, problems
 
 
 async def session_token(context: BrowserContext) -> str:
@@ -170,6 +228,19 @@ class ChatPage:
         value = await chat.get_attribute("data-conversation-id")
         assert value
         return value
+
+    async def reload_in(self, conversation_id: str) -> None:
+        """Reload the tab; wait until it is back in ``conversation_id``, its session ready."""
+        await self.page.reload()
+        await expect(self.body).to_have_attribute("data-screen", "app")
+        await expect(self.page.locator("#chat")).to_have_attribute(
+            "data-conversation-id", conversation_id
+        )
+        await expect(self.body).to_have_attribute("data-session", "ready")
+
+    def reply_of(self, reply_id: str | None) -> Locator:
+        """The reply ``reply_id`` in the conversation shown."""
+        return self.page.locator(f'article.msg-assistant[data-reply-id="{reply_id}"]')
 
     async def settled(self) -> None:
         """Wait two animation frames, so text received so far is rendered (once per frame)."""

@@ -140,3 +140,19 @@ class ChatClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+async def start_and_ask(url: str, token: str | None, agent: str, text: str) -> tuple[Frame, Reply]:
+    """Connect, start a conversation with ``agent``, ask ``text`` and hang up.
+
+    Returns the ``session`` frame and the reply.
+    """
+    async with await ChatClient.connect(url, token) as client:
+        session = await client.start(agent=agent)
+        return session, await client.ask(text)
+
+
+async def ask_once(url: str, token: str | None, agent: str, text: str) -> Reply:
+    """The reply of :func:`start_and_ask`, for tests that need no more."""
+    _, reply = await start_and_ask(url, token, agent, text)
+    return reply

@@ -17,6 +17,21 @@ import httpx
 START_TIMEOUT_SECONDS = 60
 
 
+def run_parley(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run ``parley ARGS`` in a child process (its environment: this one's plus ``env``)
+    and return what it printed and its exit code."""
+    return subprocess.run(
+        [sys.executable, "-m", "parley", *args],
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -52,8 +67,18 @@ class ParleyServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        self._wait_until_ready()
+        try:
+            self._wait_until_ready()
+        except BaseException:
+            self.stop()  # not left running when it did not start in time
+            raise
         return self
+
+    def __enter__(self) -> ParleyServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
