@@ -405,6 +405,27 @@ async def test_a_reply_redis_forgot_is_closed_from_postgres(
     assert (call["agent_id"], call["user_id"]) == ("agent_gamma", user_id)
 
 
+async def test_a_sweep_with_nothing_to_close_leaves_no_claim_behind(
+    server: ParleyServer, storage: StorageURLs
+) -> None:
+    """A reply in the running set with no lease and no stored message (opened, never
+    stored): the sweeper drops it and releases its claim, which would otherwise keep
+    an orphan pass from the reply for a minute."""
+    reply_id = str(uuid.uuid4())
+    running = KEYS.active_replies_of(reply_id)
+    redis = Redis.from_url(storage.redis_url)
+    try:
+        await redis.sadd(running, reply_id)
+        for _ in range(300):  # the sweeper runs every second
+            if not await redis.sismember(running, reply_id):
+                break
+            await asyncio.sleep(0.1)  # polling the outcome, not synchronising on time
+        assert not await redis.sismember(running, reply_id)
+        assert await redis.exists(KEYS.reaping(reply_id)) == 0
+    finally:
+        await redis.aclose()
+
+
 async def test_stopping_an_instance_stores_its_reply_as_interrupted(
     server: ParleyServer,
     server_env: dict[str, str],

@@ -75,8 +75,9 @@ end
 return 1
 """
 
-# Deletes the conversation's "busy" marker only if it still names this reply.
-_RELEASE_MARKER = """
+# Deletes a key only if it still holds ARGV[1]: the conversation's "busy"
+# marker if it still names this reply, a sweeper's claim if it is still its own.
+_DELETE_IF_HOLDS = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
@@ -241,8 +242,12 @@ class ReplyLog:
 
     async def _release_marker(self, conversation_id: str, reply_id: str) -> None:
         await self.redis.eval(
-            _RELEASE_MARKER, 1, self.keys.conversation_reply(conversation_id), reply_id
+            _DELETE_IF_HOLDS, 1, self.keys.conversation_reply(conversation_id), reply_id
         )
+
+    async def release_claim(self, reply_id: str, owner: str) -> None:
+        """Drop ``owner``'s claim to close the reply (see the sweeper), if it still holds it."""
+        await self.redis.eval(_DELETE_IF_HOLDS, 1, self.keys.reaping(reply_id), owner)
 
     async def renew(self, reply_id: str, conversation_id: str, owner: str, lease_ms: int) -> bool:
         """Extend the lease; ``False`` if a cancel was requested."""

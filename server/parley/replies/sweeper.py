@@ -149,10 +149,21 @@ class Sweeper:
         with a Redis restart): only Postgres says it is still streaming.
         """
         claimed = await self.redis.set(self.keys.reaping(reply_id), self.deps.owner, nx=True, ex=60)
+        if not claimed:
+            return False  # another instance is closing it
+        closed = await self._close_lost(reply_id, orphan=orphan)
+        if not closed:
+            # Nothing to close here after all. Held, the claim would keep an
+            # orphan pass from closing the reply for a minute.
+            await self.log.release_claim(reply_id, self.deps.owner)
+        return closed
+
+    async def _close_lost(self, reply_id: str, *, orphan: bool) -> bool:
+        """Close the claimed reply; ``False`` if there was nothing to close."""
         # The sweep works from a snapshot of the active set: a reply that ended
         # normally since then has left the set and must not be closed again.
         # (An orphan was never in it; storing it below is conditional anyway.)
-        if not claimed or not (orphan or await self._still_active(reply_id)):
+        if not (orphan or await self._still_active(reply_id)):
             return False
         message = await self.conversations.message_for_reply(reply_id)
         if message is None:  # opened but never stored: nothing to keep
