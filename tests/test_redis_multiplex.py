@@ -6,7 +6,11 @@ replaced."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -147,3 +151,42 @@ async def test_a_cancelled_caller_does_not_take_the_next_callers_answer(
     finally:
         await shared.aclose()
         await direct.aclose()
+
+
+@pytest.fixture
+def guarded_redis(tmp_path: Path) -> Iterator[Path]:
+    """A private Redis on a Unix socket only, behind a password."""
+    socket_path = tmp_path / "redis.sock"
+    options = {"port": "0", "unixsocket": str(socket_path), "requirepass": "sesame"}
+    options |= {"save": "", "appendonly": "no", "dir": str(tmp_path)}
+    argv = [
+        "redis-server",
+        *(part for name, value in options.items() for part in (f"--{name}", value)),
+    ]
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    ping = ["redis-cli", "-s", str(socket_path), "-a", "sesame", "--no-auth-warning", "ping"]
+    deadline = time.monotonic() + 10
+    while subprocess.run(ping, capture_output=True, text=True).stdout.strip() != "PONG":
+        assert time.monotonic() < deadline, "the guarded redis did not start"
+        time.sleep(0.05)  # polling readiness, not synchronising a test
+    yield socket_path
+    server.kill()
+    server.wait()
+
+
+async def test_the_connection_is_opened_as_the_pools_are(guarded_redis: Path) -> None:
+    # A Unix socket, a password and a database from the URL, as the pool uses them.
+    url = f"unix://{guarded_redis}?password=sesame&db=3"
+    client = connect(url)
+    assert isinstance(client, MultiplexedRedis)
+    put = client.register_script("return redis.call('SET', KEYS[1], ARGV[1])")
+    try:
+        assert await put(keys=["where"], args=["db 3"]) == b"OK"
+        assert await client.get("where") == b"db 3"  # a pooled connection, same database
+    finally:
+        await client.aclose()
+    other = Redis.from_url(f"unix://{guarded_redis}?password=sesame&db=0")
+    try:
+        assert await other.get("where") is None  # not written to database 0
+    finally:
+        await other.aclose()

@@ -245,8 +245,13 @@ class ReplyLog:
             _DELETE_IF_HOLDS, 1, self.keys.conversation_reply(conversation_id), reply_id
         )
 
+    async def claim(self, reply_id: str, owner: str) -> bool:
+        """Claim the closing of a reply whose owner died, for a minute; ``False`` if
+        another instance holds the claim (see the sweeper)."""
+        return bool(await self.redis.set(self.keys.reaping(reply_id), owner, nx=True, ex=60))
+
     async def release_claim(self, reply_id: str, owner: str) -> None:
-        """Drop ``owner``'s claim to close the reply (see the sweeper), if it still holds it."""
+        """Drop ``owner``'s claim to close the reply, if it still holds it."""
         await self.redis.eval(_DELETE_IF_HOLDS, 1, self.keys.reaping(reply_id), owner)
 
     async def renew(self, reply_id: str, conversation_id: str, owner: str, lease_ms: int) -> bool:

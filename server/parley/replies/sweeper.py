@@ -148,8 +148,7 @@ class Sweeper:
         An ``orphan`` is a reply Redis no longer knows (its state was lost
         with a Redis restart): only Postgres says it is still streaming.
         """
-        claimed = await self.redis.set(self.keys.reaping(reply_id), self.deps.owner, nx=True, ex=60)
-        if not claimed:
+        if not await self.log.claim(reply_id, self.deps.owner):
             return False  # another instance is closing it
         closed = await self._close_lost(reply_id, orphan=orphan)
         if not closed:

@@ -207,7 +207,6 @@ class MultiplexedScript(AsyncScript):
 
     def __init__(self, client: MultiplexedRedis, script: str) -> None:
         super().__init__(client, script)
-        self._source = script
         self._multiplexer = client.multiplexer
 
     async def __call__(
@@ -223,7 +222,7 @@ class MultiplexedScript(AsyncScript):
         try:
             return await self._multiplexer.execute(*call)
         except NoScriptError:  # a restarted or flushed Redis: load it once more
-            sha = await self._multiplexer.execute("SCRIPT", "LOAD", self._source)
+            sha = await self._multiplexer.execute("SCRIPT", "LOAD", cast(str, self.script))
             self.sha = call[1] = sha.decode() if isinstance(sha, bytes) else str(sha)
             return await self._multiplexer.execute(*call)
 
