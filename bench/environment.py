@@ -16,6 +16,7 @@ from pathlib import Path
 from bench.common import Profile
 from bench.cpu import PostgresCpu
 from bench.options import Options
+from bench.peer import STORING_PEERS, PeerStorage
 from bench.processes import REPO, Child, Children, free_port, start_redis, wait_until_ok
 from bench.servers import Source, Storage, catalog_copy, scratch_database
 
@@ -62,29 +63,40 @@ async def start_stub(children: Children, cpu: int | None, profile: Profile) -> t
 
 @dataclass
 class Stores:
-    """Per source tree: its scratch database and Redis, and who reads their CPU."""
+    """Per source tree (and per peer that stores, the floor): its scratch database and
+    Redis, and who reads their CPU."""
 
     storage: dict[str, Storage]
     redis: dict[str, Child]
     postgres: dict[str, PostgresCpu]
+    peers: dict[str, PeerStorage]
 
 
 @contextlib.asynccontextmanager
 async def storages(
     options: Options, sources: Sequence[Source], children: Children, cpu: int | None
 ) -> AsyncIterator[Stores]:
-    """A scratch database, a private Redis and a catalog copy per source tree."""
+    """A scratch database, a private Redis and a catalog copy per source tree; a
+    scratch database and a private Redis per peer that stores."""
     async with contextlib.AsyncExitStack() as stack:
-        stores = Stores({}, {}, {})
-        for source in sources:
+        stores = Stores({}, {}, {}, {})
+
+        async def scratch(label: str) -> PeerStorage:
             database = await stack.enter_async_context(scratch_database(options.postgres_url))
-            child, url = await start_redis(children, f"redis-{source.label}", cpu)
-            catalog = catalog_copy(source, children.logs / f"catalog-{source.label}")
-            stores.storage[source.label] = Storage(database, url, catalog)
-            stores.redis[source.label] = child
+            child, url = await start_redis(children, f"redis-{label}", cpu)
+            stores.redis[label] = child
             counter = PostgresCpu(database)
             stack.push_async_callback(counter.close)  # before its database is dropped
-            stores.postgres[source.label] = counter
+            stores.postgres[label] = counter
+            return PeerStorage(database, url)
+
+        for source in sources:
+            stored = await scratch(source.label)
+            catalog = catalog_copy(source, children.logs / f"catalog-{source.label}")
+            stores.storage[source.label] = Storage(stored.database_url, stored.redis_url, catalog)
+        for peer in options.peers:
+            if peer in STORING_PEERS:
+                stores.peers[peer] = await scratch(peer)
         yield stores
 
 

@@ -54,7 +54,7 @@ class Options:
     deflate: bool
     argv: tuple[str, ...]
     arrivals: Arrivals = field(default_factory=Arrivals)
-    peer: str | None = None
+    peers: tuple[str, ...] = ()
     peer_cache: Path | None = None
     samples: int = 200
     probe_tokens: int = 8
@@ -108,7 +108,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         deflate=not args.no_ws_deflate,
         argv=tuple(sys.argv[1:] if argv is None else argv),
         arrivals=arrivals,
-        peer=args.peer,
+        peers=tuple(dict.fromkeys(args.peer or ())),
         peer_cache=args.peer_cache,
         samples=max(args.samples, 1),
         probe_tokens=args.probe_tokens,
@@ -152,7 +152,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     add("--probe-tokens", type=int, default=8, help="tokens per first-token probe (default 8)")
     add("--burst", type=int, help="new streams in the burst while as many run (128, quick 32)")
-    add("--peer", choices=PEERS, help="measure a peer in the same run (litellm)")
+    add(
+        "--peer",
+        choices=PEERS,
+        action="append",
+        help="measure a peer in the same run (repeatable): litellm (LiteLLM proxy), floor "
+        "(the least work Parley's promises need, on Parley's stack: bench/floor.py)",
+    )
     add("--peer-cache", type=Path, help="where peers' virtualenvs go (~/.cache/parley-bench)")
     add("--server-src", type=Path, action="append", help="a Parley source tree (repeatable)")
     add("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_POSTGRES))

@@ -1,12 +1,17 @@
-"""A peer measured in the same run as Parley: LiteLLM proxy (``--peer litellm``).
+"""Peers measured in the same run as Parley (``--peer``, repeatable), each pinned like
+Parley, pointed at the same stub and measured through the same client as the
+baseline, on its OpenAI-compatible ``/v1/chat/completions`` stream:
 
-The harness installs the peer into a virtualenv of its own under the cache
-folder (``--peer-cache``, default ``~/.cache/parley-bench``; the first run
-pip-installs ``litellm[proxy]``, later runs reuse it), starts the proxy with
-no database, pointed at the same stub, pinned like Parley, and the load
-generator measures it through the same client as the baseline, on its
-OpenAI-compatible ``/v1/chat/completions`` stream. A peer that cannot be
-installed or started is reported as such; the run goes on without it.
+* ``litellm``: LiteLLM proxy, with no database. The harness installs it into a
+  virtualenv of its own under the cache folder (``--peer-cache``, default
+  ``~/.cache/parley-bench``; the first run pip-installs ``litellm[proxy]``,
+  later runs reuse it).
+* ``floor``: :mod:`bench.floor`, the least work Parley's promises need, on
+  Parley's own stack, with a scratch database and a private Redis of its own
+  whose CPU is counted with it, as Parley's are.
+
+A peer that cannot be installed or started is reported as such; the run goes
+on without it.
 """
 
 from __future__ import annotations
@@ -15,15 +20,19 @@ import asyncio
 import os
 import secrets
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import jwt
 import yaml
 
 from bench.common import OPENAI_MODEL
 from bench.processes import BenchError, Child, Children, free_port, wait_until_ok
 
-PEERS = ("litellm",)
+PEERS = ("litellm", "floor")
+STORING_PEERS = ("floor",)  # given a scratch database and a private Redis
+FLOOR_TOKEN_SECONDS = 7 * 24 * 3600
 INSTALL_TIMEOUT_SECONDS = 1200.0
 LITELLM_REQUIREMENT = "litellm[proxy]"
 
@@ -50,6 +59,12 @@ class Peer:
 
     async def stop(self) -> None:
         self.child.stop()
+
+
+@dataclass(frozen=True)
+class PeerStorage:
+    database_url: str
+    redis_url: str
 
 
 def cache_folder(given: Path | None) -> Path:
@@ -127,9 +142,31 @@ async def start_litellm(children: Children, cache: Path, stub_url: str, cpu: int
     return peer
 
 
+async def start_floor(
+    children: Children, storage: PeerStorage, stub_url: str, cpu: int | None
+) -> Peer:
+    port = free_port()
+    secret = secrets.token_hex(32)
+    argv = [sys.executable, "-m", "bench.floor", "--port", str(port), "--stub-url", stub_url]
+    argv += ["--database-url", storage.database_url, "--redis-url", storage.redis_url]
+    argv += ["--secret", secret]
+    child = children.spawn("floor", argv, cpu=cpu)
+    claims = {"sub": "bench-floor", "exp": int(time.time()) + FLOOR_TOKEN_SECONDS}
+    peer = Peer("floor", child, port, jwt.encode(claims, secret, algorithm="HS256"))
+    await wait_until_ok(child, f"{peer.url}/health")
+    return peer
+
+
 async def start_peer(
-    name: str, children: Children, cache: Path, stub_url: str, cpu: int | None
+    name: str,
+    children: Children,
+    cache: Path,
+    stub_url: str,
+    cpu: int | None,
+    storage: PeerStorage | None = None,
 ) -> Peer:
     if name == "litellm":
         return await start_litellm(children, cache, stub_url, cpu)
-    raise BenchError(f"--peer: choose from {', '.join(PEERS)}")
+    if name == "floor" and storage is not None:
+        return await start_floor(children, storage, stub_url, cpu)
+    raise BenchError(f"--peer {name}: choose from {', '.join(PEERS)} (the floor needs storage)")

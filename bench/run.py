@@ -21,8 +21,10 @@ tree, then runs the phases (see docs/performance.md):
 9. Redis round trips per token (fresh instance behind a counting proxy);
 10. optional soak (``--soak SECONDS``).
 
-``--peer litellm`` adds LiteLLM proxy (its own virtualenv, no database) to the
-first-token, ladder and burst phases, measured through the same client.
+``--peer litellm`` adds LiteLLM proxy (its own virtualenv, no database), and
+``--peer floor`` the floor (bench/floor.py: the least work Parley's promises need,
+on Parley's stack), to the first-token, ladder and burst phases, measured
+through the same client.
 
 It prints the Markdown, writes ``bench.json``, ``bench.md`` and ``bench.png``
 to ``--out`` and with ``--publish`` updates docs/performance.md. Every process,
@@ -129,6 +131,7 @@ async def measured(options: Options, sources: Sequence[Source]) -> dict[str, Any
                     redis=stores.redis,
                     storage=stores.storage,
                     postgres=stores.postgres,
+                    peer_storage=stores.peers,
                 )
                 try:
                     return await measure(options, h, sources)

@@ -48,7 +48,7 @@ async def attempt(results: dict[str, Any], name: str, phase: Phase) -> Any:
 
 
 def ladders(
-    options: Options, instances: Sequence[Instance], peer: Peer | None = None
+    options: Options, instances: Sequence[Instance], peers: Sequence[Peer] = ()
 ) -> list[Ladder]:
     paced, fast = profiles(options)
     wanted = [
@@ -62,7 +62,7 @@ def ladders(
             vendor,
             profile,
             levels,
-            ladder_paths(vendor, instances, options.transports, peer),
+            ladder_paths(vendor, instances, options.transports, peers),
             single,
         )
         for vendor, profile, levels, single in wanted
@@ -70,16 +70,20 @@ def ladders(
     ]
 
 
-async def with_peer(options: Options, h: Harness, results: dict[str, Any]) -> None:
-    """Start the peer if asked; a peer that fails is reported, and the run goes on."""
-    if options.peer is None:
-        return
+async def with_peers(options: Options, h: Harness, results: dict[str, Any]) -> None:
+    """Start the peers asked for; a peer that fails is reported, and the run goes on."""
     cache = cache_folder(options.peer_cache)
-    start = partial(start_peer, options.peer, h.children, cache, h.stub_url, h.parley_cpu)
-    h.peer = await attempt(results, f"peer {options.peer}", start)
-    results["peer"] = {"name": options.peer, "cache": str(cache), "started": h.peer is not None}
-    if h.peer is None:
-        results["peer"]["error"] = results["failures"][-1]["error"]
+    for name in options.peers:
+        storage = h.peer_storage.get(name)
+        start = partial(start_peer, name, h.children, cache, h.stub_url, h.parley_cpu, storage)
+        peer = await attempt(results, f"peer {name}", start)
+        report: dict[str, Any] = {"name": name, "started": peer is not None}
+        report |= {"cache": str(cache)} if name == "litellm" else {}
+        if peer is None:
+            report["error"] = results["failures"][-1]["error"]
+        else:
+            h.peers.append(peer)
+        results.setdefault("peers", []).append(report)
 
 
 Known = dict[str, dict[str, list[tuple[Cell, Cell]]]]  # source -> transport -> cells
@@ -91,11 +95,11 @@ async def measure(options: Options, h: Harness, sources: Sequence[Source]) -> di
     results: dict[str, Any] = {"ladders": []}
     instances = [await h.start_instance("parley", source) for source in sources]
     at_start = [await collector.read(instance.url) for instance in instances]
-    await with_peer(options, h, results)
+    await with_peers(options, h, results)
     known = await latency_phases(options, h, instances, results)
-    if h.peer is not None:
-        await h.peer.stop()
-        h.peer = None
+    for peer in h.peers:
+        await peer.stop()
+    h.peers.clear()
     for instance in instances:
         await instance_phases(options, h, instance, known[instance.source.label], results)
     for instance, before in zip(instances, at_start, strict=True):
@@ -119,7 +123,7 @@ async def latency_phases(
         _put(results, "first_token", await attempt(results, "first token", ttft))
     known: Known = {i.source.label: {t: [] for t in options.transports} for i in instances}
     if "ladder" not in options.skip:
-        for ladder in ladders(options, instances, h.peer):
+        for ladder in ladders(options, instances, h.peers):
             done = await attempt(results, f"ladder {ladder.name}", partial(run_ladder, h, ladder))
             if done is None:
                 continue

@@ -1,4 +1,4 @@
-"""Which paths each phase of the benchmark measures (bench/phases/): the peer sits
+"""Which paths each phase of the benchmark measures (bench/phases/): the peers sit
 beside Parley wherever the baseline does, and a burst round splits in two. No server
 is started: the instances are stand-ins."""
 
@@ -22,26 +22,28 @@ def instance(label: str) -> Instance:
 
 
 PEER = Peer("litellm", cast(Any, None), 4000, "sk-key")
+FLOOR = Peer("floor", cast(Any, None), 4001, "a.jwt.token")
 
 
 def kinds(routes: list[Route]) -> list[tuple[str, str, str | None]]:
     return [(route.label, route.protocol, route.source) for route in routes]
 
 
-def test_the_ladder_measures_the_peer_beside_parley_on_the_openai_stub() -> None:
-    routes = ladder_paths("openai", [instance("a")], ("ws", "sse"), PEER)
+def test_the_ladder_measures_the_peers_beside_parley_on_the_openai_stub() -> None:
+    routes = ladder_paths("openai", [instance("a")], ("ws", "sse"), [PEER, FLOOR])
     assert kinds(routes) == [
         ("baseline", "openai", None),
         ("ws", "ws", "a"),
         ("sse", "sse", "a"),
         ("litellm", "openai", "litellm"),
+        ("floor", "openai", "floor"),
     ]
-    anthropic = ladder_paths("anthropic", [instance("a")], ("ws", "sse"), PEER)
+    anthropic = ladder_paths("anthropic", [instance("a")], ("ws", "sse"), [PEER])
     assert [route.label for route in anthropic] == ["baseline", "ws"]  # no peer there
 
 
 def test_first_token_probes_time_a_new_conversation_too() -> None:
-    routes = probe_paths([instance("a"), instance("b")], ("ws", "sse"), None)
+    routes = probe_paths([instance("a"), instance("b")], ("ws", "sse"), [])
     assert [route.label for route in routes] == [
         "baseline",
         "ws@a",
@@ -52,7 +54,7 @@ def test_first_token_probes_time_a_new_conversation_too() -> None:
         "sse@b",
     ]
     assert routes[2].protocol == "ws-new"
-    assert probe_paths([instance("a")], ("sse",), PEER)[-1].peer is PEER
+    assert probe_paths([instance("a")], ("sse",), [PEER])[-1].peer is PEER
 
 
 def test_a_burst_round_splits_into_the_running_streams_and_the_burst() -> None:

@@ -117,7 +117,10 @@ def run(first_token_count: int, stall_probed: bool) -> dict[str, Any]:
             }
         ],
         stall_free=[stall],
-        peer={"name": "litellm", "started": False, "error": "BenchError: pip failed"},
+        peers=[
+            {"name": "litellm", "started": False, "error": "BenchError: pip failed"},
+            {"name": "floor", "started": True},
+        ],
     )
     results["targets"] = evaluate(results)
     return results
@@ -161,11 +164,12 @@ def test_a_stall_free_limit_that_was_not_found_is_not_probed() -> None:
     assert probed["stall_free", "ws"].startswith("missed (168 streams short")
 
 
-def test_the_report_shows_counts_paths_and_a_failed_peer() -> None:
+def test_the_report_shows_counts_paths_and_each_peer() -> None:
     text = markdown(run(first_token_count=20, stall_probed=False))
     assert "| figure | path | target |" in text
     assert "n=20 < 200" in text
     assert "litellm was not measured**: BenchError: pip failed" in text
+    assert "Peer: **floor** (bench/floor.py: the least work" in text
     assert "up to 32 streams; the limit was **not probed**" in text
     row = "| stall-free streams at 50 tokens/s, per core | ws | ≥ 200 streams | not probed |"
     assert row in text

@@ -25,7 +25,7 @@ async def burst(h: Harness, instances: Sequence[Instance], profile: Profile) -> 
     settings = h.settings
     count = settings.burst_streams
     await h.set_profile(profile)
-    paths = probe_paths(instances, [t for t in settings.transports], h.peer)
+    paths = probe_paths(instances, settings.transports, h.peers)
     paths = [path for path in paths if path.kind != "ws-new"]
     at = profile.tokens * profile.interval_ms / 2000
     offsets = [0.0] * count + [at] * count

@@ -15,17 +15,16 @@ from bench.servers import Instance
 
 
 def probe_paths(
-    instances: Sequence[Instance], transports: Sequence[str], peer: Peer | None
+    instances: Sequence[Instance], transports: Sequence[str], peers: Sequence[Peer]
 ) -> list[Route]:
-    """Baseline, every Parley path (``ws-new`` beside ``ws``), and the peer."""
+    """Baseline, every Parley path (``ws-new`` beside ``ws``), and the peers."""
     kinds = [kind for t in transports for kind in ((t, "ws-new") if t == "ws" else (t,))]
     paths = [Route("baseline", "openai")]
     several = len(instances) > 1
     for instance in instances:
         suffix = f"@{instance.source.label}" if several else ""
         paths += [Route(f"{kind}{suffix}", kind, instance) for kind in kinds]
-    if peer is not None:
-        paths.append(Route(peer.label, "peer", peer=peer))
+    paths += [Route(peer.label, "peer", peer=peer) for peer in peers]
     return paths
 
 
@@ -42,7 +41,7 @@ async def first_token(
     """
     settings = h.settings
     await h.set_profile(profile)
-    paths = probe_paths(instances, settings.transports, h.peer)
+    paths = probe_paths(instances, settings.transports, h.peers)
     for path in paths:  # warm every pool
         await run_round(h, path, 1, profile, repeat=3, pause_s=settings.probe_pause_s)
     repeat = math.ceil(settings.probe_samples / settings.probe_rounds)

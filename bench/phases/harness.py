@@ -14,7 +14,7 @@ from bench.common import Profile
 from bench.cpu import PostgresCpu, Snapshot
 from bench.figures import Cell
 from bench.measure import http_json
-from bench.peer import Peer
+from bench.peer import Peer, PeerStorage
 from bench.processes import Child, Children, Cpus, GeneratorClient
 from bench.servers import (
     ANTHROPIC_AGENT,
@@ -111,7 +111,8 @@ class Harness:
     storage: dict[str, Storage] = field(default_factory=dict)
     postgres: dict[str, PostgresCpu] = field(default_factory=dict)  # source label ->
     live: list[Instance] = field(default_factory=list)  # running Parley instances
-    peer: Peer | None = None
+    peers: list[Peer] = field(default_factory=list)
+    peer_storage: dict[str, PeerStorage] = field(default_factory=dict)  # peer name ->
     serial: int = 0
 
     def users(self, what: str) -> str:
@@ -128,8 +129,9 @@ class Harness:
 
     async def snapshot(self, route: Route) -> Snapshot:
         """CPU seconds so far of every process in the path (a snapshot, not a delta):
-        the server, and for Parley its Redis and the Postgres processes of its database."""
-        label = route.instance.source.label if route.instance is not None else None
+        the server, and for Parley (and a peer with storage, the floor) its Redis and
+        the Postgres processes of its database."""
+        label = route.source
         redis = self.redis.get(label) if label else None
         postgres = self.postgres.get(label) if label else None
         backends, shared = await postgres.snapshot() if postgres else (None, {})
@@ -144,7 +146,7 @@ class Harness:
         )
 
     def servers(self) -> list[Server]:
-        return [*self.live, *([self.peer] if self.peer is not None else [])]
+        return [*self.live, *self.peers]
 
     async def stop_instance(self, instance: Instance) -> None:
         await instance.stop()

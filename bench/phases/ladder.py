@@ -29,7 +29,7 @@ def ladder_paths(
     vendor: str,
     instances: Sequence[Instance],
     transports: Sequence[str],
-    peer: Peer | None = None,
+    peers: Sequence[Peer] = (),
 ) -> list[Route]:
     paths = [Route("baseline", vendor)]
     several = len(instances) > 1
@@ -39,8 +39,8 @@ def ladder_paths(
             paths.append(Route(f"ws{suffix}", "ws-anthropic", instance))
             continue
         paths += [Route(f"{t}{suffix}", t, instance) for t in transports]
-    if peer is not None and vendor == "openai":
-        paths.append(Route(peer.label, "peer", peer=peer))
+    if vendor == "openai":
+        paths += [Route(peer.label, "peer", peer=peer) for peer in peers]
     return paths
 
 

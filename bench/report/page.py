@@ -24,7 +24,8 @@ from bench.stats import min_samples
 def markdown(results: Results, image: str | None = None) -> str:
     meta = results["meta"]
     several = len(meta["sources"]) > 1
-    parts = [_header(meta), _peer_line(results.get("peer"))]
+    peers = results.get("peers") or ([results["peer"]] if results.get("peer") else [])
+    parts = [_header(meta), *(_peer_line(peer) for peer in peers)]
     parts += ["### Targets", _targets_table(results["targets"], several)]
     if image is not None:
         parts.append(
@@ -52,15 +53,21 @@ def _header(meta: Results) -> str:
     return "\n".join(lines)
 
 
-def _peer_line(peer: Results | None) -> str:
-    if not peer:
-        return ""
+PEER_KINDS = {
+    "litellm": "LiteLLM proxy, no database",
+    "floor": "bench/floor.py: the least work Parley's promises need, on Parley's stack, "
+    "with its own database and Redis, whose CPU is counted with it",
+}
+
+
+def _peer_line(peer: Results) -> str:
+    name = peer["name"]
     if peer.get("started"):
         return (
-            f"Peer: **{peer['name']}** (no database, same stub, pinned like Parley), "
-            f"measured through the same client; rows `{peer['name']}`."
+            f"Peer: **{name}** ({PEER_KINDS.get(name, name)}; same stub, pinned like Parley), "
+            f"measured through the same client; rows `{name}`."
         )
-    return f"Peer: **{peer['name']} was not measured**: {peer.get('error', 'it did not start')}."
+    return f"Peer: **{name} was not measured**: {peer.get('error', 'it did not start')}."
 
 
 def _targets_table(rows: Sequence[dict[str, Any]], several: bool) -> str:
