@@ -19,7 +19,7 @@ from bench.peer import Peer, cache_folder, start_peer
 from bench.phases import scaling
 from bench.phases.burst import burst
 from bench.phases.first_token import first_token
-from bench.phases.harness import Harness
+from bench.phases.harness import Harness, Route
 from bench.phases.ladder import Ladder, ladder_paths, run_ladder
 from bench.phases.memory import idle_sockets, soak
 from bench.phases.profiling import profiled
@@ -122,6 +122,7 @@ async def latency_phases(
         ttft = partial(first_token, h, instances, probe)
         _put(results, "first_token", await attempt(results, "first token", ttft))
     known: Known = {i.source.label: {t: [] for t in options.transports} for i in instances}
+    known |= {peer.label: {"peer": []} for peer in h.peers}
     if "ladder" not in options.skip:
         for ladder in ladders(options, instances, h.peers):
             done = await attempt(results, f"ladder {ladder.name}", partial(run_ladder, h, ladder))
@@ -134,6 +135,10 @@ async def latency_phases(
     if "burst" not in options.skip:
         bursts = partial(burst, h, instances, paced)
         _put(results, "burst", await attempt(results, "burst", bursts))
+    for peer in h.peers if "stall" not in options.skip else ():
+        path = Route(peer.label, "peer", peer=peer)
+        stall = partial(stall_free, h, path, paced, known[peer.label]["peer"])
+        _append(results, "stall_free", await attempt(results, f"stall-free {peer.label}", stall))
     return known
 
 
@@ -148,7 +153,8 @@ async def instance_phases(
     paced, _ = profiles(options)
     label = instance.source.label
     for transport in options.transports if "stall" not in options.skip else ():
-        stall = partial(stall_free, h, instance, paced, known[transport], transport)
+        path = Route(transport, transport, instance)
+        stall = partial(stall_free, h, path, paced, known[transport])
         name = f"stall-free {label} {transport}"
         _append(results, "stall_free", await attempt(results, name, stall))
     if "persistence" not in options.skip:

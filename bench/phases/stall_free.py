@@ -12,17 +12,16 @@ from bench.common import Profile
 from bench.figures import Cell, error_samples
 from bench.phases.harness import Harness, Route, Settings
 from bench.phases.rounds import rotate, run_round
-from bench.servers import Instance
 
 
 async def stall_free(
     h: Harness,
-    instance: Instance,
+    path: Route,
     profile: Profile,
     known: Sequence[tuple[Cell, Cell]],
-    transport: str = "ws",
 ) -> dict[str, Any]:
-    """The most concurrent streams on ``transport`` with no stall and no lost token.
+    """The most concurrent streams on ``path`` (a Parley transport, or a peer) with no
+    stall and no lost token.
 
     Starts from the ladder's levels (clean or not), bisects between the largest
     clean level and the smallest unclean one, and when every level was clean
@@ -31,12 +30,12 @@ async def stall_free(
     """
     await h.set_profile(profile)
     probes = {cell.level: probe_summary(cell, profile, base) for cell, base in known}
-    await bisect(h, Route(transport, transport, instance), profile, probes)
+    await bisect(h, path, profile, probes)
     lo, hi = bounds(probes)
     cores = 1 if h.parley_cpu is not None else (os.cpu_count() or 1)
     return {
-        "source": instance.source.label,
-        "path": transport,
+        "source": path.source,
+        "path": path.label if path.peer is not None else path.kind,
         "interval_ms": profile.interval_ms,
         "max_streams": lo,
         "first_unclean": hi,

@@ -42,7 +42,7 @@ def _stall_sentence(e: Results) -> str:
         )
     return (
         f"{where}: at most **{e['max_streams']}** streams stall-free "
-        f"({e['per_core']:.0f} per core; Parley on {e['parley_cores']} core(s))."
+        f"({e['per_core']:.0f} per core, on {e['parley_cores']} core(s))."
     )
 
 
