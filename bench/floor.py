@@ -127,10 +127,12 @@ class Floor:
         self.frames: Frames
 
     async def start(self) -> None:
-        self.pool = await asyncpg.create_pool(self.database_url, min_size=4, max_size=16)
+        # As Parley's: a pool of 10, and no cap on connections to the vendor.
+        self.pool = await asyncpg.create_pool(self.database_url, min_size=1, max_size=10)
         self._exits.push_async_callback(self.pool.close)
         await self.pool.execute(SCHEMA)
-        self.http = await self._exits.enter_async_context(aiohttp.ClientSession())
+        vendor = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        self.http = await self._exits.enter_async_context(vendor)
         redis = Multiplexer(ConnectionPool.from_url(self.redis_url))
         self._exits.push_async_callback(redis.aclose)
         self.frames = Frames(redis)
