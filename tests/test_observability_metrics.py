@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -291,10 +295,47 @@ def test_garbage_collections_are_timed_by_generation(metrics_server: ParleyServe
     labels = {"generation": "2"}
     before = metrics.REGISTRY.get_sample_value(f"{name}_count", labels) or 0
     gc.collect()
+    metrics.record_collection_pauses()  # what the server does every second and on a scrape
     assert metrics.REGISTRY.get_sample_value(f"{name}_count", labels) == before + 1
     assert metrics.REGISTRY.get_sample_value(f"{name}_bucket", {**labels, "le": "+Inf"}) == (
         before + 1
     )
+
+
+# A worker under ``--workers`` records metrics into files shared by the workers,
+# through one lock that prometheus_client holds while it allocates a new labelled
+# child. Collections are forced at nearly every allocation, so one starts inside
+# that lock: timing it there must not call back into prometheus_client.
+MULTIPROCESS_COLLECTIONS = """
+import gc, os, sys
+from parley.observability import metrics
+metrics.time_garbage_collections()
+gc.set_threshold(1)
+for i in range(300):
+    metrics.TOOL_CALLS.labels(f"tool-{i}", "ok").inc()
+gc.set_threshold(700)
+metrics.record_collection_pauses()
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
+registry = CollectorRegistry()
+MultiProcessCollector(registry)
+print(registry.get_sample_value("parley_gc_pause_seconds_count", {"generation": "0"}))
+"""
+
+
+def test_a_collection_inside_a_workers_metric_update_is_timed_without_deadlock(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", MULTIPROCESS_COLLECTIONS],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,  # a guard: before the fix, the process hung here for good
+    )
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout) > 300  # the collections were timed, and recorded
 
 
 def test_the_metrics_port_shows_the_same_metrics(

@@ -66,9 +66,11 @@ def create_app(settings: Settings, *, tracing: Tracing | None = None) -> Starlet
         _reload_on_sighup(services)
         heap.settle()  # last: what start-up made is what the collector stops walking
         metrics.time_garbage_collections()
+        pauses = asyncio.create_task(metrics.keep_recording_collection_pauses())
         try:
             yield
         finally:
+            pauses.cancel()
             with _interrupt_again() as stop_now:
                 await services.close(stop_now=stop_now)
 

@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Route
 
 from parley.errors import Unauthorized
 from parley.observability.exposition import authorized, render
+from parley.observability.metrics import record_collection_pauses
 from parley.transport.http import error_response
 
 
@@ -27,6 +28,7 @@ def metrics_routes(token: str | None) -> list[BaseRoute]:
             refused = error_response(Unauthorized("A valid metrics token is required."))
             refused.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return refused
+        record_collection_pauses()  # this process's, up to now
         # Under several workers this reads every worker's files: not on the loop.
         body, content_type = await asyncio.to_thread(render, request.headers.get("accept"))
         return Response(body, headers={"Content-Type": content_type})

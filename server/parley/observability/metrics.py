@@ -17,8 +17,10 @@ counted when they end.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -277,26 +279,50 @@ def feedback_given(agent: str, rating: str) -> None:
 
 class _CollectionTimer:
     """A ``gc.callbacks`` entry timing each collection (they never overlap: the
-    collector holds the GIL from start to stop)."""
+    collector holds the GIL from start to stop).
+
+    It only notes each pause; :func:`record_collection_pauses` puts them in the
+    histogram. Observing from here deadlocked a worker: under several workers,
+    prometheus_client's values share one lock, held while it allocates (the
+    JSON key of a new labelled child), so a collection started in there called
+    back into ``observe``, which waited for that lock forever.
+    """
 
     def __init__(self) -> None:
         self._started = 0.0
+        # Bounded: pauses nobody records (no loop running) must not pile up.
+        self.pauses: deque[tuple[int, float]] = deque(maxlen=10_000)
 
     def __call__(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
             self._started = time.perf_counter()
         else:
-            pause = time.perf_counter() - self._started
-            GC_PAUSE_SECONDS.labels(str(info["generation"])).observe(pause)
+            self.pauses.append((info["generation"], time.perf_counter() - self._started))
 
 
 _COLLECTION_TIMER = _CollectionTimer()
+COLLECTIONS_RECORDED_EVERY_SECONDS = 1.0
 
 
 def time_garbage_collections() -> None:
-    """Count every collection's pause from now on (once per process)."""
+    """Time every collection's pause from now on (once per process)."""
     if _COLLECTION_TIMER not in gc.callbacks:
         gc.callbacks.append(_COLLECTION_TIMER)
+
+
+def record_collection_pauses() -> None:
+    """Put the pauses timed so far in ``parley_gc_pause_seconds``."""
+    pauses = _COLLECTION_TIMER.pauses
+    while pauses:  # a collection during this loop only appends: no lock is held there
+        generation, pause = pauses.popleft()
+        GC_PAUSE_SECONDS.labels(str(generation)).observe(pause)
+
+
+async def keep_recording_collection_pauses() -> None:
+    """:func:`record_collection_pauses`, every second, until cancelled."""
+    while True:
+        await asyncio.sleep(COLLECTIONS_RECORDED_EVERY_SECONDS)
+        record_collection_pauses()
 
 
 # -- storage ---------------------------------------------------------------------------
