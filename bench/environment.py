@@ -16,9 +16,9 @@ from pathlib import Path
 from bench.common import Profile
 from bench.cpu import PostgresCpu
 from bench.options import Options
-from bench.peer import STORING_PEERS, PeerStorage
+from bench.peer import STORING_PEERS
 from bench.processes import REPO, Child, Children, free_port, start_redis, wait_until_ok
-from bench.servers import Source, Storage, catalog_copy, scratch_database
+from bench.servers import Scratch, Source, Storage, catalog_copy, scratch_database
 
 
 def tiktoken_cache() -> None:
@@ -69,7 +69,7 @@ class Stores:
     storage: dict[str, Storage]
     redis: dict[str, Child]
     postgres: dict[str, PostgresCpu]
-    peers: dict[str, PeerStorage]
+    peers: dict[str, Scratch]  # peer name ->
 
 
 @contextlib.asynccontextmanager
@@ -81,14 +81,14 @@ async def storages(
     async with contextlib.AsyncExitStack() as stack:
         stores = Stores({}, {}, {}, {})
 
-        async def scratch(label: str) -> PeerStorage:
+        async def scratch(label: str) -> Scratch:
             database = await stack.enter_async_context(scratch_database(options.postgres_url))
             child, url = await start_redis(children, f"redis-{label}", cpu)
             stores.redis[label] = child
             counter = PostgresCpu(database)
             stack.push_async_callback(counter.close)  # before its database is dropped
             stores.postgres[label] = counter
-            return PeerStorage(database, url)
+            return Scratch(database, url)
 
         for source in sources:
             stored = await scratch(source.label)

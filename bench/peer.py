@@ -29,6 +29,7 @@ import yaml
 
 from bench.common import OPENAI_MODEL
 from bench.processes import BenchError, Child, Children, free_port, wait_until_ok
+from bench.servers import Scratch
 
 PEERS = ("litellm", "floor")
 STORING_PEERS = ("floor",)  # given a scratch database and a private Redis
@@ -59,12 +60,6 @@ class Peer:
 
     async def stop(self) -> None:
         self.child.stop()
-
-
-@dataclass(frozen=True)
-class PeerStorage:
-    database_url: str
-    redis_url: str
 
 
 def cache_folder(given: Path | None) -> Path:
@@ -142,9 +137,7 @@ async def start_litellm(children: Children, cache: Path, stub_url: str, cpu: int
     return peer
 
 
-async def start_floor(
-    children: Children, storage: PeerStorage, stub_url: str, cpu: int | None
-) -> Peer:
+async def start_floor(children: Children, storage: Scratch, stub_url: str, cpu: int | None) -> Peer:
     port = free_port()
     secret = secrets.token_hex(32)
     argv = [sys.executable, "-m", "bench.floor", "--port", str(port), "--stub-url", stub_url]
@@ -163,7 +156,7 @@ async def start_peer(
     cache: Path,
     stub_url: str,
     cpu: int | None,
-    storage: PeerStorage | None = None,
+    storage: Scratch | None = None,
 ) -> Peer:
     if name == "litellm":
         return await start_litellm(children, cache, stub_url, cpu)

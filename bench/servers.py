@@ -117,6 +117,14 @@ async def _admin(dsn: str, statement: str) -> None:
         await connection.close()
 
 
+@dataclass(frozen=True)
+class Scratch:
+    """A scratch database and a private Redis, made for one source tree or peer."""
+
+    database_url: str
+    redis_url: str
+
+
 @dataclass
 class Storage:
     """One source tree's database and private Redis (shared by its instances)."""

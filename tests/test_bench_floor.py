@@ -6,6 +6,7 @@ official ``openai`` SDK as the client."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -52,14 +53,19 @@ def floor_url(storage: StorageURLs, private_redis: PrivateRedis, tmp_path: Path)
     stub_port, floor_port = free_port(), free_port()
     stub_url, floor_url = f"http://127.0.0.1:{stub_port}", f"http://127.0.0.1:{floor_port}"
     stub_argv = ["-m", "bench.stub", "--port", str(stub_port), "--tokens", str(TOKENS)]
-    stub = serve([*stub_argv, "--interval-ms", "1"], f"{stub_url}/health", tmp_path / "stub.log")
+    stub_argv += ["--interval-ms", "1"]
     floor_argv = ["-m", "bench.floor", "--port", str(floor_port), "--stub-url", stub_url]
     floor_argv += ["--database-url", storage.database_url, "--redis-url", private_redis.url]
-    floor = serve([*floor_argv, "--secret", SECRET], f"{floor_url}/health", tmp_path / "floor.log")
-    yield floor_url
-    for process in (floor, stub):
-        process.terminate()
-        process.wait(timeout=15)
+    floor_argv += ["--secret", SECRET]
+    with contextlib.ExitStack() as running:  # both stopped however the test ends
+        running.callback(stop, serve(stub_argv, f"{stub_url}/health", tmp_path / "stub.log"))
+        running.callback(stop, serve(floor_argv, f"{floor_url}/health", tmp_path / "floor.log"))
+        yield floor_url
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    process.wait(timeout=15)
 
 
 def bearer(secret: str = SECRET, **claims: object) -> str:

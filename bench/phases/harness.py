@@ -14,12 +14,13 @@ from bench.common import Profile
 from bench.cpu import PostgresCpu, Snapshot
 from bench.figures import Cell
 from bench.measure import http_json
-from bench.peer import Peer, PeerStorage
+from bench.peer import Peer
 from bench.processes import Child, Children, Cpus, GeneratorClient
 from bench.servers import (
     ANTHROPIC_AGENT,
     OPENAI_AGENT,
     Instance,
+    Scratch,
     Source,
     Storage,
     start_instance,
@@ -112,7 +113,7 @@ class Harness:
     postgres: dict[str, PostgresCpu] = field(default_factory=dict)  # source label ->
     live: list[Instance] = field(default_factory=list)  # running Parley instances
     peers: list[Peer] = field(default_factory=list)
-    peer_storage: dict[str, PeerStorage] = field(default_factory=dict)  # peer name ->
+    peer_storage: dict[str, Scratch] = field(default_factory=dict)  # peer name ->
     serial: int = 0
 
     def users(self, what: str) -> str:
